@@ -1,0 +1,1 @@
+"""Job-events discovery service."""

@@ -1,0 +1,123 @@
+"""create_app(settings) -> Starlette: routes, middleware, lifespan, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.templating import Jinja2Templates
+
+from events_app.db import Database
+from events_app.errors import DomainError
+from events_app.settings import Settings, load_settings
+from events_app.web import api, public
+from events_app.web.common import JSONResponse, in_transaction
+from events_app.web.templating import build_templates
+
+log = logging.getLogger("events_app")
+
+HTTP_MESSAGES = {
+    400: "Requête invalide.",
+    401: "Authentification requise.",
+    403: "Accès refusé.",
+    404: "Page introuvable.",
+    405: "Méthode non autorisée.",
+    409: "Conflit.",
+    413: "Requête trop volumineuse.",
+    503: "Service momentanément indisponible. Réessayez dans un instant.",
+}
+
+
+class State(TypedDict):
+    db: Database
+    settings: Settings
+    templates: Jinja2Templates
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+
+
+def _error_response(
+    request: Request, status: int, code: str, message: str, field: str | None = None
+) -> Response:
+    if _wants_json(request):
+        body: dict[str, Any] = {"error": {"code": code, "message": message, "field": field}}
+        return JSONResponse(body, status_code=status)
+    templates: Jinja2Templates = request.state.templates
+    return templates.TemplateResponse(
+        request,
+        "errors/error.html",
+        {"status": status, "message": message},
+        status_code=status,
+    )
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
+    return _error_response(request, exc.status_code, exc.code, exc.message, exc.field)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    message = HTTP_MESSAGES.get(exc.status_code, "Erreur.")
+    response = _error_response(request, exc.status_code, f"http_{exc.status_code}", message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    response = _error_response(request, 503, "unavailable", HTTP_MESSAGES[503])
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error_response(request, 500, "server_error", "Erreur interne. Réessayez plus tard.")
+
+
+async def healthz(request: Request) -> Response:
+    await in_transaction(request, lambda db: db.execute(text("SELECT 1")))
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    templates = build_templates()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[State]:
+        database = Database(settings.database_url)
+        try:
+            yield {"db": database, "settings": settings, "templates": templates}
+        finally:
+            database.dispose()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"], name="health"),
+        Mount("/api/v1", routes=api.routes),
+        *public.routes,
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            DomainError: domain_error,
+            HTTPException: http_error,
+            OperationalError: database_unavailable,
+            DBAPIError: database_unavailable,
+            Exception: server_error,
+        },
+    )

@@ -1,0 +1,430 @@
+"""Events: validation of what agencies send, creation, update, and the registration state."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import nh3
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from events_app.db import utcnow
+from events_app.errors import InvalidInput, NotFound
+from events_app.models import Event, EventSector
+from events_app.places import resolve_place
+from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 50_000
+MAX_CAPACITY = 1_000_000
+EVENT_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "sectors",
+    "format",
+    "starts_at",
+    "ends_at",
+    "venue",
+    "online_url",
+    "capacity",
+    "remote_capacity",
+    "waitlist",
+    "registration_opens_at",
+    "registration_closes_at",
+    "job_offers",
+    "accessibility_notes",
+)
+VENUE_FIELDS = ("name", "address", "postal_code", "city", "lat", "lon")
+REQUIRED_ON_CREATE = ("title", "type", "sectors", "format", "starts_at", "ends_at")
+# Tags an agency may use in a description; everything else is stripped, never escaped raw.
+ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a", "h3", "h4"}
+
+
+def sanitise_html(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of sanitised HTML, for calendars and mails."""
+    block = nh3.clean(
+        html.replace("</p>", "\n\n").replace("<br>", "\n").replace("</li>", "\n"), tags=set()
+    )
+    import html as html_module
+
+    lines = [line.strip() for line in html_module.unescape(block).splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class RegistrationState:
+    open: bool
+    reason: str | None
+
+
+def seats_left(event: Event) -> int | None:
+    if event.capacity is None:
+        return None
+    return max(event.capacity - event.seats_taken, 0)
+
+
+def remote_seats_left(event: Event) -> int | None:
+    if event.remote_capacity is None:
+        return None
+    return max(event.remote_capacity - event.remote_seats_taken, 0)
+
+
+def is_full(event: Event, attendance: str = "onsite") -> bool:
+    left = remote_seats_left(event) if attendance == "remote" else seats_left(event)
+    return left is not None and left <= 0
+
+
+def registration_state(event: Event, now: datetime | None = None) -> RegistrationState:
+    """Whether a person can sign up now, and if not, the French reason why."""
+    now = now or utcnow()
+    if event.status == "cancelled":
+        return RegistrationState(False, "Cet événement est annulé.")
+    if event.status == "postponed":
+        return RegistrationState(False, "Cet événement est reporté : les inscriptions sont suspendues.")
+    if event.starts_at <= now:
+        return RegistrationState(False, "Cet événement a déjà commencé ou est passé.")
+    if event.registration_closed:
+        return RegistrationState(False, "Les inscriptions sont closes pour cet événement.")
+    if event.registration_opens_at is not None and now < event.registration_opens_at:
+        return RegistrationState(False, "Les inscriptions ne sont pas encore ouvertes.")
+    if event.registration_closes_at is not None and now >= event.registration_closes_at:
+        return RegistrationState(False, "Les inscriptions sont closes pour cet événement.")
+    full = is_full(event, "onsite") and (
+        event.format != "hybrid" or is_full(event, "remote")
+    )
+    if full and not event.waitlist:
+        return RegistrationState(False, "Cet événement est complet.")
+    return RegistrationState(True, None)
+
+
+def get_event(db: Session, event_id: int, *, agency_id: int | None = None) -> Event:
+    """One event with its agency and sectors; NotFound when unknown (or another agency's)."""
+    statement = (
+        select(Event)
+        .where(Event.id == event_id)
+        .options(joinedload(Event.agency), selectinload(Event.sector_rows))
+    )
+    if agency_id is not None:
+        statement = statement.where(Event.agency_id == agency_id)
+    event = db.scalars(statement).first()
+    if event is None:
+        raise NotFound("Événement introuvable.", field="id")
+    return event
+
+
+# --- validation of an agency's input (JSON API, back-office forms, importers) -------------
+
+
+def _text(payload: Mapping[str, Any], key: str, *, max_len: int, field: str | None = None) -> str:
+    value = payload[key]
+    name = field or key
+    if not isinstance(value, str):
+        raise InvalidInput(name, f"Le champ « {name} » doit être un texte.")
+    if len(value) > max_len:
+        raise InvalidInput(name, f"Le champ « {name} » dépasse {max_len} caractères.")
+    return value.strip()
+
+
+def _optional_text(
+    payload: Mapping[str, Any], key: str, *, max_len: int, field: str | None = None
+) -> str | None:
+    if payload.get(key) is None:
+        return None
+    return _text(payload, key, max_len=max_len, field=field) or None
+
+
+def _int(payload: Mapping[str, Any], key: str, *, field: str | None = None) -> int | None:
+    value = payload.get(key)
+    name = field or key
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(name, f"Le champ « {name} » doit être un nombre entier.")
+    if not 0 <= value <= MAX_CAPACITY:
+        raise InvalidInput(name, f"Le champ « {name} » doit être compris entre 0 et {MAX_CAPACITY}.")
+    return value
+
+
+def _float(payload: Mapping[str, Any], key: str, low: float, high: float, field: str) -> float | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(field, f"Le champ « {field} » doit être un nombre.")
+    if not low <= value <= high:
+        raise InvalidInput(field, f"Le champ « {field} » doit être compris entre {low} et {high}.")
+    return float(value)
+
+
+def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime:
+    """An ISO 8601 date-time; without an offset it is read in the event's time zone."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"Le champ « {field} » doit être une date ISO 8601.")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(
+            field, f"Date invalide pour « {field} » : attendu 2026-12-08T09:30:00+01:00."
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+    if not 2000 <= parsed.year <= 2100:
+        raise InvalidInput(field, f"Date hors limites pour « {field} ».")
+    return parsed
+
+
+def _url(payload: Mapping[str, Any], key: str) -> str | None:
+    value = _optional_text(payload, key, max_len=2000)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(key, f"Le champ « {key} » doit être une adresse web (https://…).")
+    return value
+
+
+def _choice(payload: Mapping[str, Any], key: str, choices: Mapping[str, str], label: str) -> str:
+    value = payload[key]
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidInput(key, f"{label} inconnu : « {value} ». Valeurs possibles : {', '.join(choices)}.")
+    return value
+
+
+def _sectors(payload: Mapping[str, Any]) -> list[str]:
+    value = payload["sectors"]
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("sectors", "Indiquez au moins un secteur (liste de codes A à N, ou « all »).")
+    sectors: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or item not in SECTORS:
+            raise InvalidInput("sectors", f"Secteur inconnu : « {item} ».")
+        if item not in sectors:
+            sectors.append(item)
+    return sectors
+
+
+def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
+    venue = payload["venue"]
+    if venue is None:
+        return dict.fromkeys(VENUE_FIELDS)
+    if not isinstance(venue, Mapping):
+        raise InvalidInput("venue", "Le champ « venue » doit être un objet.")
+    unknown = set(venue) - set(VENUE_FIELDS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(f"venue.{name}", f"Champ inconnu : « venue.{name} ».")
+    result: dict[str, Any] = {}
+    for key in ("name", "address", "city"):
+        result[key] = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
+    result["postal_code"] = _optional_text(venue, "postal_code", max_len=10, field="venue.postal_code")
+    result["lat"] = _float(venue, "lat", -90, 90, "venue.lat")
+    result["lon"] = _float(venue, "lon", -180, 180, "venue.lon")
+    if (result["lat"] is None) != (result["lon"] is None):
+        raise InvalidInput("venue.lat", "Indiquez la latitude et la longitude, ou aucune des deux.")
+    return result
+
+
+def clean_event_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+    """Validate an agency's event fields, each with a French message naming the field.
+
+    Returns only the fields present (all required ones when not partial). Cross-field rules
+    that need the stored event are checked by apply_event_fields.
+    """
+    if not isinstance(payload, Mapping):
+        raise InvalidInput("body", "Le corps de la requête doit être un objet JSON.")
+    unknown = set(payload) - set(EVENT_FIELDS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(name, f"Champ inconnu : « {name} ».")
+    if not partial:
+        for key in REQUIRED_ON_CREATE:
+            if payload.get(key) is None:
+                raise InvalidInput(key, f"Le champ « {key} » est obligatoire.")
+    out: dict[str, Any] = {}
+    for key in payload:
+        if key == "title":
+            title = _text(payload, key, max_len=MAX_TITLE)
+            if not title:
+                raise InvalidInput("title", "Le titre est obligatoire.")
+            out[key] = title
+        elif key == "description":
+            out[key] = sanitise_html(_optional_text(payload, key, max_len=MAX_DESCRIPTION) or "")
+        elif key == "accessibility_notes":
+            out[key] = _optional_text(payload, key, max_len=2000)
+        elif key == "type":
+            out[key] = _choice(payload, key, EVENT_TYPES, "Type d'événement")
+        elif key == "format":
+            out[key] = _choice(payload, key, FORMATS, "Format")
+        elif key == "sectors":
+            out[key] = _sectors(payload)
+        elif key in ("starts_at", "ends_at"):
+            out[key] = parse_datetime(payload[key], key)
+        elif key in ("registration_opens_at", "registration_closes_at"):
+            value = payload[key]
+            out[key] = None if value is None else parse_datetime(value, key)
+        elif key == "venue":
+            out[key] = _venue(payload)
+        elif key == "online_url":
+            out[key] = _url(payload, key)
+        elif key in ("capacity", "remote_capacity", "job_offers"):
+            out[key] = _int(payload, key)
+        elif key == "waitlist":
+            if not isinstance(payload[key], bool):
+                raise InvalidInput(key, "Le champ « waitlist » doit valoir true ou false.")
+            out[key] = payload[key]
+    return out
+
+
+_VENUE_COLUMNS = {
+    "name": "venue_name",
+    "address": "venue_address",
+    "postal_code": "venue_postal_code",
+    "city": "venue_city",
+    "lat": "venue_lat",
+    "lon": "venue_lon",
+}
+# Changes a subscribed calendar must see: they raise the revision (iCalendar SEQUENCE).
+CALENDAR_FIELDS = {
+    "title",
+    "description_html",
+    "starts_at",
+    "ends_at",
+    "venue_name",
+    "venue_address",
+    "venue_postal_code",
+    "venue_city",
+    "venue_lat",
+    "venue_lon",
+    "online_url",
+    "status",
+    "type",
+    "format",
+    "sectors",
+}
+# Changes that registrants are told about by email.
+PRACTICAL_FIELDS = {
+    "starts_at",
+    "ends_at",
+    "venue_name",
+    "venue_address",
+    "venue_postal_code",
+    "venue_city",
+    "online_url",
+}
+
+
+def _geocode_venue(db: Session, venue: dict[str, Any]) -> None:
+    """Fill missing coordinates from the offline gazetteer (postal code and city)."""
+    if venue.get("lat") is not None or not (venue.get("postal_code") or venue.get("city")):
+        return
+    query = " ".join(part for part in (venue.get("city"), venue.get("postal_code")) if part)
+    try:
+        place = resolve_place(db, query)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            "venue.city", "Commune ou code postal du lieu introuvable : précisez-les."
+        ) from exc
+    venue["lat"], venue["lon"] = place.lat, place.lon
+
+
+def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
+    """Set cleaned fields on an event, check cross-field rules; return the changed columns.
+
+    Raises InvalidInput when the result would be inconsistent (end before start, capacity
+    below the seats already taken, a registration window closing after the event, a missing
+    venue or link for the format).
+    """
+    values: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "description":
+            values["description_html"] = value
+        elif key == "venue":
+            _geocode_venue(db, value)
+            for sub, column in _VENUE_COLUMNS.items():
+                values[column] = value.get(sub)
+        elif key != "sectors":
+            values[key] = value
+
+    def current(name: str) -> Any:
+        return values[name] if name in values else getattr(event, name, None)
+
+    starts, ends = current("starts_at"), current("ends_at")
+    if ends <= starts:
+        raise InvalidInput("ends_at", "La fin doit être postérieure au début.")
+    opens, closes = current("registration_opens_at"), current("registration_closes_at")
+    if closes is not None and closes > ends:
+        raise InvalidInput(
+            "registration_closes_at", "La clôture des inscriptions doit précéder la fin de l'événement."
+        )
+    if opens is not None and closes is not None and opens >= closes:
+        raise InvalidInput(
+            "registration_opens_at", "L'ouverture des inscriptions doit précéder leur clôture."
+        )
+    fmt = current("format")
+    if fmt in ("onsite", "hybrid") and current("venue_lat") is None:
+        raise InvalidInput("venue", "Un événement sur place doit avoir un lieu (commune ou coordonnées).")
+    if fmt in ("online", "hybrid") and not current("online_url"):
+        raise InvalidInput("online_url", "Un événement en ligne doit avoir un lien de connexion.")
+    if fmt != "hybrid" and current("remote_capacity") is not None:
+        raise InvalidInput("remote_capacity", "Seul un événement hybride a une capacité à distance.")
+    capacity = current("capacity")
+    if capacity is not None and capacity < (event.seats_taken or 0):
+        raise InvalidInput(
+            "capacity",
+            f"La capacité ne peut pas être inférieure aux {event.seats_taken} places déjà prises.",
+        )
+    remote = current("remote_capacity")
+    if remote is not None and remote < (event.remote_seats_taken or 0):
+        raise InvalidInput(
+            "remote_capacity",
+            f"La capacité à distance ne peut pas être inférieure aux {event.remote_seats_taken} "
+            "places déjà prises.",
+        )
+
+    changed = {name for name, value in values.items() if getattr(event, name, None) != value}
+    for name in changed:
+        setattr(event, name, values[name])
+    if "sectors" in fields and (event.id is None or event.sectors != sorted(fields["sectors"])):
+        event.sector_rows = [EventSector(sector=code) for code in sorted(fields["sectors"])]
+        changed.add("sectors")
+    return changed
+
+
+def create_event(db: Session, *, agency_id: int, fields: dict[str, Any]) -> Event:
+    event = Event(agency_id=agency_id, seats_taken=0, remote_seats_taken=0, revision=1)
+    event.sector_rows = []
+    apply_event_fields(db, event, fields)
+    db.add(event)
+    db.flush()
+    return event
+
+
+def update_event(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
+    """Apply a partial update; raise the revision when a calendar must see the change."""
+    changed = apply_event_fields(db, event, fields)
+    if changed & CALENDAR_FIELDS:
+        event.revision += 1
+    if changed:
+        event.updated_at = utcnow()
+    db.flush()
+    return changed

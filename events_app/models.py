@@ -1,0 +1,327 @@
+"""Every table of the product. Relationships are lazy="raise": load what a page needs explicitly."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from events_app.db import Base, UTCDateTime, utcnow
+
+# Venues are filed in cells of GEO_CELL_DEG degrees so that a place search reads a few cells
+# through an index instead of scanning every event (see events_app.search).
+GEO_CELL_DEG = 0.2
+_GEO_CELL_COLUMNS = 10_000
+
+
+def geo_cell(lat: float, lon: float) -> int:
+    row = math.floor((lat + 90.0) / GEO_CELL_DEG)
+    col = math.floor((lon + 180.0) / GEO_CELL_DEG)
+    return row * _GEO_CELL_COLUMNS + col
+
+
+def fold_text(text: str) -> str:
+    """Lower case without accents: how free text is stored and matched."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def search_key(*parts: str | None) -> str:
+    return " ".join(fold_text(part) for part in parts if part)
+
+
+class Commune(Base):
+    """A French commune (or a municipal arrondissement of Paris, Lyon, Marseille)."""
+
+    __tablename__ = "communes"
+
+    insee: Mapped[str] = mapped_column(String(5), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Lower case, no accents, hyphens and apostrophes as spaces: what a search box is matched on.
+    name_key: Mapped[str] = mapped_column(String(200), index=True)
+    department: Mapped[str] = mapped_column(String(3), index=True)
+    population: Mapped[int] = mapped_column(Integer, default=0)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    is_arrondissement: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CommunePostalCode(Base):
+    __tablename__ = "commune_postal_codes"
+
+    postal_code: Mapped[str] = mapped_column(String(5), primary_key=True)
+    insee: Mapped[str] = mapped_column(
+        ForeignKey("communes.insee", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30), default="other")
+    address: Mapped[str | None] = mapped_column(String(300))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    city: Mapped[str | None] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    email: Mapped[str | None] = mapped_column(String(254))
+    website: Mapped[str | None] = mapped_column(String(500))
+    # SHA-256 of the bearer token: the token itself is shown once and never stored.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgencyStaff(Base):
+    __tablename__ = "agency_staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    agency: Mapped[Agency] = relationship(lazy="raise")
+
+
+class Feed(Base):
+    """A source of events for an agency: a URL polled on a schedule, or a file imported once."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (UniqueConstraint("agency_id", "url", "format"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    format: Mapped[str] = mapped_column(String(20))
+    interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agency: Mapped[Agency] = relationship(lazy="raise")
+
+
+class ImportRun(Base):
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # running, succeeded, failed, not_modified
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # [{"line": int, "field": str | None, "reason": str}, ...]
+    rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    feed: Mapped[Feed] = relationship(lazy="raise")
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("ends_at >= starts_at", name="ends_after_start"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_positive"),
+        CheckConstraint(
+            "capacity IS NULL OR seats_taken <= capacity", name="seats_within_capacity"
+        ),
+        CheckConstraint(
+            "remote_capacity IS NULL OR remote_seats_taken <= remote_capacity",
+            name="remote_seats_within_capacity",
+        ),
+        UniqueConstraint("feed_id", "external_id"),
+        Index("ix_events_geo_cell_starts_at", "geo_cell", "starts_at"),
+        Index("ix_events_starts_at_id", "starts_at", "id"),
+        Index("ix_events_agency_id_starts_at", "agency_id", "starts_at"),
+        Index("ix_events_format_starts_at", "format", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    description_html: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(30))
+    format: Mapped[str] = mapped_column(String(10))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    venue_name: Mapped[str | None] = mapped_column(String(200))
+    venue_address: Mapped[str | None] = mapped_column(String(300))
+    venue_postal_code: Mapped[str | None] = mapped_column(String(10))
+    venue_city: Mapped[str | None] = mapped_column(String(200))
+    venue_lat: Mapped[float | None] = mapped_column(Float)
+    venue_lon: Mapped[float | None] = mapped_column(Float)
+    # Both kept in step with the columns they derive from by a mapper event below.
+    geo_cell: Mapped[int | None] = mapped_column(Integer)
+    search_key: Mapped[str] = mapped_column(Text, default="")
+    online_url: Mapped[str | None] = mapped_column(String(2000))
+    # None means unlimited. For a hybrid event, capacity is on-site and remote_capacity remote.
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    remote_capacity: Mapped[int | None] = mapped_column(Integer)
+    # Confirmed seats, changed only by events_app.registrations under the event's lock.
+    seats_taken: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    remote_seats_taken: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    waitlist: Mapped[bool] = mapped_column(Boolean, default=True)
+    registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    registration_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    registration_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    job_offers: Mapped[int | None] = mapped_column(Integer)
+    accessibility_notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    cancellation_message: Mapped[str | None] = mapped_column(Text)
+    feed_id: Mapped[int | None] = mapped_column(
+        ForeignKey("feeds.id", ondelete="SET NULL"), index=True
+    )
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    source_url: Mapped[str | None] = mapped_column(String(2000))
+    # Hash of the imported content, so that an unchanged re-import writes nothing.
+    source_hash: Mapped[str | None] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agency: Mapped[Agency] = relationship(lazy="raise")
+    sector_rows: Mapped[list[EventSector]] = relationship(
+        lazy="raise", cascade="all, delete-orphan", order_by="EventSector.sector"
+    )
+
+    @property
+    def sectors(self) -> list[str]:
+        return [row.sector for row in self.sector_rows]
+
+
+@event.listens_for(Event, "before_insert")
+@event.listens_for(Event, "before_update")
+def _set_derived_columns(_mapper: Any, _conn: Any, target: Event) -> None:
+    if target.venue_lat is None or target.venue_lon is None:
+        target.geo_cell = None
+    else:
+        target.geo_cell = geo_cell(target.venue_lat, target.venue_lon)
+    target.search_key = search_key(target.title, target.venue_name, target.venue_city)
+
+
+class EventSector(Base):
+    __tablename__ = "event_sectors"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    sector: Mapped[str] = mapped_column(String(3), primary_key=True, index=True)
+
+
+class Seeker(Base):
+    """A job seeker's account, with the preferences behind "events for me"."""
+
+    __tablename__ = "seekers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    home_place: Mapped[str | None] = mapped_column(String(200))
+    radius_km: Mapped[int | None] = mapped_column(Integer)
+    sectors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    formats: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Secret of the personal calendar feed; replaced (and so revoked) on demand.
+    feed_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Registration(Base):
+    __tablename__ = "registrations"
+    __table_args__ = (
+        # One live registration per email and event; cancelled ones are history.
+        Index(
+            "uq_registrations_live_email",
+            "event_id",
+            "email",
+            unique=True,
+            sqlite_where=text("status != 'cancelled'"),
+            postgresql_where=text("status != 'cancelled'"),
+        ),
+        Index("ix_registrations_event_id_status", "event_id", "status", "waitlist_position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    seeker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("seekers.id", ondelete="SET NULL"), index=True
+    )
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    # Stored trimmed and lower-cased: the identity of a person for one event.
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    attendance: Mapped[str] = mapped_column(String(10), default="onsite")
+    status: Mapped[str] = mapped_column(String(20))
+    waitlist_position: Mapped[int | None] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    event: Mapped[Event] = relationship(lazy="raise")
+
+
+class OutboxMessage(Base):
+    """A mail to send. Written in the transaction that caused it, sent (and retried) later."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    ics: Mapped[str | None] = mapped_column(Text)
+    ics_method: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobLock(Base):
+    """A lease per scheduled job, so that with several scheduler processes each run happens once."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    owner: Mapped[str] = mapped_column(String(100))

@@ -1,0 +1,66 @@
+"""Settings, read once from the environment. Nothing else in the project reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.config import Config
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///events.db"
+    secret_key: str = DEFAULT_SECRET_KEY
+    base_url: str = "http://127.0.0.1:8000"
+    environment: str = "development"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Événements emploi <no-reply@evenements-emploi.example>"
+    geocoder: str = "offline"
+    feed_allow_private: bool = False
+    retention_days: int = 365
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        """The host name used in iCalendar UIDs and absolute links."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.base_url).hostname or "localhost"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the environment (or from the mapping given, for tests)."""
+    config = Config(environ=dict(os.environ if environ is None else environ))
+    default_db = "sqlite:///" + str(Path.cwd() / "events.db")
+    return Settings(
+        database_url=config("DATABASE_URL", default=default_db),
+        secret_key=config("SECRET_KEY", default=DEFAULT_SECRET_KEY),
+        base_url=config("BASE_URL", default="http://127.0.0.1:8000").rstrip("/"),
+        environment=config("APP_ENV", default="development"),
+        smtp_host=config("SMTP_HOST", default=None),
+        smtp_port=config("SMTP_PORT", cast=int, default=25),
+        smtp_user=config("SMTP_USER", default=None),
+        smtp_password=config("SMTP_PASSWORD", default=None),
+        smtp_starttls=config("SMTP_STARTTLS", cast=bool, default=False),
+        mail_from=config(
+            "MAIL_FROM", default="Événements emploi <no-reply@evenements-emploi.example>"
+        ),
+        geocoder=config("GEOCODER", default="offline"),
+        feed_allow_private=config("FEED_ALLOW_PRIVATE", cast=bool, default=False),
+        retention_days=config("RETENTION_DAYS", cast=int, default=365),
+        log_level=config("LOG_LEVEL", default="INFO"),
+    )

@@ -1,0 +1,1 @@
+"""HTTP only: parse input, make one domain call, render. Split by audience."""

@@ -1,0 +1,98 @@
+"""The JSON API under /api/v1 (spec section 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from events_app.agencies import authenticate_agency
+from events_app.events import clean_event_fields, create_event, get_event
+from events_app.search import SearchResult, list_agency_events, search_events
+from events_app.web.common import JSONResponse, in_transaction, json_body, path_id, settings_of
+from events_app.web.openapi import openapi_document
+from events_app.web.params import parse_search_query
+from events_app.web.serializers import event_detail, event_item
+
+
+def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dict[str, Any]:
+    settings = settings_of(request)
+    body: dict[str, Any] = {
+        "items": [
+            event_item(hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance)
+            for hit in result.hits
+        ],
+        "next_cursor": result.next_cursor,
+    }
+    if result.place is not None:
+        body["place"] = {
+            "label": result.place.label,
+            "kind": result.place.kind,
+            "lat": result.place.lat,
+            "lon": result.place.lon,
+            "insee": result.place.insee,
+        }
+    return body
+
+
+async def list_events(request: Request) -> Response:
+    query = parse_search_query(request.query_params)
+    result = await in_transaction(request, lambda db: search_events(db, query))
+    return JSONResponse(_page(result, request, with_distance=query.near is not None))
+
+
+async def show_event(request: Request) -> Response:
+    event_id = path_id(request)
+    event = await in_transaction(request, lambda db: get_event(db, event_id))
+    return JSONResponse(event_detail(event, settings_of(request)))
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def agency_list_events(request: Request) -> Response:
+    token = bearer_token(request)
+    query = parse_search_query(request.query_params)
+
+    def work(db: Session) -> SearchResult:
+        agency = authenticate_agency(db, token)
+        return list_agency_events(db, agency_id=agency.id, limit=query.limit, cursor=query.cursor)
+
+    result = await in_transaction(request, work)
+    return JSONResponse(_page(result, request, with_distance=False))
+
+
+async def agency_create_event(request: Request) -> Response:
+    token = bearer_token(request)
+    # Authenticate before reading the body, so that a stranger learns nothing from validation.
+    await in_transaction(request, lambda db: authenticate_agency(db, token))
+    fields = clean_event_fields(await json_body(request), partial=False)
+
+    def work(db: Session) -> dict[str, Any]:
+        agency = authenticate_agency(db, token)
+        event = create_event(db, agency_id=agency.id, fields=fields)
+        return event_detail(get_event(db, event.id), settings_of(request))
+
+    body = await in_transaction(request, work)
+    return JSONResponse(body, status_code=201, headers={"Location": body["url"]})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(settings_of(request)))
+
+
+routes: list[BaseRoute] = [
+    Route("/events", list_events, methods=["GET"], name="api:events"),
+    Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
+    Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
+    Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
+    Route("/openapi.json", openapi, methods=["GET"], name="api:openapi"),
+]

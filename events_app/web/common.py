@@ -1,0 +1,67 @@
+"""What every handler shares: the transaction runner, JSON responses, ids from paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from events_app.db import Database
+from events_app.errors import InvalidInput, NotFound
+from events_app.settings import Settings
+
+T = TypeVar("T")
+MAX_DB_ID = 2**31 - 1
+MAX_JSON_BODY = 1_000_000
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+async def in_transaction(request: Request, work: Callable[[Session], T], *, lock: bool = False) -> T:
+    """Run work(session) in one transaction, in a worker thread (SQLAlchemy here is sync).
+
+    The transaction commits when work returns and rolls back when it raises: handlers and
+    domain functions never commit.
+    """
+    database: Database = request.state.db
+
+    def run() -> T:
+        with database.transaction(lock=lock) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+def path_id(request: Request, name: str = "id") -> int:
+    raw = request.path_params[name]
+    value = int(raw) if isinstance(raw, int) or str(raw).isdigit() else -1
+    if not 0 < value <= MAX_DB_ID:
+        raise NotFound("Événement introuvable.", field=name)
+    return value
+
+
+async def json_body(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_JSON_BODY:
+        raise InvalidInput("body", "Corps de requête trop volumineux.")
+    if not body:
+        raise InvalidInput("body", "Corps de requête vide : un objet JSON est attendu.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("body", "Corps de requête invalide : JSON attendu.") from exc

@@ -1,0 +1,1 @@
+"""Feed importers: one pure parser per format, fetch.py for I/O, sync.py for the database."""

@@ -1,0 +1,125 @@
+"""Fixtures: every database test runs on SQLite and on a real PostgreSQL cluster.
+
+Each backend's database is built once per session with `alembic upgrade head` (never
+create_all), checked with `alembic check`, and loaded with the communes. Domain tests get a
+session inside a transaction that is rolled back; HTTP tests get an app on the same database,
+whose rows (except the communes) are deleted after each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from events_app import migrate
+from events_app.app import create_app
+from events_app.db import Base, Database
+from events_app.places import load_communes
+from events_app.settings import Settings
+from tests import pg
+
+KEEP_TABLES = {"communes", "commune_postal_codes", "alembic_version"}
+
+
+def pytest_report_header() -> list[str]:
+    if pg.available():
+        return [f"PostgreSQL: throwaway cluster from {pg.PG_BIN}"]
+    return [f"!!! PostgreSQL binaries missing at {pg.PG_BIN}: PostgreSQL cases are SKIPPED !!!"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    if not pg.available():
+        pytest.skip(f"PostgreSQL binaries missing at {pg.PG_BIN}")
+    with pg.cluster() as url:
+        yield url
+
+
+def _build(url: str) -> str:
+    migrate.upgrade(url)
+    migrate.check(url)
+    database = Database(url)
+    try:
+        with database.transaction() as db:
+            load_communes(db)
+    finally:
+        database.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("sqlite") / "test.db"
+    return _build(f"sqlite:///{path}")
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(pg_server: str) -> str:
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE events_test")
+    return _build(pg_server.rsplit("/", 1)[0] + "/events_test")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Session]:
+    """A session whose work is rolled back at the end of the test."""
+    with database.engine.connect() as connection:
+        transaction = connection.begin()
+        session = Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            session.close()
+            transaction.rollback()
+
+
+def _clean(database: Database) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
+    with database.transaction() as session:
+        for table in tables:
+            session.execute(table.delete())
+
+
+@pytest.fixture
+def committed(database: Database) -> Iterator[Database]:
+    """The database for tests that commit (HTTP, CLI); emptied after the test."""
+    try:
+        yield database
+    finally:
+        _clean(database)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, base_url="http://testserver")
+
+
+@pytest.fixture
+def client(committed: Database, settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def backend(database: Database) -> str:
+    return database.engine.dialect.name

@@ -1,0 +1,63 @@
+"""Plain typed factories for tests: agencies and events through the domain functions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from events_app.agencies import create_agency
+from events_app.events import clean_event_fields, create_event, get_event
+from events_app.models import Agency, Event
+
+PARIS = ZoneInfo("Europe/Paris")
+_counter = {"n": 0}
+
+
+def make_agency(db: Session, *, slug: str | None = None, name: str | None = None) -> tuple[Agency, str]:
+    _counter["n"] += 1
+    n = _counter["n"]
+    return create_agency(db, slug=slug or f"agence-{n}", name=name or f"Agence France Travail {n}")
+
+
+def in_days(days: int, hour: int = 9, minute: int = 30) -> datetime:
+    day = datetime.now(PARIS) + timedelta(days=days)
+    return day.replace(hour=hour, minute=minute, second=0, microsecond=0)
+
+
+def event_fields(**overrides: Any) -> dict[str, Any]:
+    starts = overrides.pop("starts_at", in_days(7))
+    fields: dict[str, Any] = {
+        "title": "Job dating logistique",
+        "description": "<p>Rencontrez des recruteurs.</p>",
+        "type": "job_dating",
+        "sectors": ["N"],
+        "format": "onsite",
+        "starts_at": starts,
+        "ends_at": overrides.pop("ends_at", starts + timedelta(hours=3)),
+        "venue": {
+            "name": "Agence France Travail",
+            "address": "1 place Jean-Jaurès",
+            "postal_code": "93100",
+            "city": "Montreuil",
+            "lat": 48.8615,
+            "lon": 2.4432,
+        },
+        "online_url": None,
+        "capacity": 20,
+        "waitlist": True,
+    }
+    fields.update(overrides)
+    return fields
+
+
+def make_event(db: Session, agency: Agency, **overrides: Any) -> Event:
+    """An event built from API-shaped fields, through the same validation as the API."""
+    raw = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in event_fields(**overrides).items()
+    }
+    event = create_event(db, agency_id=agency.id, fields=clean_event_fields(raw, partial=False))
+    return get_event(db, event.id)
