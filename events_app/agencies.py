@@ -40,7 +40,9 @@ def create_agency(
         raise InvalidInput("slug", "Identifiant invalide : lettres minuscules, chiffres et tirets.")
     name = name.strip()
     if not name or len(name) > 200:
-        raise InvalidInput("name", "Le nom de l'organisme est obligatoire (200 caractères au plus).")
+        raise InvalidInput(
+            "name", "Le nom de l'organisme est obligatoire (200 caractères au plus)."
+        )
     if kind not in AGENCY_KINDS:
         raise InvalidInput("kind", f"Type d'organisme inconnu : « {kind} ».")
     if db.scalar(select(Agency.id).where(Agency.slug == slug)) is not None:

@@ -7,10 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
+from asgi_csrf import asgi_csrf
+from jinja2 import Environment
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -18,9 +22,18 @@ from starlette.templating import Jinja2Templates
 
 from events_app.db import Database
 from events_app.errors import DomainError
+from events_app.mail import MailBackend, backend_from_settings
+from events_app.notifications import mail_environment
 from events_app.settings import Settings, load_settings
 from events_app.web import api, public
 from events_app.web.common import JSONResponse, in_transaction
+from events_app.web.security import (
+    ProtectedPaths,
+    RateLimiter,
+    SecurityHeadersMiddleware,
+    csrf_failed_sender,
+    skip_csrf,
+)
 from events_app.web.templating import build_templates
 
 log = logging.getLogger("events_app")
@@ -41,6 +54,9 @@ class State(TypedDict):
     db: Database
     settings: Settings
     templates: Jinja2Templates
+    mail_backend: MailBackend
+    mail_env: Environment
+    rate_limiter: RateLimiter
 
 
 def _wants_json(request: Request) -> bool:
@@ -101,17 +117,52 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
         database = Database(settings.database_url)
         try:
-            yield {"db": database, "settings": settings, "templates": templates}
+            yield {
+                "db": database,
+                "settings": settings,
+                "templates": templates,
+                "mail_backend": backend_from_settings(settings),
+                "mail_env": mail_environment(),
+                "rate_limiter": RateLimiter(),
+            }
         finally:
             database.dispose()
+
+    def render_csrf_failure() -> bytes:
+        template = templates.get_template("errors/error.html")
+        message = (
+            "Le formulaire a expiré ou n'a pas pu être vérifié. "
+            "Revenez à la page précédente, rechargez-la et réessayez."
+        )
+        return template.render({"status": 403, "message": message}).encode()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"], name="health"),
         Mount("/api/v1", routes=api.routes),
         *public.routes,
     ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(
+            asgi_csrf,
+            signing_secret=settings.secret_key,
+            always_protect=ProtectedPaths(),
+            skip_if_scope=skip_csrf,
+            cookie_secure=settings.secure_cookies,
+            send_csrf_failed=csrf_failed_sender(render_csrf_failure),
+        ),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie="session",
+            max_age=14 * 24 * 3600,
+            same_site="lax",
+            https_only=settings.secure_cookies,
+        ),
+    ]
     return Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
             DomainError: domain_error,

@@ -60,7 +60,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with database.transaction() as db:
             if args.if_empty and db.scalar(select(func.count(Event.id))):
-                _out("La base contient déjà des événements : données de démonstration non chargées.")
+                _out(
+                    "La base contient déjà des événements : données de démonstration non chargées."
+                )
                 return 0
             summary = load_demo(db, events=args.events, seed=args.seed)
     finally:

@@ -46,3 +46,8 @@ class Conflict(DomainError):
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "unavailable"
+
+
+class RateLimited(DomainError):
+    status_code = 429
+    code = "rate_limited"

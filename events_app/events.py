@@ -100,7 +100,9 @@ def registration_state(event: Event, now: datetime | None = None) -> Registratio
     if event.status == "cancelled":
         return RegistrationState(False, "Cet événement est annulé.")
     if event.status == "postponed":
-        return RegistrationState(False, "Cet événement est reporté : les inscriptions sont suspendues.")
+        return RegistrationState(
+            False, "Cet événement est reporté : les inscriptions sont suspendues."
+        )
     if event.starts_at <= now:
         return RegistrationState(False, "Cet événement a déjà commencé ou est passé.")
     if event.registration_closed:
@@ -109,9 +111,7 @@ def registration_state(event: Event, now: datetime | None = None) -> Registratio
         return RegistrationState(False, "Les inscriptions ne sont pas encore ouvertes.")
     if event.registration_closes_at is not None and now >= event.registration_closes_at:
         return RegistrationState(False, "Les inscriptions sont closes pour cet événement.")
-    full = is_full(event, "onsite") and (
-        event.format != "hybrid" or is_full(event, "remote")
-    )
+    full = is_full(event, "onsite") and (event.format != "hybrid" or is_full(event, "remote"))
     if full and not event.waitlist:
         return RegistrationState(False, "Cet événement est complet.")
     return RegistrationState(True, None)
@@ -161,11 +161,15 @@ def _int(payload: Mapping[str, Any], key: str, *, field: str | None = None) -> i
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(name, f"Le champ « {name} » doit être un nombre entier.")
     if not 0 <= value <= MAX_CAPACITY:
-        raise InvalidInput(name, f"Le champ « {name} » doit être compris entre 0 et {MAX_CAPACITY}.")
+        raise InvalidInput(
+            name, f"Le champ « {name} » doit être compris entre 0 et {MAX_CAPACITY}."
+        )
     return value
 
 
-def _float(payload: Mapping[str, Any], key: str, low: float, high: float, field: str) -> float | None:
+def _float(
+    payload: Mapping[str, Any], key: str, low: float, high: float, field: str
+) -> float | None:
     value = payload.get(key)
     if value is None:
         return None
@@ -206,14 +210,18 @@ def _url(payload: Mapping[str, Any], key: str) -> str | None:
 def _choice(payload: Mapping[str, Any], key: str, choices: Mapping[str, str], label: str) -> str:
     value = payload[key]
     if not isinstance(value, str) or value not in choices:
-        raise InvalidInput(key, f"{label} inconnu : « {value} ». Valeurs possibles : {', '.join(choices)}.")
+        raise InvalidInput(
+            key, f"{label} inconnu : « {value} ». Valeurs possibles : {', '.join(choices)}."
+        )
     return value
 
 
 def _sectors(payload: Mapping[str, Any]) -> list[str]:
     value = payload["sectors"]
     if not isinstance(value, list) or not value:
-        raise InvalidInput("sectors", "Indiquez au moins un secteur (liste de codes A à N, ou « all »).")
+        raise InvalidInput(
+            "sectors", "Indiquez au moins un secteur (liste de codes A à N, ou « all »)."
+        )
     sectors: list[str] = []
     for item in value:
         if not isinstance(item, str) or item not in SECTORS:
@@ -236,7 +244,9 @@ def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key in ("name", "address", "city"):
         result[key] = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
-    result["postal_code"] = _optional_text(venue, "postal_code", max_len=10, field="venue.postal_code")
+    result["postal_code"] = _optional_text(
+        venue, "postal_code", max_len=10, field="venue.postal_code"
+    )
     result["lat"] = _float(venue, "lat", -90, 90, "venue.lat")
     result["lon"] = _float(venue, "lon", -180, 180, "venue.lon")
     if (result["lat"] is None) != (result["lon"] is None):
@@ -374,7 +384,8 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
     opens, closes = current("registration_opens_at"), current("registration_closes_at")
     if closes is not None and closes > ends:
         raise InvalidInput(
-            "registration_closes_at", "La clôture des inscriptions doit précéder la fin de l'événement."
+            "registration_closes_at",
+            "La clôture des inscriptions doit précéder la fin de l'événement.",
         )
     if opens is not None and closes is not None and opens >= closes:
         raise InvalidInput(
@@ -382,11 +393,15 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
         )
     fmt = current("format")
     if fmt in ("onsite", "hybrid") and current("venue_lat") is None:
-        raise InvalidInput("venue", "Un événement sur place doit avoir un lieu (commune ou coordonnées).")
+        raise InvalidInput(
+            "venue", "Un événement sur place doit avoir un lieu (commune ou coordonnées)."
+        )
     if fmt in ("online", "hybrid") and not current("online_url"):
         raise InvalidInput("online_url", "Un événement en ligne doit avoir un lien de connexion.")
     if fmt != "hybrid" and current("remote_capacity") is not None:
-        raise InvalidInput("remote_capacity", "Seul un événement hybride a une capacité à distance.")
+        raise InvalidInput(
+            "remote_capacity", "Seul un événement hybride a une capacité à distance."
+        )
     capacity = current("capacity")
     if capacity is not None and capacity < (event.seats_taken or 0):
         raise InvalidInput(

@@ -176,7 +176,7 @@ def search_events(db: Session, query: SearchQuery) -> SearchResult:
 
 def _date_page(
     db: Session,
-    statement: Select[tuple[int]],
+    statement: Select[int],
     limit: int,
     after: tuple[datetime, int] | None,
 ) -> tuple[list[int], bool]:
@@ -206,7 +206,8 @@ def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bo
         Event.venue_lon.between(lon - dlon, lon + dlon),
     )
     rows = range(
-        math.floor((lat - dlat + 90) / GEO_CELL_DEG), math.floor((lat + dlat + 90) / GEO_CELL_DEG) + 1
+        math.floor((lat - dlat + 90) / GEO_CELL_DEG),
+        math.floor((lat + dlat + 90) / GEO_CELL_DEG) + 1,
     )
     cols = range(
         math.floor((lon - dlon + 180) / GEO_CELL_DEG),
@@ -245,7 +246,8 @@ def _search_near(
         ranked = sorted(
             (d, event_id)
             for event_id, lat, lon in rows
-            if (d := distance_km(place.lat, place.lon, lat, lon)) <= radius_km
+            # The geo condition only matches rows with coordinates.
+            if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= radius_km
         )
         if cursor is not None:
             after = (_cursor_field(cursor, "d", float), _cursor_field(cursor, "i", int))
@@ -286,7 +288,7 @@ def list_agency_events(
 
 
 def _search_by_date_from(
-    db: Session, statement: Select[tuple[int]], limit: int, after: tuple[datetime, int] | None
+    db: Session, statement: Select[int], limit: int, after: tuple[datetime, int] | None
 ) -> SearchResult:
     ids, more = _date_page(db, statement, limit, after)
     events = _load(db, ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.config import Config
@@ -28,7 +28,9 @@ class Settings:
     feed_allow_private: bool = False
     retention_days: int = 365
     log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # limits' notation: "N/second|minute|hour", per client address.
+    rate_limit_registration: str = "300/minute"
+    rate_limit_signin: str = "10/minute"
 
     @property
     def host(self) -> str:
@@ -36,6 +38,10 @@ class Settings:
         from urllib.parse import urlsplit
 
         return urlsplit(self.base_url).hostname or "localhost"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
 
     @property
     def is_production(self) -> bool:
@@ -63,4 +69,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         feed_allow_private=config("FEED_ALLOW_PRIVATE", cast=bool, default=False),
         retention_days=config("RETENTION_DAYS", cast=int, default=365),
         log_level=config("LOG_LEVEL", default="INFO"),
+        rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
+        rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),
     )

@@ -73,7 +73,12 @@ REGISTRATION_STATUSES: Final[dict[str, str]] = {
 }
 
 # Registrations that hold a seat or a place in the queue.
-LIVE_REGISTRATION_STATUSES: Final[tuple[str, ...]] = ("confirmed", "waitlisted", "attended", "absent")
+LIVE_REGISTRATION_STATUSES: Final[tuple[str, ...]] = (
+    "confirmed",
+    "waitlisted",
+    "attended",
+    "absent",
+)
 
 AGENCY_KINDS: Final[dict[str, str]] = {
     "france_travail": "France Travail",

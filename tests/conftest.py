@@ -80,7 +80,8 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def db(database: Database) -> Iterator[Session]:
     """A session whose work is rolled back at the end of the test."""
-    with database.engine.connect() as connection:
+    # BEGIN IMMEDIATE on SQLite, as the app's write transactions do (see events_app.db).
+    with database.engine.execution_options(sqlite_immediate=True).connect() as connection:
         transaction = connection.begin()
         session = Session(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False

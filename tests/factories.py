@@ -16,7 +16,9 @@ PARIS = ZoneInfo("Europe/Paris")
 _counter = {"n": 0}
 
 
-def make_agency(db: Session, *, slug: str | None = None, name: str | None = None) -> tuple[Agency, str]:
+def make_agency(
+    db: Session, *, slug: str | None = None, name: str | None = None
+) -> tuple[Agency, str]:
     _counter["n"] += 1
     n = _counter["n"]
     return create_agency(db, slug=slug or f"agence-{n}", name=name or f"Agence France Travail {n}")

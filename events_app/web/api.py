@@ -11,18 +11,35 @@ from starlette.routing import BaseRoute, Route
 
 from events_app.agencies import authenticate_agency
 from events_app.events import clean_event_fields, create_event, get_event
+from events_app.registrations import (
+    cancel_registration,
+    clean_person,
+    get_registration,
+    register,
+)
 from events_app.search import SearchResult, list_agency_events, search_events
-from events_app.web.common import JSONResponse, in_transaction, json_body, path_id, settings_of
+from events_app.web.common import (
+    JSONResponse,
+    check_rate,
+    deliver_mail_soon,
+    in_transaction,
+    json_body,
+    notifier,
+    path_id,
+    settings_of,
+)
 from events_app.web.openapi import openapi_document
 from events_app.web.params import parse_search_query
-from events_app.web.serializers import event_detail, event_item
+from events_app.web.serializers import event_detail, event_item, registration_item
 
 
 def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dict[str, Any]:
     settings = settings_of(request)
     body: dict[str, Any] = {
         "items": [
-            event_item(hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance)
+            event_item(
+                hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance
+            )
             for hit in result.hits
         ],
         "next_cursor": result.next_cursor,
@@ -85,6 +102,47 @@ async def agency_create_event(request: Request) -> Response:
     return JSONResponse(body, status_code=201, headers={"Location": body["url"]})
 
 
+async def register_for_event(request: Request) -> Response:
+    event_id = path_id(request)
+    settings = settings_of(request)
+    check_rate(request, "registration", settings.rate_limit_registration)
+    person = clean_person(await json_body(request))
+
+    def work(db: Session) -> tuple[dict[str, Any], bool]:
+        outcome = register(db, event_id=event_id, person=person, notifier=notifier(request, db))
+        body = registration_item(outcome.registration, settings, with_links=outcome.created)
+        if not outcome.created:
+            # The same email again: the existing registration, without its secret links, or
+            # anyone knowing an address could cancel that person's place.
+            body["message"] = (
+                "Vous êtes déjà inscrit·e à cet événement. Retrouvez le lien pour gérer votre "
+                "inscription dans l'e-mail de confirmation."
+            )
+        return body, outcome.created
+
+    body, created = await in_transaction(request, work, lock=True)
+    return JSONResponse(
+        body, status_code=201 if created else 200, background=deliver_mail_soon(request)
+    )
+
+
+async def show_registration(request: Request) -> Response:
+    token = str(request.path_params["token"])
+    registration = await in_transaction(request, lambda db: get_registration(db, token))
+    return JSONResponse(registration_item(registration, settings_of(request)))
+
+
+async def cancel_registration_api(request: Request) -> Response:
+    token = str(request.path_params["token"])
+
+    def work(db: Session) -> dict[str, Any]:
+        registration = cancel_registration(db, token=token, notifier=notifier(request, db))
+        return registration_item(registration, settings_of(request))
+
+    body = await in_transaction(request, work, lock=True)
+    return JSONResponse(body, background=deliver_mail_soon(request))
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(settings_of(request)))
 
@@ -94,5 +152,18 @@ routes: list[BaseRoute] = [
     Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
     Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
     Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
+    Route(
+        "/events/{id}/registrations",
+        register_for_event,
+        methods=["POST"],
+        name="api:register",
+    ),
+    Route("/registrations/{token}", show_registration, methods=["GET"], name="api:registration"),
+    Route(
+        "/registrations/{token}/cancel",
+        cancel_registration_api,
+        methods=["POST"],
+        name="api:cancel_registration",
+    ),
     Route("/openapi.json", openapi, methods=["GET"], name="api:openapi"),
 ]

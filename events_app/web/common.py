@@ -7,13 +7,17 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from events_app.db import Database
 from events_app.errors import InvalidInput, NotFound
+from events_app.mail import LogBackend, MailBackend, deliver_outbox
+from events_app.notifications import Notifier
 from events_app.settings import Settings
+from events_app.web.security import RateLimiter
 
 T = TypeVar("T")
 MAX_DB_ID = 2**31 - 1
@@ -32,7 +36,9 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-async def in_transaction(request: Request, work: Callable[[Session], T], *, lock: bool = False) -> T:
+async def in_transaction(
+    request: Request, work: Callable[[Session], T], *, lock: bool = False
+) -> T:
     """Run work(session) in one transaction, in a worker thread (SQLAlchemy here is sync).
 
     The transaction commits when work returns and rolls back when it raises: handlers and
@@ -65,3 +71,36 @@ async def json_body(request: Request) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput("body", "Corps de requête invalide : JSON attendu.") from exc
+
+
+def notifier(request: Request, db: Session) -> Notifier:
+    return Notifier(db, settings_of(request), request.state.mail_env)
+
+
+def deliver_mail_soon(request: Request) -> BackgroundTask | None:
+    """With a real mail server, send the outbox right after the response.
+
+    With the default log backend mails simply stay in the outbox; the scheduler's delivery job
+    is the safety net either way (it retries what fails here).
+    """
+    backend: MailBackend = request.state.mail_backend
+    if isinstance(backend, LogBackend):
+        return None
+    database: Database = request.state.db
+
+    def deliver() -> None:
+        with database.transaction(lock=True) as db:
+            deliver_outbox(db, backend)
+
+    return BackgroundTask(deliver)
+
+
+def check_rate(request: Request, bucket: str, rule: str, *keys: str) -> None:
+    limiter: RateLimiter = request.state.rate_limiter
+    limiter.check(request, bucket, rule, *keys)
+
+
+def current_seeker_id(request: Request) -> int | None:
+    """The signed-in job seeker, if any (set in the signed session cookie at sign-in)."""
+    value = request.session.get("seeker_id")
+    return value if isinstance(value, int) else None

@@ -59,9 +59,22 @@ _VENUE = {
 _EVENT = {
     "type": "object",
     "required": [
-        "id", "title", "type", "sectors", "format", "starts_at", "ends_at", "venue",
-        "online_url", "agency", "capacity", "seats_left", "registration_open", "status",
-        "url", "ics_url",
+        "id",
+        "title",
+        "type",
+        "sectors",
+        "format",
+        "starts_at",
+        "ends_at",
+        "venue",
+        "online_url",
+        "agency",
+        "capacity",
+        "seats_left",
+        "registration_open",
+        "status",
+        "url",
+        "ics_url",
     ],
     "properties": {
         "id": {"type": "integer"},
@@ -77,8 +90,11 @@ _EVENT = {
         "agency": {
             "type": "object",
             "required": ["id", "name"],
-            "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
-                           "slug": {"type": "string"}},
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "slug": {"type": "string"},
+            },
         },
         "capacity": _NULLABLE_INT,
         "remote_capacity": _NULLABLE_INT,
@@ -108,7 +124,9 @@ _EVENT_INPUT = {
         "description": {"type": ["string", "null"], "maxLength": 50000},
         "type": {"type": "string", "enum": list(EVENT_TYPES)},
         "sectors": {
-            "type": "array", "minItems": 1, "items": {"type": "string", "enum": list(SECTORS)},
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": list(SECTORS)},
         },
         "format": {"type": "string", "enum": list(FORMATS)},
         "starts_at": _DATETIME,
@@ -138,12 +156,23 @@ def _multi(name: str, values: list[str], description: str) -> dict[str, Any]:
 
 
 _SEARCH_PARAMS: list[dict[str, Any]] = [
-    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
-     "description": "Texte libre (titre, lieu, commune)."},
-    {"name": "near", "in": "query", "schema": {"type": "string", "maxLength": 200},
-     "description": "Commune, code postal, département ou « lat,lon »."},
-    {"name": "radius_km", "in": "query",
-     "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30}},
+    {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "Texte libre (titre, lieu, commune).",
+    },
+    {
+        "name": "near",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "Commune, code postal, département ou « lat,lon ».",
+    },
+    {
+        "name": "radius_km",
+        "in": "query",
+        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30},
+    },
     _multi("sector", list(SECTORS), "Secteur (répétable)."),
     _multi("type", list(EVENT_TYPES), "Type d'événement (répétable)."),
     _multi("format", list(FORMATS), "Format (répétable)."),
@@ -151,8 +180,11 @@ _SEARCH_PARAMS: list[dict[str, Any]] = [
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "available", "in": "query", "schema": {"type": "boolean"}},
     {"name": "agency", "in": "query", "schema": {"type": "string"}},
-    {"name": "limit", "in": "query",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
 ]
 _PAGE_PARAMS = [p for p in _SEARCH_PARAMS if p["name"] in ("limit", "cursor")]
@@ -218,8 +250,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "operationId": "health",
-                    "responses": {"200": {"description": "La base répond"},
-                                  "503": _error("La base ne répond pas")},
+                    "responses": {
+                        "200": {"description": "La base répond"},
+                        "503": _error("La base ne répond pas"),
+                    },
                 }
             },
         },

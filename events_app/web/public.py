@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from events_app.errors import InvalidInput
+from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
+from events_app.models import Event, Registration, Seeker
+from events_app.registrations import (
+    RegistrationOutcome,
+    cancel_registration,
+    clean_person,
+    get_registration,
+    register,
+)
 from events_app.search import SearchQuery, SearchResult, search_events
-from events_app.web.common import in_transaction, path_id
+from events_app.web.common import (
+    check_rate,
+    current_seeker_id,
+    deliver_mail_soon,
+    in_transaction,
+    notifier,
+    path_id,
+    settings_of,
+)
 from events_app.web.params import parse_search_query
+
+PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 
 
 def _templates(request: Request) -> Jinja2Templates:
@@ -71,9 +91,15 @@ async def search_page(request: Request) -> Response:
     )
 
 
-async def event_page(request: Request) -> Response:
-    event_id = path_id(request)
-    event = await in_transaction(request, lambda db: get_event(db, event_id))
+def _event_page(
+    request: Request,
+    event: Event,
+    *,
+    form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
     return _templates(request).TemplateResponse(
         request,
         "public/events/detail.html",
@@ -82,7 +108,117 @@ async def event_page(request: Request) -> Response:
             "state": registration_state(event),
             "seats_left": seats_left(event),
             "remote_seats_left": remote_seats_left(event),
+            "form": form or {},
+            "errors": errors or {},
+            "notice": notice,
+            "retention_days": settings_of(request).retention_days,
         },
+        status_code=status_code,
+    )
+
+
+async def event_page(request: Request) -> Response:
+    event_id = path_id(request)
+    seeker_id = current_seeker_id(request)
+
+    def work(db: Session) -> tuple[Event, dict[str, Any]]:
+        event = get_event(db, event_id)
+        seeker = db.get(Seeker, seeker_id) if seeker_id is not None else None
+        prefill: dict[str, Any] = {}
+        if seeker is not None:
+            prefill = {
+                "first_name": seeker.first_name or "",
+                "last_name": seeker.last_name or "",
+                "email": seeker.email,
+                "phone": seeker.phone or "",
+            }
+        return event, prefill
+
+    event, prefill = await in_transaction(request, work)
+    return _event_page(request, event, form=prefill)
+
+
+async def register_form(request: Request) -> Response:
+    event_id = path_id(request)
+    settings = settings_of(request)
+    raw = await request.form()
+    form = {key: str(raw.get(key) or "") for key in PERSON_FORM_FIELDS}
+    seeker_id = current_seeker_id(request)
+    try:
+        check_rate(request, "registration", settings.rate_limit_registration)
+        person = clean_person(
+            {
+                "first_name": form["first_name"],
+                "last_name": form["last_name"],
+                "email": form["email"],
+                "phone": form["phone"] or None,
+                "attendance": form["attendance"] or None,
+                "consent": form["consent"],
+            },
+            require_consent=True,
+        )
+
+        def work(db: Session) -> RegistrationOutcome:
+            return register(
+                db,
+                event_id=event_id,
+                person=person,
+                notifier=notifier(request, db),
+                seeker_id=seeker_id,
+            )
+
+        outcome = await in_transaction(request, work, lock=True)
+    except (InvalidInput, Conflict, RateLimited) as exc:
+        event = await in_transaction(request, lambda db: get_event(db, event_id))
+        errors = {exc.field or "form": exc.message}
+        return _event_page(request, event, form=form, errors=errors, status_code=exc.status_code)
+    if not outcome.created:
+        event = await in_transaction(request, lambda db: get_event(db, event_id))
+        notice = (
+            "Vous êtes déjà inscrit·e à cet événement avec cette adresse e-mail. Le lien pour "
+            "gérer votre inscription se trouve dans l'e-mail de confirmation."
+        )
+        return _event_page(request, event, notice=notice)
+    return RedirectResponse(
+        f"/inscriptions/{outcome.registration.token}?nouvelle=1",
+        status_code=303,
+        background=deliver_mail_soon(request),
+    )
+
+
+async def registration_page(request: Request) -> Response:
+    token = str(request.path_params["token"])
+    registration = await in_transaction(request, lambda db: get_registration(db, token))
+    return _templates(request).TemplateResponse(
+        request,
+        "public/registrations/manage.html",
+        {
+            "registration": registration,
+            "event": registration.event,
+            "just_created": request.query_params.get("nouvelle") == "1",
+            "just_cancelled": request.query_params.get("annulee") == "1",
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def cancel_form(request: Request) -> Response:
+    token = str(request.path_params["token"])
+
+    def work(db: Session) -> Registration:
+        return cancel_registration(db, token=token, notifier=notifier(request, db))
+
+    await in_transaction(request, work, lock=True)
+    return RedirectResponse(
+        f"/inscriptions/{token}?annulee=1", status_code=303, background=deliver_mail_soon(request)
+    )
+
+
+async def privacy_page(request: Request) -> Response:
+    return _templates(request).TemplateResponse(
+        request,
+        "public/privacy.html",
+        {"retention_days": settings_of(request).retention_days},
     )
 
 
@@ -90,4 +226,13 @@ routes: list[BaseRoute] = [
     Route("/", home, methods=["GET"], name="public:home"),
     Route("/evenements", search_page, methods=["GET"], name="public:search"),
     Route("/evenements/{id}", event_page, methods=["GET"], name="public:event"),
+    Route("/evenements/{id}/inscription", register_form, methods=["POST"], name="public:register"),
+    Route("/inscriptions/{token}", registration_page, methods=["GET"], name="public:registration"),
+    Route(
+        "/inscriptions/{token}/annulation",
+        cancel_form,
+        methods=["POST"],
+        name="public:cancel_registration",
+    ),
+    Route("/donnees-personnelles", privacy_page, methods=["GET"], name="public:privacy"),
 ]

@@ -24,7 +24,11 @@ def local_iso(moment: datetime, tz: str) -> str:
 
 
 def event_item(
-    event: Event, settings: Settings, *, distance_km: float | None = None, with_distance: bool = False
+    event: Event,
+    settings: Settings,
+    *,
+    distance_km: float | None = None,
+    with_distance: bool = False,
 ) -> dict[str, Any]:
     state = registration_state(event)
     item: dict[str, Any] = {
@@ -88,4 +92,34 @@ def registrant_item(registration: Registration) -> dict[str, Any]:
         "status": registration.status,
         "waitlist_position": registration.waitlist_position,
         "created_at": registration.created_at.isoformat(),
+    }
+
+
+def manage_url(settings: Settings, token: str) -> str:
+    return f"{settings.base_url}/inscriptions/{token}"
+
+
+def cancel_url(settings: Settings, token: str) -> str:
+    return f"{settings.base_url}/api/v1/registrations/{token}/cancel"
+
+
+def registration_item(
+    registration: Registration, settings: Settings, *, with_links: bool = True
+) -> dict[str, Any]:
+    """A registration as its owner sees it. Links carry the secret: only for its holder."""
+    return {
+        "id": registration.id,
+        "event_id": registration.event_id,
+        "status": registration.status,
+        "waitlist_position": registration.waitlist_position,
+        "attendance": registration.attendance,
+        "first_name": registration.first_name,
+        "last_name": registration.last_name,
+        "email": registration.email,
+        "phone": registration.phone,
+        "created_at": registration.created_at.isoformat(),
+        "cancelled_at": _opt_iso(registration.cancelled_at, "UTC"),
+        "manage_url": manage_url(settings, registration.token) if with_links else None,
+        "cancel_url": cancel_url(settings, registration.token) if with_links else None,
+        "event": event_item(registration.event, settings),
     }

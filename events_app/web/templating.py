@@ -2,45 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
-
-from babel.dates import format_date, format_datetime, format_time
-from babel.numbers import format_decimal
 from starlette.templating import Jinja2Templates
 
 from events_app import vocab
 from events_app.events import sanitise_html
-
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-LOCALE = "fr_FR"
-
-
-def fr_datetime(moment: datetime, tz: str = "Europe/Paris") -> str:
-    """« mardi 8 décembre 2026, 9 h 30 »."""
-    local = moment.astimezone(ZoneInfo(tz))
-    return f"{format_date(local, 'EEEE d MMMM y', locale=LOCALE)}, {fr_time(moment, tz)}"
-
-
-def fr_date(moment: datetime, tz: str = "Europe/Paris") -> str:
-    return format_date(moment.astimezone(ZoneInfo(tz)), "EEEE d MMMM y", locale=LOCALE)
-
-
-def fr_time(moment: datetime, tz: str = "Europe/Paris") -> str:
-    local = moment.astimezone(ZoneInfo(tz))
-    pattern = "H 'h'" if local.minute == 0 else "H 'h' mm"
-    return format_time(local, pattern, locale=LOCALE)
-
-
-def fr_km(distance: float | None) -> str:
-    if distance is None:
-        return ""
-    return f"{format_decimal(round(distance, 1), format='#,##0.0', locale=LOCALE)} km"
-
-
-def fr_number(value: int) -> str:
-    return format_decimal(value, locale=LOCALE)
+from events_app.formatting import fr_date, fr_datetime, fr_km, fr_number, fr_time
+from events_app.resources import TEMPLATES_DIR
 
 
 def build_templates() -> Jinja2Templates:

@@ -1,0 +1,499 @@
+"""Calendars: one event, the invitation of a registration, and subscription feeds.
+
+Every document is built with the icalendar library, which does all escaping and folding.
+
+Two choices here are deliberate:
+
+* The VTIMEZONE is written by hand as a rule-based definition (STANDARD and DAYLIGHT with a
+  yearly RRULE), the way Thunderbird and Apple ship theirs. icalendar's own
+  `add_missing_timezones()` lists the transitions as one multi-valued RDATE, which ical.js
+  (Thunderbird) and vobject only partly read: a 14:00 July event then shows at 15:00. A zone
+  whose rules are neither fixed nor the EU rule gets no VTIMEZONE; its events are written in
+  UTC instead, which every parser reads right.
+* A feed's bytes depend on the data only (DTSTAMP is the event's last change, not the time of
+  rendering), so the same data always gives the same ETag, on every worker.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from email.utils import parseaddr
+from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from icalendar import Calendar, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vText
+from icalendar import Event as VEvent
+from icalendar.prop import vDuration
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from events_app.db import utcnow
+from events_app.events import html_to_text
+from events_app.models import Event, Registration
+from events_app.search import PARIS, SearchQuery, search_events
+from events_app.settings import Settings
+from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
+
+PRODID = "-//Evenements emploi//events-app//FR"
+DEFAULT_NAME = "Événements emploi"
+# How often calendar apps should poll a feed (RFC 7986 REFRESH-INTERVAL, X-PUBLISHED-TTL).
+REFRESH_INTERVAL = timedelta(hours=1)
+FEED_DAYS_BACK = 30
+FEED_MONTHS_AHEAD = 6
+FEED_PAGE_SIZE = 100
+# A feed is a list a person subscribes to, not an export: beyond this many events it is cut.
+FEED_MAX_EVENTS = 2_000
+NO_REPLY = "no-reply@{host}"
+
+ICS_STATUS = {"scheduled": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
+SUMMARY_PREFIX = {"cancelled": "[Annulé] ", "postponed": "[Reporté] "}
+PARTSTAT = {"waitlisted": "TENTATIVE", "cancelled": "DECLINED"}
+
+
+# --- the feed window and what goes in a feed ----------------------------------------------
+
+
+def _add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return day.replace(year=year, month=month, day=candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
+def feed_window(now: datetime | None = None) -> tuple[date, date]:
+    """The days a feed covers, in Paris: 30 days back (cancelled events stay visible for a
+    while) to 6 months ahead. Usable as SearchQuery(date_from, date_to), both included."""
+    today = (now or utcnow()).astimezone(PARIS).date()
+    return today - timedelta(days=FEED_DAYS_BACK), _add_months(today, FEED_MONTHS_AHEAD)
+
+
+def window_query(query: SearchQuery, now: datetime | None = None) -> SearchQuery | None:
+    """The search of a feed: the query's own dates narrowed to the feed window, first page of
+    FEED_PAGE_SIZE. None when the query's dates fall entirely outside the window."""
+    start, end = feed_window(now)
+    date_from = max(query.date_from or start, start)
+    date_to = min(query.date_to or end, end)
+    if date_from > date_to:
+        return None
+    return replace(query, date_from=date_from, date_to=date_to, limit=FEED_PAGE_SIZE, cursor=None)
+
+
+def list_feed_events(
+    db: Session, query: SearchQuery, *, now: datetime | None = None, cap: int = FEED_MAX_EVENTS
+) -> list[Event]:
+    """The events of a feed: every match of the search (cancelled ones included) over the feed
+    window, with agency and sectors loaded, at most `cap`.
+
+    Raises InvalidInput as search_events does (unknown place or agency).
+    """
+    windowed = window_query(query, now)
+    if windowed is None:
+        return []
+    events: list[Event] = []
+    seen: set[int] = set()
+    page = windowed
+    while len(events) < cap:
+        result = search_events(db, page)
+        for hit in result.hits:
+            if hit.event.id not in seen:
+                seen.add(hit.event.id)
+                events.append(hit.event)
+        if result.next_cursor is None:
+            break
+        page = replace(windowed, cursor=result.next_cursor)
+    return events[:cap]
+
+
+def events_version(db: Session) -> tuple[object, ...]:
+    """A cheap fingerprint of every event's calendar data: it changes when an event is
+    created, edited (revision or updated_at) or deleted. Used to reuse a rendered feed."""
+    row = db.execute(
+        select(
+            func.count(Event.id),
+            func.max(Event.id),
+            func.max(Event.updated_at),
+            func.sum(Event.revision),
+        )
+    ).one()
+    return tuple(str(value) for value in row)
+
+
+def feed_name(query: SearchQuery) -> str:
+    """A short French name for a feed, from its filters (what the calendar app shows)."""
+    parts: list[str] = []
+    if query.q:
+        parts.append(f"« {query.q} »")
+    parts.extend(EVENT_TYPES.get(code, code) for code in query.types)
+    # The first part of a sector's label: "Agriculture et pêche", not its whole list.
+    sectors = [SECTORS.get(code, code).split(",")[0] for code in query.sectors]
+    parts.extend(sectors)
+    parts.extend(FORMATS.get(code, code).lower() for code in query.formats)
+    if query.near:
+        parts.append(f"près de {query.near} ({query.radius_km:g} km)")
+    if query.agency:
+        parts.append(query.agency)
+    if query.available:
+        parts.append("places disponibles")
+    if not parts:
+        return DEFAULT_NAME
+    name = f"{DEFAULT_NAME} : {' · '.join(parts)}"
+    return name if len(name) <= 120 else name[:119] + "…"
+
+
+def subscribe_links(feed_url: str, *, name: str = DEFAULT_NAME) -> dict[str, str]:
+    """Links to subscribe to a feed: `webcal` (Apple Calendar, Thunderbird, Outlook desktop),
+    `google`, `outlook` (Outlook.com / Microsoft 365 on the web) and a plain `download`."""
+    parts = urlsplit(feed_url)
+    webcal = urlunsplit(("webcal", *parts[1:]))
+    return {
+        "webcal": webcal,
+        "google": "https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe=""),
+        "outlook": "https://outlook.live.com/calendar/0/addfromweb?url="
+        + quote(feed_url, safe="")
+        + "&name="
+        + quote(name, safe=""),
+        "download": feed_url,
+    }
+
+
+def last_change(events: Iterable[Event]) -> datetime | None:
+    return max((event.updated_at for event in events), default=None)
+
+
+# --- time zones ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ZoneRule:
+    """A zone as a VTIMEZONE can state it: a fixed offset, or the EU summer-time rule."""
+
+    standard: timedelta
+    standard_name: str
+    daylight: timedelta | None = None
+    daylight_name: str | None = None
+
+
+def _last_sunday(year: int, month: int) -> date:
+    last = _add_months(date(year, month, 1), 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() + 1) % 7)
+
+
+def _offset(zone: tzinfo, moment: datetime) -> timedelta:
+    return moment.astimezone(zone).utcoffset() or timedelta(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_rule(tzid: str, years: tuple[int, ...]) -> _ZoneRule | None:
+    """The rule of a zone over the given years, or None when it is neither fixed nor EU-style
+    (its events are then written in UTC)."""
+    try:
+        zone = ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    rules: set[_ZoneRule] = set()
+    for year in years:
+        winter = datetime(year, 1, 15, 12, tzinfo=UTC)
+        summer = datetime(year, 7, 15, 12, tzinfo=UTC)
+        std, dst = _offset(zone, winter), _offset(zone, summer)
+        std_name = winter.astimezone(zone).tzname() or "STD"
+        if std == dst:
+            # Fixed all year round only if no transition happens in between either.
+            checks = [datetime(year, month, 1, tzinfo=UTC) for month in range(1, 13)]
+            if any(_offset(zone, moment) != std for moment in checks):
+                return None
+            rules.add(_ZoneRule(std, std_name))
+            continue
+        # EU rule: summer time from the last Sunday of March to the last Sunday of October,
+        # both changes at 01:00 UTC.
+        spring = datetime.combine(_last_sunday(year, 3), datetime.min.time(), UTC) + timedelta(
+            hours=1
+        )
+        autumn = datetime.combine(_last_sunday(year, 10), datetime.min.time(), UTC) + timedelta(
+            hours=1
+        )
+        second = timedelta(seconds=1)
+        if not (
+            _offset(zone, spring - second) == std
+            and _offset(zone, spring) == dst
+            and _offset(zone, autumn - second) == dst
+            and _offset(zone, autumn) == std
+        ):
+            return None
+        rules.add(_ZoneRule(std, std_name, dst, summer.astimezone(zone).tzname() or "DST"))
+    return rules.pop() if len(rules) == 1 else None
+
+
+def _observance(
+    kind: type[TimezoneStandard] | type[TimezoneDaylight],
+    start: datetime,
+    offset_from: timedelta,
+    offset_to: timedelta,
+    name: str,
+    month: int | None,
+) -> TimezoneStandard | TimezoneDaylight:
+    observance = kind()
+    observance.add("DTSTART", start)
+    observance.add("TZOFFSETFROM", offset_from)
+    observance.add("TZOFFSETTO", offset_to)
+    observance.add("TZNAME", name)
+    if month is not None:
+        observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": month, "BYDAY": "-1SU"})
+    return observance
+
+
+def build_vtimezone(tzid: str, rule: _ZoneRule) -> Timezone:
+    """A rule-based VTIMEZONE (no RDATE list), which every client reads the same way."""
+    component = Timezone()
+    component.add("TZID", tzid)
+    component.add("X-LIC-LOCATION", tzid)
+    if rule.daylight is None or rule.daylight_name is None:
+        component.add_component(
+            _observance(
+                TimezoneStandard,
+                datetime(1970, 1, 1),  # noqa: DTZ001 - a VTIMEZONE onset is local time
+                rule.standard,
+                rule.standard,
+                rule.standard_name,
+                None,
+            )
+        )
+        return component
+    # Each onset is the local time, in the offset in force until then, of 01:00 UTC.
+    utc_change = timedelta(hours=1)
+    spring = datetime.combine(_last_sunday(1970, 3), datetime.min.time()) + utc_change
+    autumn = datetime.combine(_last_sunday(1970, 10), datetime.min.time()) + utc_change
+    component.add_component(
+        _observance(
+            TimezoneDaylight,
+            spring + rule.standard,
+            rule.standard,
+            rule.daylight,
+            rule.daylight_name,
+            3,
+        )
+    )
+    component.add_component(
+        _observance(
+            TimezoneStandard,
+            autumn + rule.daylight,
+            rule.daylight,
+            rule.standard,
+            rule.standard_name,
+            10,
+        )
+    )
+    return component
+
+
+class _Zones:
+    """Which events are written in their own zone (with a VTIMEZONE) and which in UTC."""
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        years: dict[str, set[int]] = {}
+        for event in events:
+            tzid = event.timezone or "Europe/Paris"
+            years.setdefault(tzid, set()).update(
+                {event.starts_at.year, event.ends_at.year, event.starts_at.year + 1}
+            )
+        self.rules: dict[str, _ZoneRule] = {}
+        for tzid, zone_years in sorted(years.items()):
+            rule = _zone_rule(tzid, tuple(sorted(zone_years)))
+            if rule is not None:
+                self.rules[tzid] = rule
+
+    def local(self, moment: datetime, tzid: str) -> datetime:
+        if tzid in self.rules:
+            return moment.astimezone(ZoneInfo(tzid))
+        return moment.astimezone(UTC)
+
+    def components(self) -> list[Timezone]:
+        return [build_vtimezone(tzid, rule) for tzid, rule in self.rules.items()]
+
+
+# --- documents -----------------------------------------------------------------------------
+
+
+def event_uid(event_id: int, settings: Settings) -> str:
+    return f"event-{event_id}@{settings.host}"
+
+
+def event_url(event_id: int, settings: Settings) -> str:
+    return f"{settings.base_url}/evenements/{event_id}"
+
+
+def _sender_address(settings: Settings) -> str:
+    address = parseaddr(settings.mail_from)[1]
+    return address if "@" in address else NO_REPLY.format(host=settings.host)
+
+
+def _organizer(event: Event, settings: Settings) -> vCalAddress:
+    organizer = vCalAddress(f"mailto:{_sender_address(settings)}")
+    organizer.params["CN"] = event.agency.name
+    return organizer
+
+
+def _location(event: Event) -> str | None:
+    if event.format == "online":
+        return event.online_url
+    city = " ".join(part for part in (event.venue_postal_code, event.venue_city) if part)
+    parts = [part for part in (event.venue_name, event.venue_address, city) if part]
+    return ", ".join(parts) or event.online_url
+
+
+def _description(event: Event, settings: Settings) -> str:
+    blocks: list[str] = []
+    if event.status == "cancelled":
+        blocks.append("Cet événement est annulé.")
+        if event.cancellation_message:
+            blocks.append(event.cancellation_message.strip())
+    elif event.status == "postponed":
+        blocks.append("Cet événement est reporté.")
+    text = html_to_text(event.description_html or "")
+    if text:
+        blocks.append(text)
+    if event.online_url and event.format in ("online", "hybrid"):
+        blocks.append(f"Lien de connexion : {event.online_url}")
+    if event.accessibility_notes:
+        blocks.append(f"Accessibilité : {event.accessibility_notes.strip()}")
+    blocks.append(event_url(event.id, settings))
+    return "\n\n".join(blocks)
+
+
+def _vevent(
+    event: Event,
+    settings: Settings,
+    zones: _Zones,
+    *,
+    dtstamp: datetime,
+    sequence: int,
+    status: str,
+) -> VEvent:
+    tzid = event.timezone or "Europe/Paris"
+    vevent = VEvent()
+    vevent.add("UID", event_uid(event.id, settings))
+    vevent.add("DTSTAMP", dtstamp.astimezone(UTC))
+    vevent.add("DTSTART", zones.local(event.starts_at, tzid))
+    vevent.add("DTEND", zones.local(event.ends_at, tzid))
+    vevent.add("SEQUENCE", sequence)
+    vevent.add("CREATED", event.created_at.astimezone(UTC))
+    vevent.add("LAST-MODIFIED", event.updated_at.astimezone(UTC))
+    vevent.add("STATUS", status)
+    vevent.add("SUMMARY", SUMMARY_PREFIX.get(event.status, "") + event.title)
+    vevent.add("DESCRIPTION", _description(event, settings))
+    location = _location(event)
+    if location:
+        vevent.add("LOCATION", location)
+    if event.venue_lat is not None and event.venue_lon is not None and event.format != "online":
+        vevent.add("GEO", (event.venue_lat, event.venue_lon))
+    vevent.add("URL", event_url(event.id, settings))
+    categories = [EVENT_TYPES.get(event.type, event.type)]
+    categories += [SECTORS.get(code, code) for code in event.sectors]
+    vevent.add("CATEGORIES", categories)
+    vevent.add("ORGANIZER", _organizer(event, settings))
+    vevent.add("CLASS", "PUBLIC")
+    vevent.add("TRANSP", "OPAQUE")
+    return vevent
+
+
+def _calendar(
+    settings: Settings, *, name: str, method: str, zones: _Zones, url: str | None = None
+) -> Calendar:
+    calendar = Calendar()
+    calendar.add("VERSION", "2.0")
+    calendar.add("PRODID", PRODID)
+    calendar.add("CALSCALE", "GREGORIAN")
+    calendar.add("METHOD", method)
+    name = display_name(name)
+    # vText, or icalendar would not escape NAME, a property it does not know.
+    calendar.add("NAME", vText(name))
+    calendar.add("X-WR-CALNAME", vText(name))
+    calendar.add("REFRESH-INTERVAL", REFRESH_INTERVAL, parameters={"VALUE": "DURATION"})
+    calendar.add("X-PUBLISHED-TTL", vDuration(REFRESH_INTERVAL))
+    if url is not None:
+        calendar.add("URL", url)
+        calendar.add("SOURCE", url, parameters={"VALUE": "URI"})
+    for component in zones.components():
+        calendar.add_component(component)
+    return calendar
+
+
+def display_name(name: str) -> str:
+    """A calendar name without the characters that TEXT escapes: icalendar, vobject and ical.js
+    all read NAME and X-WR-CALNAME raw (as an unknown type), so `\\,` would show as is."""
+    cleaned = " ".join(name.replace(",", " ").replace(";", " ").replace("\\", " ").split())
+    return cleaned or DEFAULT_NAME
+
+
+def _feed_vevent(event: Event, settings: Settings, zones: _Zones) -> VEvent:
+    # DTSTAMP is the last change, not "now", so that unchanged data renders to the same bytes.
+    return _vevent(
+        event,
+        settings,
+        zones,
+        dtstamp=event.updated_at,
+        sequence=event.revision,
+        status=ICS_STATUS.get(event.status, "CONFIRMED"),
+    )
+
+
+def event_ics(event: Event, settings: Settings) -> bytes:
+    """One event (METHOD:PUBLISH). The event must have `agency` and `sector_rows` loaded."""
+    zones = _Zones([event])
+    calendar = _calendar(settings, name=event.title, method="PUBLISH", zones=zones)
+    calendar.add_component(_feed_vevent(event, settings, zones))
+    return bytes(calendar.to_ical())
+
+
+def feed_ics(
+    events: Sequence[Event], settings: Settings, *, name: str, url: str | None = None
+) -> bytes:
+    """A subscription feed (METHOD:PUBLISH); cancelled events stay, with STATUS:CANCELLED."""
+    zones = _Zones(events)
+    calendar = _calendar(settings, name=name, method="PUBLISH", zones=zones, url=url)
+    for event in events:
+        calendar.add_component(_feed_vevent(event, settings, zones))
+    return bytes(calendar.to_ical())
+
+
+def invite_ics(
+    event: Event,
+    registration: Registration,
+    settings: Settings,
+    *,
+    method: Literal["REQUEST", "CANCEL"],
+) -> bytes:
+    """The invitation attached to a registration's emails (iTIP, RFC 5546).
+
+    REQUEST adds (or updates) the event in the person's calendar; its SEQUENCE is the event's
+    revision, so a changed event replaces the old copy. CANCEL removes it: STATUS:CANCELLED and
+    a SEQUENCE above the event's, as clients ignore a cancellation that is not newer. The UID
+    is the feeds' one, so the same event is never shown twice.
+    """
+    zones = _Zones([event])
+    calendar = _calendar(settings, name=event.title, method=method, zones=zones)
+    cancel = method == "CANCEL"
+    vevent = _vevent(
+        event,
+        settings,
+        zones,
+        dtstamp=utcnow(),
+        sequence=event.revision + 1 if cancel else event.revision,
+        status="CANCELLED" if cancel else ICS_STATUS.get(event.status, "CONFIRMED"),
+    )
+    attendee = vCalAddress(f"mailto:{registration.email}")
+    attendee.params["CN"] = f"{registration.first_name} {registration.last_name}".strip()
+    attendee.params["CUTYPE"] = "INDIVIDUAL"
+    attendee.params["ROLE"] = "REQ-PARTICIPANT"
+    attendee.params["PARTSTAT"] = PARTSTAT.get(registration.status, "ACCEPTED")
+    attendee.params["RSVP"] = "FALSE"
+    vevent.add("ATTENDEE", attendee)
+    calendar.add_component(vevent)
+    return bytes(calendar.to_ical())

@@ -1,0 +1,112 @@
+"""The mails the product sends, written to the outbox in the caller's transaction.
+
+A mail is queued in the same transaction as the change it reports, so a rolled-back
+registration never sends one, and a committed one always will (see events_app.mail).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session
+
+from events_app.calendars import invite_ics
+from events_app.events import html_to_text
+from events_app.formatting import fr_date, fr_datetime, fr_time
+from events_app.models import Event, OutboxMessage, Registration
+from events_app.resources import TEMPLATES_DIR
+from events_app.settings import Settings
+from events_app.vocab import EVENT_TYPES, FORMATS
+
+SUBJECTS = {
+    "confirmed": "Inscription confirmée : {title}",
+    "waitlisted": "Liste d'attente : {title}",
+    "promoted": "Une place s'est libérée : {title}",
+    "cancelled": "Inscription annulée : {title}",
+    "event_changed": "Changement de date, d'horaire ou de lieu : {title}",
+    "event_cancelled": "Événement annulé : {title}",
+    "reminder": "Rappel : {title}, demain",
+}
+
+
+def mail_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR / "mail"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(fr_datetime=fr_datetime, fr_date=fr_date, fr_time=fr_time)
+    env.globals.update(EVENT_TYPES=EVENT_TYPES, FORMATS=FORMATS)
+    return env
+
+
+class Notifier:
+    """Queues mails for one transaction. Needs the events' agency loaded."""
+
+    def __init__(self, db: Session, settings: Settings, env: Environment | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.env = env or mail_environment()
+
+    def manage_url(self, registration: Registration) -> str:
+        return f"{self.settings.base_url}/inscriptions/{registration.token}"
+
+    def event_url(self, event: Event) -> str:
+        return f"{self.settings.base_url}/evenements/{event.id}"
+
+    def _queue(
+        self,
+        kind: str,
+        registration: Registration,
+        event: Event,
+        *,
+        ics_method: Literal["REQUEST", "CANCEL"] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> OutboxMessage:
+        context = {
+            "registration": registration,
+            "event": event,
+            "manage_url": self.manage_url(registration),
+            "event_url": self.event_url(event),
+            "description": html_to_text(event.description_html or ""),
+            **(extra or {}),
+        }
+        message = OutboxMessage(
+            to_address=registration.email,
+            subject=SUBJECTS[kind].format(title=event.title),
+            body_text=self.env.get_template(f"{kind}.txt").render(context),
+            body_html=self.env.get_template(f"{kind}.html").render(context),
+            kind=kind,
+            registration_id=registration.id,
+        )
+        if ics_method is not None:
+            message.ics = invite_ics(event, registration, self.settings, method=ics_method).decode()
+            message.ics_method = ics_method
+        self.db.add(message)
+        return message
+
+    def registration_confirmed(self, registration: Registration) -> None:
+        self._queue("confirmed", registration, registration.event, ics_method="REQUEST")
+
+    def registration_waitlisted(self, registration: Registration) -> None:
+        self._queue("waitlisted", registration, registration.event)
+
+    def registration_promoted(self, registration: Registration) -> None:
+        self._queue("promoted", registration, registration.event, ics_method="REQUEST")
+
+    def registration_cancelled(self, registration: Registration) -> None:
+        self._queue("cancelled", registration, registration.event, ics_method="CANCEL")
+
+    def event_changed(self, registration: Registration, event: Event) -> None:
+        method: Literal["REQUEST"] | None = (
+            "REQUEST" if registration.status == "confirmed" else None
+        )
+        self._queue("event_changed", registration, event, ics_method=method)
+
+    def event_cancelled(self, registration: Registration, event: Event) -> None:
+        self._queue("event_cancelled", registration, event, ics_method="CANCEL")
+
+    def reminder(self, registration: Registration, event: Event) -> None:
+        self._queue("reminder", registration, event, ics_method="REQUEST")

@@ -1,0 +1,346 @@
+"""Registrations: seats that are never oversold, the waiting list, cancellation.
+
+Every function that reads seat counts and then writes holds the event's lock for the whole
+transaction: a row lock (SELECT … FOR UPDATE) on PostgreSQL, and on SQLite a write transaction
+taken up front (BEGIN IMMEDIATE, see events_app.db). The check constraint on events
+(seats_taken <= capacity) and the partial unique index (one live registration per email and
+event) are the backstops, never the mechanism.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from events_app.db import utcnow
+from events_app.errors import Conflict, InvalidInput, NotFound
+from events_app.events import registration_state
+from events_app.models import Event, Registration
+from events_app.notifications import Notifier
+
+PARIS = ZoneInfo("Europe/Paris")
+PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
+
+
+@dataclass(frozen=True)
+class Person:
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+    attendance: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationOutcome:
+    registration: Registration
+    created: bool
+
+
+def normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def clean_person(payload: Mapping[str, Any], *, require_consent: bool = False) -> Person:
+    """Validate a registrant's fields; InvalidInput names the first bad one."""
+    if not isinstance(payload, Mapping):
+        raise InvalidInput("body", "Le corps de la requête doit être un objet JSON.")
+    unknown = set(payload) - set(PERSON_FIELDS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(name, f"Champ inconnu : « {name} ».")
+    values: dict[str, str | None] = {}
+    for key, label, required, max_len in (
+        ("first_name", "prénom", True, 100),
+        ("last_name", "nom", True, 100),
+        ("email", "adresse e-mail", True, 254),
+        ("phone", "téléphone", False, 30),
+    ):
+        raw = payload.get(key)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if required:
+                raise InvalidInput(key, f"Indiquez votre {label}.")
+            values[key] = None
+            continue
+        if not isinstance(raw, str):
+            raise InvalidInput(key, f"Le champ « {key} » doit être un texte.")
+        value = " ".join(raw.split())
+        if len(value) > max_len:
+            raise InvalidInput(key, f"Le champ « {label} » dépasse {max_len} caractères.")
+        values[key] = value
+    try:
+        email = validate_email(values["email"] or "", check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(
+            "email", "Adresse e-mail invalide (exemple : prenom.nom@exemple.fr)."
+        ) from exc
+    phone = values["phone"]
+    if phone is not None and not all(c.isdigit() or c in " +.-()" for c in phone):
+        raise InvalidInput("phone", "Numéro de téléphone invalide (exemple : 06 12 34 56 78).")
+    attendance = payload.get("attendance")
+    if attendance is not None and attendance not in ("onsite", "remote"):
+        raise InvalidInput("attendance", "Le champ « attendance » vaut « onsite » ou « remote ».")
+    if require_consent and payload.get("consent") not in (True, "on", "true", "1", "oui"):
+        raise InvalidInput(
+            "consent", "Vous devez accepter le traitement de vos données pour vous inscrire."
+        )
+    return Person(
+        first_name=values["first_name"] or "",
+        last_name=values["last_name"] or "",
+        email=normalise_email(email),
+        phone=phone,
+        attendance=attendance,
+    )
+
+
+def lock_event(db: Session, event_id: int) -> Event:
+    """Load an event under its lock, for the rest of the transaction. NotFound if unknown."""
+    if db.get_bind().dialect.name == "sqlite" and not db.connection().get_execution_options().get(
+        "sqlite_immediate"
+    ):
+        # Without BEGIN IMMEDIATE two transactions could read the same seat count.
+        raise RuntimeError("seat changes on SQLite need a transaction opened with lock=True")
+    event = db.scalars(
+        select(Event)
+        .where(Event.id == event_id)
+        .options(joinedload(Event.agency), selectinload(Event.sector_rows))
+        .with_for_update(of=Event)
+        .execution_options(populate_existing=True)
+    ).first()
+    if event is None:
+        raise NotFound("Événement introuvable.", field="id")
+    return event
+
+
+def _pool(event: Event, attendance: str) -> str:
+    """Which seat counter a registration uses: remote only for a hybrid event."""
+    return "remote" if event.format == "hybrid" and attendance == "remote" else "onsite"
+
+
+def _has_seat(event: Event, pool: str) -> bool:
+    if pool == "remote":
+        return event.remote_capacity is None or event.remote_seats_taken < event.remote_capacity
+    return event.capacity is None or event.seats_taken < event.capacity
+
+
+def _take_seat(event: Event, pool: str, delta: int) -> None:
+    if pool == "remote":
+        event.remote_seats_taken += delta
+    else:
+        event.seats_taken += delta
+
+
+def _live(db: Session, event_id: int, email: str) -> Registration | None:
+    return db.scalars(
+        select(Registration).where(
+            Registration.event_id == event_id,
+            Registration.email == email,
+            Registration.status != "cancelled",
+        )
+    ).first()
+
+
+def register(
+    db: Session,
+    *,
+    event_id: int,
+    person: Person,
+    notifier: Notifier,
+    seeker_id: int | None = None,
+) -> RegistrationOutcome:
+    """Sign a person up: confirmed while seats last, then waitlisted (if the event has a list).
+
+    The same email again returns the existing registration (created=False). Raises NotFound,
+    Conflict with the French reason (closed, cancelled, past, full without a waiting list), or
+    InvalidInput when a hybrid event is missing the attendance mode.
+    """
+    event = lock_event(db, event_id)
+    existing = _live(db, event_id, person.email)
+    if existing is not None:
+        existing.event = event
+        return RegistrationOutcome(existing, created=False)
+    state = registration_state(event)
+    if not state.open:
+        raise Conflict(state.reason or "Inscriptions fermées.", code="registration_closed")
+    if event.format == "hybrid":
+        if person.attendance is None:
+            raise InvalidInput(
+                "attendance", "Précisez si vous venez sur place (onsite) ou à distance (remote)."
+            )
+        attendance = person.attendance
+    else:
+        attendance = "remote" if event.format == "online" else "onsite"
+    pool = _pool(event, attendance)
+    now = utcnow()
+    registration = Registration(
+        event_id=event.id,
+        seeker_id=seeker_id,
+        first_name=person.first_name,
+        last_name=person.last_name,
+        email=person.email,
+        phone=person.phone,
+        attendance=attendance,
+        token=secrets.token_urlsafe(32),
+        consent_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    if _has_seat(event, pool):
+        registration.status = "confirmed"
+        _take_seat(event, pool, +1)
+    elif event.waitlist:
+        registration.status = "waitlisted"
+        registration.waitlist_position = _last_position(db, event.id, attendance) + 1
+    else:
+        raise Conflict("Cet événement est complet.", code="full")
+    registration.event = event
+    db.add(registration)
+    db.flush()
+    if registration.status == "confirmed":
+        notifier.registration_confirmed(registration)
+    else:
+        notifier.registration_waitlisted(registration)
+    return RegistrationOutcome(registration, created=True)
+
+
+def _last_position(db: Session, event_id: int, attendance: str) -> int:
+    last = db.scalar(
+        select(func.max(Registration.waitlist_position)).where(
+            Registration.event_id == event_id,
+            Registration.status == "waitlisted",
+            Registration.attendance == attendance,
+        )
+    )
+    return last or 0
+
+
+def get_registration(db: Session, token: str) -> Registration:
+    """The registration behind a manage token, with its event. NotFound otherwise."""
+    if not token or len(token) > 64:
+        raise NotFound("Inscription introuvable.", field="token")
+    registration = db.scalars(
+        select(Registration)
+        .where(Registration.token == token)
+        .options(
+            joinedload(Registration.event).joinedload(Event.agency),
+            joinedload(Registration.event).selectinload(Event.sector_rows),
+        )
+    ).first()
+    if registration is None:
+        raise NotFound("Inscription introuvable.", field="token")
+    return registration
+
+
+def cancel_registration(db: Session, *, token: str, notifier: Notifier) -> Registration:
+    """Cancel; a freed seat goes at once to the first waitlisted person of the same pool.
+
+    Cancelling twice is harmless and returns the cancelled registration.
+    """
+    event_id = get_registration(db, token).event_id
+    event = lock_event(db, event_id)
+    registration = db.scalars(
+        select(Registration)
+        .where(Registration.token == token)
+        .execution_options(populate_existing=True)
+    ).one()
+    registration.event = event
+    if registration.status not in ("confirmed", "waitlisted"):
+        return registration
+    now = utcnow()
+    previous = registration.status
+    position = registration.waitlist_position
+    registration.status = "cancelled"
+    registration.waitlist_position = None
+    registration.cancelled_at = now
+    registration.updated_at = now
+    pool = _pool(event, registration.attendance)
+    db.flush()
+    if previous == "confirmed":
+        _take_seat(event, pool, -1)
+        _promote(db, event, registration.attendance, notifier)
+    elif position is not None:
+        _close_gap(db, event.id, registration.attendance, position)
+    db.flush()
+    notifier.registration_cancelled(registration)
+    return registration
+
+
+def _waitlisted(db: Session, event_id: int, attendance: str) -> list[Registration]:
+    return list(
+        db.scalars(
+            select(Registration)
+            .where(
+                Registration.event_id == event_id,
+                Registration.status == "waitlisted",
+                Registration.attendance == attendance,
+            )
+            .order_by(Registration.waitlist_position, Registration.id)
+        )
+    )
+
+
+def _promote(db: Session, event: Event, attendance: str, notifier: Notifier) -> None:
+    """Fill free seats from the head of the waiting list (first come, first served)."""
+    pool = _pool(event, attendance)
+    queue = _waitlisted(db, event.id, attendance)
+    promoted = 0
+    while queue and _has_seat(event, pool) and event.status == "scheduled":
+        first = queue.pop(0)
+        first.status = "confirmed"
+        first.waitlist_position = None
+        first.updated_at = utcnow()
+        first.event = event
+        _take_seat(event, pool, +1)
+        promoted += 1
+        notifier.registration_promoted(first)
+    for index, registration in enumerate(queue, start=1):
+        registration.waitlist_position = index
+    if promoted:
+        db.flush()
+
+
+def _close_gap(db: Session, event_id: int, attendance: str, _position: int) -> None:
+    for index, registration in enumerate(_waitlisted(db, event_id, attendance), start=1):
+        registration.waitlist_position = index
+
+
+def promote_waitlist(db: Session, event: Event, notifier: Notifier) -> None:
+    """After the capacity of a locked event grew: confirm whoever now fits."""
+    for attendance in ("onsite", "remote"):
+        _promote(db, event, attendance, notifier)
+
+
+def send_reminders(db: Session, *, notifier: Notifier, now: datetime | None = None) -> int:
+    """Queue the day-before reminder for every confirmed person of tomorrow's events (Paris
+    days). Each registration is reminded once; returns how many were queued."""
+    now = now or utcnow()
+    today = now.astimezone(PARIS).date()
+    start = datetime.combine(today + timedelta(days=1), time.min, tzinfo=PARIS)
+    end = start + timedelta(days=1)
+    due = db.scalars(
+        select(Registration)
+        .join(Event, Event.id == Registration.event_id)
+        .where(
+            Event.starts_at >= start,
+            Event.starts_at < end,
+            Event.status == "scheduled",
+            Registration.status == "confirmed",
+            Registration.reminder_sent_at.is_(None),
+        )
+        .options(joinedload(Registration.event).joinedload(Event.agency))
+        .order_by(Registration.id)
+        .with_for_update(of=Registration, skip_locked=True)
+    ).all()
+    for registration in due:
+        notifier.reminder(registration, registration.event)
+        registration.reminder_sent_at = now
+    db.flush()
+    return len(due)
