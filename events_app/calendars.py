@@ -112,18 +112,31 @@ def list_feed_events(
     return events[:cap]
 
 
-def events_version(db: Session) -> tuple[object, ...]:
+@dataclass(frozen=True)
+class DataVersion:
     """A cheap fingerprint of every event's calendar data: it changes when an event is
-    created, edited (revision or updated_at) or deleted. Used to reuse a rendered feed."""
-    row = db.execute(
+    created, edited (its revision or updated_at rises) or deleted."""
+
+    count: int
+    max_id: int | None
+    last_change: datetime | None
+    revisions: int
+
+
+def events_version(db: Session) -> DataVersion:
+    count, max_id, last, revisions = db.execute(
         select(
             func.count(Event.id),
             func.max(Event.id),
             func.max(Event.updated_at),
-            func.sum(Event.revision),
+            func.coalesce(func.sum(Event.revision), 0),
         )
     ).one()
-    return tuple(str(value) for value in row)
+    if isinstance(last, str):  # SQLite may hand the aggregate back untyped
+        last = datetime.fromisoformat(last)
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return DataVersion(int(count), max_id, last, int(revisions))
 
 
 def feed_name(query: SearchQuery) -> str:

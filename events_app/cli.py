@@ -6,12 +6,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from events_app.db import Database
 from events_app.errors import DomainError
 from events_app.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from importers.run import RunSummary
 
 
 def _out(line: str) -> None:
@@ -89,6 +94,140 @@ def cmd_create_agency(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_summary(summary: RunSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(
+        title=f"Import n° {summary.run_id} : {STATUS_LABELS.get(summary.status, summary.status)}"
+    )
+    for column in ("créés", "mis à jour", "inchangés", "annulés", "rejetés"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(
+            str(n)
+            for n in (
+                summary.created,
+                summary.updated,
+                summary.unchanged,
+                summary.cancelled,
+                summary.rejected,
+            )
+        )
+    )
+    console.print(table)
+    for row in summary.rejected_rows[:50]:
+        field = f" [{row['field']}]" if row.get("field") else ""
+        console.print(f"  ligne {row['line']}{field} : {row['reason']}", markup=False)
+    if len(summary.rejected_rows) > 50:
+        console.print(f"  … et {len(summary.rejected_rows) - 50} autres lignes rejetées")
+    for warning in summary.warnings[:20]:
+        console.print(f"  avertissement : {warning}", markup=False)
+
+
+STATUS_LABELS = {
+    "succeeded": "réussi",
+    "failed": "échec",
+    "refused": "refusé",
+    "not_modified": "flux inchangé",
+    "running": "en cours",
+}
+
+
+def _run_with_progress(settings: Settings, feed_id: int, source: str | None) -> RunSummary:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from importers.run import run_import
+
+    database = Database(settings.database_url)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
+            task = bar.add_task("Lecture du flux…")
+
+            def progress(count: int) -> None:
+                bar.update(task, description=f"{count} lignes lues…")
+
+            return run_import(database, settings, feed_id=feed_id, source=source, progress=progress)
+    finally:
+        database.dispose()
+
+
+def _finish_run(summary: RunSummary) -> int:
+    _print_summary(summary)
+    if summary.status in ("succeeded", "not_modified"):
+        return 0
+    sys.stderr.write(f"Échec de l'import : {summary.error}\n")
+    return 1
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from events_app.feeds import get_agency_by_slug, source_feed
+    from importers.fetch import is_url
+
+    source = args.source if is_url(args.source) else str(Path(args.source).resolve())
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as db:
+            agency = get_agency_by_slug(db, args.agency)
+            feed_id = source_feed(db, agency_id=agency.id, source=source, format=args.format).id
+    finally:
+        database.dispose()
+    return _finish_run(_run_with_progress(settings, feed_id, source))
+
+
+def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
+    from events_app.feeds import add_feed, feed_runs, get_agency_by_slug, list_feeds
+
+    database = Database(settings.database_url)
+    try:
+        if args.action == "add":
+            with database.transaction() as db:
+                agency = get_agency_by_slug(db, args.agency)
+                feed = add_feed(
+                    db,
+                    agency_id=agency.id,
+                    url=args.url,
+                    format=args.format,
+                    interval_minutes=args.every,
+                )
+                _out(f"Flux n° {feed.id} ajouté pour {agency.name}.")
+            return 0
+        if args.action == "list":
+            with database.transaction() as db:
+                for feed in list_feeds(db):
+                    every = (
+                        f"toutes les {feed.interval_minutes} min"
+                        if feed.interval_minutes
+                        else "à la main"
+                    )
+                    last = feed.last_run_at.isoformat() if feed.last_run_at else "jamais"
+                    _out(
+                        f"{feed.id}\t{feed.agency.slug}\t{feed.format}\t{every}\t{last}\t{feed.url}"
+                    )
+            return 0
+        if args.action == "history":
+            with database.transaction() as db:
+                for run in feed_runs(db, args.feed_id):
+                    _out(
+                        f"{run.id}\t{run.started_at.isoformat()}\t{run.status}\t"
+                        f"+{run.created} ~{run.updated} ={run.unchanged} x{run.cancelled} "
+                        f"!{run.rejected}\t{run.error or ''}"
+                    )
+            return 0
+    finally:
+        database.dispose()
+    return _finish_run(_run_with_progress(settings, args.feed_id, None))
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from events_app.scheduler import run_scheduler
+
+    _out("Planificateur démarré (Ctrl+C pour arrêter).")
+    run_scheduler(settings, tick_seconds=args.tick)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="events-app", description="Événements emploi")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--if-empty", action="store_true", help="only when there is no event yet")
     demo.set_defaults(handler=cmd_demo)
+
+    importer = sub.add_parser("import", help="import a feed file or URL for an agency")
+    importer.add_argument("--format", required=True, choices=["ft-json", "ics", "csv"])
+    importer.add_argument("--agency", required=True, help="the agency's slug")
+    importer.add_argument("source", help="a path or an http(s) URL")
+    importer.set_defaults(handler=cmd_import)
+
+    feeds = sub.add_parser("feeds", help="list, add, run feeds and show their history")
+    feed_actions = feeds.add_subparsers(dest="action", required=True)
+    feed_actions.add_parser("list")
+    add = feed_actions.add_parser("add")
+    add.add_argument("--agency", required=True)
+    add.add_argument("--format", required=True, choices=["ft-json", "ics", "csv"])
+    add.add_argument("--every", type=int, default=60, help="minutes between imports")
+    add.add_argument("url")
+    run = feed_actions.add_parser("run")
+    run.add_argument("feed_id", type=int)
+    history = feed_actions.add_parser("history")
+    history.add_argument("feed_id", type=int)
+    feeds.set_defaults(handler=cmd_feeds)
+
+    scheduler = sub.add_parser("scheduler", help="run the scheduled jobs in this process")
+    scheduler.add_argument("--tick", type=int, default=None, help=argparse.SUPPRESS)
+    scheduler.set_defaults(handler=cmd_scheduler)
 
     agency = sub.add_parser("create-agency", help="create an agency; prints its API token last")
     agency.add_argument("--slug", required=True)

@@ -148,6 +148,8 @@ class ImportRun(Base):
     # [{"line": int, "field": str | None, "reason": str}, ...]
     rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How the source was read: "200", "304 not modified", "file", or the fetch error.
+    fetch_outcome: Mapped[str | None] = mapped_column(String(300))
 
     feed: Mapped[Feed] = relationship(lazy="raise")
 
@@ -211,6 +213,10 @@ class Event(Base):
     source_url: Mapped[str | None] = mapped_column(String(2000))
     # Hash of the imported content, so that an unchanged re-import writes nothing.
     source_hash: Mapped[str | None] = mapped_column(String(64))
+    # An imported event edited by its agency by hand: later imports report, never overwrite.
+    edited_by_hand: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     revision: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

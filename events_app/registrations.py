@@ -344,3 +344,45 @@ def send_reminders(db: Session, *, notifier: Notifier, now: datetime | None = No
         registration.reminder_sent_at = now
     db.flush()
     return len(due)
+
+
+def _live_registrations(db: Session, event_id: int) -> list[Registration]:
+    return list(
+        db.scalars(
+            select(Registration)
+            .where(
+                Registration.event_id == event_id,
+                Registration.status.in_(("confirmed", "waitlisted")),
+            )
+            .order_by(Registration.id)
+        )
+    )
+
+
+def cancel_event(db: Session, event: Event, *, notifier: Notifier, message: str | None) -> int:
+    """Cancel an event (it stays visible as cancelled) and tell its registrants.
+
+    Registrations are kept as they are, for the record; returns how many people were told.
+    The event needs its agency loaded.
+    """
+    if event.status == "cancelled":
+        return 0
+    event.status = "cancelled"
+    event.cancellation_message = message
+    event.revision += 1
+    event.updated_at = utcnow()
+    told = 0
+    for registration in _live_registrations(db, event.id):
+        notifier.event_cancelled(registration, event)
+        told += 1
+    db.flush()
+    return told
+
+
+def notify_event_changed(db: Session, event: Event, *, notifier: Notifier) -> int:
+    """Tell registrants that the date, time or place changed; returns how many were told."""
+    told = 0
+    for registration in _live_registrations(db, event.id):
+        notifier.event_changed(registration, event)
+        told += 1
+    return told

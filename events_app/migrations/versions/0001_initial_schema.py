@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:39:38.070968
+Create Date: 2026-11-25 15:44:21.220299
 """
 
 from collections.abc import Sequence
@@ -183,6 +183,9 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=300), nullable=True),
         sa.Column("source_url", sa.String(length=2000), nullable=True),
         sa.Column("source_hash", sa.String(length=64), nullable=True),
+        sa.Column(
+            "edited_by_hand", sa.Boolean(), server_default=sa.text("(false)"), nullable=False
+        ),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("created_at", events_app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", events_app.db.UTCDateTime(timezone=True), nullable=False),
@@ -236,6 +239,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("rejected_rows", sa.JSON(), nullable=False),
         sa.Column("warnings", sa.JSON(), nullable=False),
+        sa.Column("fetch_outcome", sa.String(length=300), nullable=True),
         sa.ForeignKeyConstraint(
             ["feed_id"], ["feeds.id"], name=op.f("fk_import_runs_feed_id_feeds"), ondelete="CASCADE"
         ),

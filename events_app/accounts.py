@@ -1,0 +1,393 @@
+"""Job seeker accounts: sign-up, sign-in, preferences, "events for me", password reset.
+
+Passwords are hashed with argon2id (argon2-cffi). Every function takes a Session and never
+commits; the caller owns the transaction.
+
+Past registrations. A registration made while signed in carries the account's id (see
+events_app.web.public). Registrations made earlier with the same address (seeker_id NULL) are
+attached only once the person has shown they read that mailbox, that is after a password reset
+through the mailed link. Attaching them at sign-up or sign-in would hand anyone who signs up
+with someone else's address that person's registrations, phone number and manage links
+(which cancel): an address typed into a sign-up form proves nothing.
+
+Password stamp. password_stamp(seeker) is a short digest of the current password hash. The
+reset token carries it, so a token stops working once the password changes (single use), and
+the web layer keeps it in the session, so changing the password signs out every other session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from email_validator import EmailNotValidError, validate_email
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from jinja2 import Environment
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from events_app.models import Event, OutboxMessage, Registration, Seeker
+from events_app.notifications import mail_environment
+from events_app.places import ResolvedPlace, resolve_place
+from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.settings import Settings
+from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
+
+MIN_PASSWORD_LENGTH = 10
+# argon2 hashes whatever it is given; a cap keeps a megabyte "password" from costing CPU.
+MAX_PASSWORD_LENGTH = 1024
+MIN_RADIUS_KM = 1
+MAX_RADIUS_KM = 200
+DEFAULT_RADIUS_KM = 30
+RESET_MAX_AGE_SECONDS = 3600
+RESET_SALT = "password-reset"
+RESET_PATH = "/compte/mot-de-passe/nouveau"
+
+SIGN_IN_FAILED = "Adresse e-mail ou mot de passe incorrect."
+RESET_LINK_INVALID = (
+    "Ce lien de réinitialisation n’est plus valable\u00a0: il a déjà servi, il a expiré (il "
+    "vaut une heure) ou il est incomplet. Demandez un nouveau lien."
+)
+RESET_SUBJECT = "Réinitialiser votre mot de passe"
+
+
+def _hasher() -> PasswordHasher:
+    # Default parameters of argon2-cffi (RFC 9106 low-memory profile, argon2id).
+    return PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the email is unknown, so that the answer takes as long."""
+    return _hasher().hash("not the password of anyone")
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def password_stamp(seeker: Seeker) -> str:
+    """16 hex digits derived from the current password hash; changes with the password."""
+    return hashlib.sha256((seeker.password_hash or "").encode()).hexdigest()[:16]
+
+
+def stamp_matches(seeker: Seeker, stamp: object) -> bool:
+    return isinstance(stamp, str) and hmac.compare_digest(password_stamp(seeker), stamp)
+
+
+# --- Input -------------------------------------------------------------------------------------
+
+
+def normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _clean_email(raw: str) -> str:
+    if not raw.strip():
+        raise InvalidInput("email", "Indiquez votre adresse e-mail.")
+    if len(raw.strip()) > 254:
+        raise InvalidInput("email", "L’adresse e-mail dépasse 254 caractères.")
+    try:
+        normalized = validate_email(raw.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(
+            "email", "Adresse e-mail invalide (exemple\u00a0: prenom.nom@exemple.fr)."
+        ) from exc
+    return normalise_email(normalized)
+
+
+def _lookup_email(raw: str) -> str:
+    """The form under which an address typed at sign-in was stored (no error if malformed)."""
+    try:
+        return normalise_email(validate_email(raw.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError:
+        return normalise_email(raw)
+
+
+def _clean_name(raw: str, field: str, label: str) -> str:
+    value = " ".join(raw.split())
+    if not value:
+        raise InvalidInput(field, f"Indiquez votre {label}.")
+    if len(value) > 100:
+        raise InvalidInput(field, f"Votre {label} dépasse 100 caractères.")
+    return value
+
+
+def _check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            "password",
+            f"Choisissez un mot de passe d’au moins {MIN_PASSWORD_LENGTH} caractères.",
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"Le mot de passe dépasse {MAX_PASSWORD_LENGTH} caractères.")
+
+
+def _seeker_by_email(db: Session, email: str) -> Seeker | None:
+    return db.scalars(select(Seeker).where(Seeker.email == email)).first()
+
+
+# --- Sign-up and sign-in -----------------------------------------------------------------------
+
+
+def sign_up(db: Session, *, email: str, password: str, first_name: str, last_name: str) -> Seeker:
+    """Create an account. Raises InvalidInput naming the field, or Conflict if the address
+    already has an account (saying no more than that, and pointing to the reset)."""
+    first = _clean_name(first_name, "first_name", "prénom")
+    last = _clean_name(last_name, "last_name", "nom")
+    address = _clean_email(email)
+    _check_new_password(password)
+    conflict = Conflict(
+        "Impossible de créer un compte avec cette adresse e-mail. Si vous avez déjà un compte, "
+        "connectez-vous ou choisissez «\u00a0Mot de passe oublié\u00a0».",
+        field="email",
+        code="account_exists",
+    )
+    if _seeker_by_email(db, address) is not None:
+        raise conflict
+    seeker = Seeker(
+        email=address,
+        password_hash=hash_password(password),
+        first_name=first,
+        last_name=last,
+        sectors=[],
+        types=[],
+        formats=[],
+    )
+    try:
+        # Two sign-ups racing for one address: the unique constraint decides, and the
+        # savepoint keeps the caller's transaction usable.
+        with db.begin_nested():
+            db.add(seeker)
+            db.flush()
+    except IntegrityError as exc:
+        raise conflict from exc
+    return seeker
+
+
+def authenticate(db: Session, *, email: str, password: str) -> Seeker:
+    """The account behind an address and password. Raises Unauthorized with one generic
+    message whatever went wrong, after the same argon2 work whether or not the address exists.
+    """
+    if not email.strip():
+        raise InvalidInput("email", "Indiquez votre adresse e-mail.")
+    if not password:
+        raise InvalidInput("password", "Indiquez votre mot de passe.")
+    hasher = _hasher()
+    seeker = _seeker_by_email(db, _lookup_email(email)[:254])
+    stored = seeker.password_hash if seeker is not None else None
+    try:
+        hasher.verify(stored or _dummy_hash(), password[:MAX_PASSWORD_LENGTH])
+    except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
+        raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed") from exc
+    if seeker is None or stored is None:
+        raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed")
+    if hasher.check_needs_rehash(stored):
+        seeker.password_hash = hasher.hash(password)
+        db.flush()
+    return seeker
+
+
+def get_seeker(db: Session, seeker_id: int) -> Seeker:
+    seeker = db.get(Seeker, seeker_id)
+    if seeker is None:
+        raise NotFound("Compte introuvable.")
+    return seeker
+
+
+# --- Preferences and "events for me" -----------------------------------------------------------
+
+
+def _codes(values: Iterable[str], allowed: dict[str, str], field: str, label: str) -> list[str]:
+    codes: list[str] = []
+    for value in values:
+        code = value.strip()
+        if not code:
+            continue
+        if code not in allowed:
+            raise InvalidInput(field, f"{label} inconnu\u00a0: «\u00a0{code[:50]}\u00a0».")
+        if code not in codes:
+            codes.append(code)
+    return codes
+
+
+def update_preferences(
+    db: Session,
+    seeker: Seeker,
+    *,
+    home_place: str | None,
+    radius_km: int | None,
+    sectors: Iterable[str],
+    types: Iterable[str],
+    formats: Iterable[str],
+) -> ResolvedPlace | None:
+    """Save the preferences behind "events for me"; return the resolved home place.
+
+    Raises InvalidInput naming the field: an unknown place, a radius outside 1 to 200 km,
+    an unknown code. An empty place means "anywhere" (the radius is then kept as given).
+    """
+    place_text = " ".join((home_place or "").split())
+    place: ResolvedPlace | None = None
+    if place_text:
+        try:
+            place = resolve_place(db, place_text)
+        except InvalidInput as exc:
+            raise InvalidInput("home_place", exc.message) from exc
+    if radius_km is not None and not MIN_RADIUS_KM <= radius_km <= MAX_RADIUS_KM:
+        raise InvalidInput(
+            "radius_km",
+            f"Le rayon doit être compris entre {MIN_RADIUS_KM} et {MAX_RADIUS_KM}\u00a0km.",
+        )
+    sector_codes = _codes(
+        sectors, {k: v for k, v in SECTORS.items() if k != "all"}, "sectors", "Secteur"
+    )
+    type_codes = _codes(types, EVENT_TYPES, "types", "Type d’événement")
+    format_codes = _codes(formats, FORMATS, "formats", "Format")
+    seeker.home_place = place_text or None
+    seeker.radius_km = radius_km if radius_km is not None else DEFAULT_RADIUS_KM
+    seeker.sectors = sector_codes
+    seeker.types = type_codes
+    seeker.formats = format_codes
+    db.flush()
+    return place
+
+
+def preferences_query(seeker: Seeker, *, limit: int = 20) -> SearchQuery:
+    return SearchQuery(
+        near=seeker.home_place or None,
+        radius_km=float(seeker.radius_km or DEFAULT_RADIUS_KM),
+        sectors=tuple(seeker.sectors or ()),
+        types=tuple(seeker.types or ()),
+        formats=tuple(seeker.formats or ()),
+        limit=limit,
+    )
+
+
+def events_for_me(db: Session, seeker: Seeker, *, limit: int = 20) -> SearchResult:
+    """Upcoming events matching the preferences, nearest first when a home place is set.
+
+    Cancelled events are left out. A home place that no longer resolves (the commune table
+    changed) is dropped rather than failing the page; result.extra["place_lost"] says so.
+    """
+    query = preferences_query(seeker, limit=limit)
+    try:
+        result = search_events(db, query)
+    except InvalidInput as exc:
+        if exc.field != "near":
+            raise
+        result = search_events(db, replace(query, near=None))
+        result.extra["place_lost"] = True
+    result.hits = [hit for hit in result.hits if hit.event.status != "cancelled"]
+    return result
+
+
+def my_registrations(db: Session, seeker: Seeker) -> list[Registration]:
+    """The account's registrations, every status, with event and agency, newest event first."""
+    return list(
+        db.scalars(
+            select(Registration)
+            .join(Event, Event.id == Registration.event_id)
+            .where(Registration.seeker_id == seeker.id)
+            .options(joinedload(Registration.event).joinedload(Event.agency))
+            .order_by(Event.starts_at.desc(), Registration.id.desc())
+        )
+    )
+
+
+def attach_past_registrations(db: Session, seeker: Seeker) -> int:
+    """Link the registrations made with the account's address before it existed (or while
+    signed out). Only for an address the person has proven to own; see the module notes."""
+    result = db.execute(
+        update(Registration)
+        .where(Registration.email == seeker.email, Registration.seeker_id.is_(None))
+        .values(seeker_id=seeker.id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- Password reset ----------------------------------------------------------------------------
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key, salt=RESET_SALT)
+
+
+def reset_token(seeker: Seeker, settings: Settings) -> str:
+    return _serializer(settings).dumps({"id": seeker.id, "h": password_stamp(seeker)})
+
+
+def request_password_reset(
+    db: Session, *, email: str, settings: Settings, env: Environment | None = None
+) -> None:
+    """Queue a reset link for the account with this address, if there is one.
+
+    Says nothing either way: the caller shows the same message whether or not an account
+    exists. Raises InvalidInput only for an empty or malformed address.
+    """
+    address = _clean_email(email)
+    seeker = _seeker_by_email(db, address)
+    if seeker is None:
+        return
+    env = env or mail_environment()
+    context: dict[str, Any] = {
+        "seeker": seeker,
+        "reset_url": f"{settings.base_url}{RESET_PATH}?token={reset_token(seeker, settings)}",
+        "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
+        "base_url": settings.base_url,
+    }
+    db.add(
+        OutboxMessage(
+            to_address=seeker.email,
+            subject=RESET_SUBJECT,
+            body_text=env.get_template("password_reset.txt").render(context),
+            body_html=env.get_template("password_reset.html").render(context),
+            kind="password_reset",
+        )
+    )
+    db.flush()
+
+
+def check_reset_token(db: Session, *, token: str, settings: Settings) -> Seeker:
+    """The account a reset token is for. Raises InvalidInput("token") when the token is
+    forged, malformed, older than an hour, or already used (the password changed since)."""
+    invalid = InvalidInput("token", RESET_LINK_INVALID, code="invalid_token")
+    if not token or len(token) > 500:
+        raise invalid
+    try:
+        data = _serializer(settings).loads(token, max_age=RESET_MAX_AGE_SECONDS)
+    except SignatureExpired as exc:
+        raise invalid from exc
+    except BadSignature as exc:
+        raise invalid from exc
+    if not isinstance(data, dict):
+        raise invalid
+    seeker_id, stamp = data.get("id"), data.get("h")
+    if not isinstance(seeker_id, int) or isinstance(seeker_id, bool):
+        raise invalid
+    seeker = db.get(Seeker, seeker_id)
+    if seeker is None or not stamp_matches(seeker, stamp):
+        raise invalid
+    return seeker
+
+
+def reset_password(db: Session, *, token: str, new_password: str, settings: Settings) -> Seeker:
+    """Set a new password from a reset link. The link then stops working (the stamp changed).
+
+    Also attaches the past registrations made with the address: whoever holds the link reads
+    that mailbox. Raises InvalidInput("token") or InvalidInput("password").
+    """
+    seeker = check_reset_token(db, token=token, settings=settings)
+    _check_new_password(new_password)
+    seeker.password_hash = hash_password(new_password)
+    db.flush()
+    attach_past_registrations(db, seeker)
+    return seeker

@@ -1,0 +1,89 @@
+"""Feeds of agencies and the history of their import runs."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from events_app.errors import Conflict, InvalidInput, NotFound
+from events_app.models import Agency, Feed, ImportRun
+from events_app.vocab import FEED_FORMATS
+
+
+def get_agency_by_slug(db: Session, slug: str) -> Agency:
+    agency = db.scalar(select(Agency).where(Agency.slug == slug))
+    if agency is None:
+        raise NotFound(f"Organisme inconnu : « {slug} ».", field="agency")
+    return agency
+
+
+def add_feed(
+    db: Session, *, agency_id: int, url: str, format: str, interval_minutes: int | None
+) -> Feed:
+    """Register a feed polled every interval_minutes (None: imported by hand only)."""
+    if format not in FEED_FORMATS:
+        raise InvalidInput("format", f"Format inconnu : « {format} » (ft-json, ics ou csv).")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput("url", "L'adresse du flux doit commencer par http:// ou https://.")
+    if interval_minutes is not None and not 5 <= interval_minutes <= 7 * 24 * 60:
+        raise InvalidInput("interval_minutes", "L'intervalle va de 5 minutes à 7 jours.")
+    duplicate = db.scalar(
+        select(Feed.id).where(Feed.agency_id == agency_id, Feed.url == url, Feed.format == format)
+    )
+    if duplicate is not None:
+        raise Conflict("Ce flux est déjà enregistré pour cet organisme.", field="url")
+    feed = Feed(agency_id=agency_id, url=url, format=format, interval_minutes=interval_minutes)
+    db.add(feed)
+    db.flush()
+    return feed
+
+
+def source_feed(db: Session, *, agency_id: int, source: str, format: str) -> Feed:
+    """The feed behind a one-off import (a file or URL given on the command line).
+
+    Imports are keyed by (feed, external id), so importing the same source again updates the
+    same events instead of duplicating them.
+    """
+    if format not in FEED_FORMATS:
+        raise InvalidInput("format", f"Format inconnu : « {format} » (ft-json, ics ou csv).")
+    feed = db.scalar(
+        select(Feed).where(Feed.agency_id == agency_id, Feed.url == source, Feed.format == format)
+    )
+    if feed is None:
+        feed = Feed(
+            agency_id=agency_id, url=source, format=format, interval_minutes=None, enabled=False
+        )
+        db.add(feed)
+        db.flush()
+    return feed
+
+
+def list_feeds(db: Session, *, agency_id: int | None = None) -> list[Feed]:
+    statement = select(Feed).options(joinedload(Feed.agency)).order_by(Feed.id)
+    if agency_id is not None:
+        statement = statement.where(Feed.agency_id == agency_id)
+    return list(db.scalars(statement))
+
+
+def get_feed(db: Session, feed_id: int, *, agency_id: int | None = None) -> Feed:
+    statement = select(Feed).where(Feed.id == feed_id).options(joinedload(Feed.agency))
+    if agency_id is not None:
+        statement = statement.where(Feed.agency_id == agency_id)
+    feed = db.scalar(statement)
+    if feed is None:
+        raise NotFound("Flux introuvable.", field="feed")
+    return feed
+
+
+def feed_runs(db: Session, feed_id: int, *, limit: int = 20) -> list[ImportRun]:
+    return list(
+        db.scalars(
+            select(ImportRun)
+            .where(ImportRun.feed_id == feed_id)
+            .order_by(ImportRun.id.desc())
+            .limit(limit)
+        )
+    )

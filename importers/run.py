@@ -1,0 +1,178 @@
+"""One import run: fetch, parse and validate outside any write, then one short write.
+
+The run is recorded in import_runs whatever happens: a source that cannot be read at all
+leaves the events as they were and records a failed run with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from events_app.db import Database, utcnow
+from events_app.feeds import get_feed
+from events_app.models import Feed, ImportRun
+from events_app.notifications import Notifier
+from events_app.settings import Settings
+from importers import PARSERS
+from importers.base import ImportedEvent, RowError
+from importers.fetch import Fetched, FetchError, fetch_source
+from importers.sync import Geocoder, SyncReport, apply, collect
+
+log = logging.getLogger("importers")
+MAX_REPORTED_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    status: str
+    created: int
+    updated: int
+    unchanged: int
+    cancelled: int
+    rejected: int
+    error: str | None
+    rejected_rows: list[dict[str, object]]
+    warnings: list[str]
+
+
+def _summary(run: ImportRun) -> RunSummary:
+    return RunSummary(
+        run.id,
+        run.status,
+        run.created,
+        run.updated,
+        run.unchanged,
+        run.cancelled,
+        run.rejected,
+        run.error,
+        list(run.rejected_rows),
+        list(run.warnings),
+    )
+
+
+def _finish(database: Database, run_id: int, **values: object) -> RunSummary:
+    with database.transaction() as db:
+        run = db.get(ImportRun, run_id)
+        assert run is not None  # noqa: S101 - created by this module above
+        for name, value in values.items():
+            setattr(run, name, value)
+        run.finished_at = utcnow()
+        return _summary(run)
+
+
+def _counted(
+    items: Iterator[ImportedEvent | RowError], progress: Callable[[int], None] | None
+) -> Iterator[ImportedEvent | RowError]:
+    for count, item in enumerate(items, start=1):
+        if progress is not None and count % 500 == 0:
+            progress(count)
+        yield item
+
+
+def run_import(
+    database: Database,
+    settings: Settings,
+    *,
+    feed_id: int,
+    source: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RunSummary:
+    """Import a feed now. `source` overrides the feed's URL (a file given on the CLI)."""
+    with database.transaction() as db:
+        feed = get_feed(db, feed_id)
+        location, fmt = source or feed.url, feed.format
+        etag, last_modified = feed.etag, feed.last_modified
+        run = ImportRun(feed_id=feed.id, status="running", rejected_rows=[], warnings=[])
+        db.add(run)
+        db.flush()
+        run_id = run.id
+
+    try:
+        fetched: Fetched = fetch_source(
+            location,
+            etag=etag,
+            last_modified=last_modified,
+            allow_private=settings.feed_allow_private,
+        )
+    except FetchError as exc:
+        return _finish(database, run_id, status="failed", error=str(exc), fetch_outcome=str(exc))
+    if fetched.content is None:
+        _touch_feed(database, feed_id, fetched)
+        return _finish(database, run_id, status="not_modified", fetch_outcome=fetched.outcome)
+
+    parser = PARSERS[fmt]
+    with database.transaction() as db:
+        prepared, errors, warnings = collect(
+            _counted(parser(fetched.content), progress), Geocoder(db)
+        )
+    fatal = [error for error in errors if error.line == 0]
+    if fatal and not prepared:
+        return _finish(
+            database,
+            run_id,
+            status="failed",
+            error=fatal[0].reason,
+            fetch_outcome=fetched.outcome,
+        )
+    rejected_rows = [
+        {"line": e.line, "field": e.field, "reason": e.reason} for e in errors[:MAX_REPORTED_ROWS]
+    ]
+    try:
+        with database.transaction() as db:
+            feed = get_feed(db, feed_id)
+            report: SyncReport = apply(
+                db,
+                feed=feed,
+                prepared=prepared,
+                notifier=Notifier(db, settings),
+                complete=not fatal,
+            )
+            if report.refused is None:
+                _remember_fetch(feed, fetched)
+    except Exception as exc:  # the write was rolled back as a whole; record why
+        log.exception("import run %s failed while writing", run_id)
+        return _finish(
+            database,
+            run_id,
+            status="failed",
+            error=f"Erreur à l'écriture, rien n'a été modifié : {type(exc).__name__}.",
+            fetch_outcome=fetched.outcome,
+        )
+    if report.refused is not None:
+        return _finish(
+            database,
+            run_id,
+            status="refused",
+            error=report.refused,
+            rejected=len(errors),
+            rejected_rows=rejected_rows,
+            fetch_outcome=fetched.outcome,
+        )
+    return _finish(
+        database,
+        run_id,
+        status="succeeded",
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        cancelled=report.cancelled,
+        rejected=len(errors),
+        rejected_rows=rejected_rows,
+        warnings=(warnings + report.conflicts)[:MAX_REPORTED_ROWS],
+        fetch_outcome=fetched.outcome,
+    )
+
+
+def _remember_fetch(feed: Feed, fetched: Fetched) -> None:
+    feed.etag = fetched.etag
+    feed.last_modified = fetched.last_modified
+    feed.last_run_at = utcnow()
+
+
+def _touch_feed(database: Database, feed_id: int, fetched: Fetched) -> None:
+    with database.transaction() as db:
+        feed = get_feed(db, feed_id)
+        feed.last_run_at = utcnow()

@@ -1,0 +1,341 @@
+"""The only database code of the importers: validate parsed rows, then upsert them.
+
+An import is keyed by (feed, external id). It creates what is new, updates what changed (the
+revision rises only when a calendar would show the difference), leaves the rest untouched, and
+cancels (never deletes) what vanished from the feed, telling the registrants. Registrations are
+never touched by an import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from events_app.db import utcnow
+from events_app.errors import InvalidInput
+from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, sanitise_html
+from events_app.models import Event, EventSector, Feed, geo_cell, search_key
+from events_app.notifications import Notifier
+from events_app.places import resolve_place
+from events_app.registrations import cancel_event, notify_event_changed
+from importers.base import ImportedEvent, RowError, content_hash
+
+# Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
+# lon_max): a venue outside all of them is a swapped or broken coordinate.
+FRANCE_BOXES = (
+    (41.0, 51.5, -5.8, 10.0),  # metropolitan France and Corsica
+    (15.8, 16.6, -61.9, -60.9),  # Guadeloupe
+    (14.3, 15.0, -61.3, -60.7),  # Martinique
+    (2.0, 6.0, -54.7, -51.5),  # Guyane
+    (-21.5, -20.8, 55.1, 55.9),  # La Réunion
+    (-13.1, -12.5, 44.9, 45.4),  # Mayotte
+    (46.7, 47.2, -56.5, -56.1),  # Saint-Pierre-et-Miquelon
+    (17.8, 18.2, -63.2, -62.7),  # Saint-Martin, Saint-Barthélemy
+)
+# A feed that suddenly has no event while it had at least this many is not applied.
+EMPTY_FEED_GUARD = 3
+
+
+def in_france(lat: float, lon: float) -> bool:
+    return any(a <= lat <= b and c <= lon <= d for a, b, c, d in FRANCE_BOXES)
+
+
+@dataclass
+class PreparedEvent:
+    line: int
+    external_id: str
+    source_hash: str
+    values: dict[str, Any]
+    sectors: tuple[str, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    cancelled: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    # Why the run was not applied (an empty feed that had events), if it was not.
+    refused: str | None = None
+    people_told: int = 0
+
+
+class Geocoder:
+    """Fills missing venue coordinates from the offline gazetteer, once per place."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.cache: dict[str, tuple[float, float] | None] = {}
+
+    def locate(self, city: str | None, postal_code: str | None) -> tuple[float, float] | None:
+        query = " ".join(part for part in (city, postal_code) if part).strip()
+        if not query:
+            return None
+        if query not in self.cache:
+            try:
+                place = resolve_place(self.db, query)
+                self.cache[query] = (place.lat, place.lon)
+            except InvalidInput:
+                self.cache[query] = None
+        return self.cache[query]
+
+
+def prepare(item: ImportedEvent, geocoder: Geocoder) -> PreparedEvent | RowError:
+    """Turn a parsed row into column values, or a RowError naming the field."""
+    if item.ends_at <= item.starts_at:
+        return RowError(item.line, "ends_at", "La fin doit être postérieure au début.")
+    venue = item.venue
+    lat, lon = venue.lat, venue.lon
+    warnings = list(item.warnings)
+    if lat is not None and lon is not None:
+        if not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon):
+            return RowError(item.line, "venue.lat", f"Coordonnées hors de France : {lat}, {lon}.")
+    elif venue.city or venue.postal_code:
+        found = geocoder.locate(venue.city, venue.postal_code)
+        if found is None:
+            warnings.append(
+                f"ligne {item.line} : lieu « {venue.city or venue.postal_code} » non localisé"
+            )
+        else:
+            lat, lon = found
+    closes = item.registration_closes_at
+    if closes is not None and closes > item.ends_at:
+        closes = None
+    opens = item.registration_opens_at
+    if opens is not None and closes is not None and opens >= closes:
+        opens = None
+    values: dict[str, Any] = {
+        "title": item.title[:200],
+        "description_html": sanitise_html(item.description_html or ""),
+        "type": item.type,
+        "format": item.format,
+        "starts_at": item.starts_at,
+        "ends_at": item.ends_at,
+        "timezone": item.timezone,
+        "venue_name": _cut(venue.name, 200),
+        "venue_address": _cut(venue.address, 300),
+        "venue_postal_code": _cut(venue.postal_code, 10),
+        "venue_city": _cut(venue.city, 200),
+        "venue_lat": lat,
+        "venue_lon": lon,
+        "online_url": _cut(item.online_url, 2000),
+        "capacity": item.capacity,
+        "remote_capacity": item.remote_capacity if item.format == "hybrid" else None,
+        "registration_opens_at": opens,
+        "registration_closes_at": closes,
+        "job_offers": item.job_offers,
+        "status": item.status if item.status in ("scheduled", "cancelled") else "scheduled",
+        "source_url": _cut(item.source_url, 2000),
+    }
+    return PreparedEvent(
+        item.line, item.external_id, content_hash(item), values, item.sectors, warnings
+    )
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return None if value is None else value[:size]
+
+
+def collect(
+    items: Iterable[ImportedEvent | RowError], geocoder: Geocoder
+) -> tuple[list[PreparedEvent], list[RowError], list[str]]:
+    """Validate every row first; duplicates of an external id are rejected after the first."""
+    prepared: list[PreparedEvent] = []
+    errors: list[RowError] = []
+    warnings: list[str] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, RowError):
+            errors.append(item)
+            continue
+        if item.external_id in seen:
+            errors.append(
+                RowError(
+                    item.line,
+                    "id",
+                    f"Identifiant « {item.external_id[:60]} » en double "
+                    f"(déjà vu ligne {seen[item.external_id]}).",
+                )
+            )
+            continue
+        seen[item.external_id] = item.line
+        result = prepare(item, geocoder)
+        if isinstance(result, RowError):
+            errors.append(result)
+            continue
+        warnings.extend(result.warnings)
+        prepared.append(result)
+    return prepared, errors, warnings
+
+
+def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: datetime) -> None:
+    if not rows:
+        return
+    records = []
+    for row in rows:
+        values = row.values
+        lat, lon = values["venue_lat"], values["venue_lon"]
+        records.append(
+            {
+                **values,
+                "agency_id": feed.agency_id,
+                "feed_id": feed.id,
+                "external_id": row.external_id,
+                "source_hash": row.source_hash,
+                "revision": 1,
+                "seats_taken": 0,
+                "remote_seats_taken": 0,
+                "waitlist": True,
+                "registration_closed": False,
+                "edited_by_hand": False,
+                "geo_cell": None if lat is None or lon is None else geo_cell(lat, lon),
+                "search_key": search_key(
+                    values["title"], values["venue_name"], values["venue_city"]
+                ),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    # Core inserts (mapper events do not run: the derived columns are set above).
+    ids = db.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), records).all()
+    sector_rows = [
+        {"event_id": event_id, "sector": sector}
+        for event_id, row in zip(ids, rows, strict=True)
+        for sector in row.sectors
+    ]
+    if sector_rows:
+        db.execute(insert(EventSector), sector_rows)
+
+
+def apply(
+    db: Session,
+    *,
+    feed: Feed,
+    prepared: list[PreparedEvent],
+    notifier: Notifier,
+    complete: bool,
+    batch_size: int = 2000,
+) -> SyncReport:
+    """Write one feed's validated rows. The caller owns the (single) transaction.
+
+    `complete` says the whole document was read: only then do vanished events get cancelled.
+    """
+    report = SyncReport()
+    now = utcnow()
+    existing = {
+        external_id: (event_id, source_hash, status, edited)
+        for event_id, external_id, source_hash, status, edited in db.execute(
+            select(
+                Event.id, Event.external_id, Event.source_hash, Event.status, Event.edited_by_hand
+            ).where(Event.feed_id == feed.id)
+        )
+        if external_id is not None
+    }
+    live_before = sum(1 for _, _, status, _ in existing.values() if status != "cancelled")
+    if complete and not prepared and live_before >= EMPTY_FEED_GUARD:
+        report.refused = (
+            f"Le flux ne contient plus aucun événement alors qu'il en avait {live_before} : "
+            "import non appliqué (export probablement cassé)."
+        )
+        return report
+
+    new_rows: list[PreparedEvent] = []
+    changed: dict[int, PreparedEvent] = {}
+    for row in prepared:
+        known = existing.get(row.external_id)
+        if known is None:
+            new_rows.append(row)
+            if len(new_rows) >= batch_size:
+                _insert_rows(db, feed, new_rows, now)
+                report.created += len(new_rows)
+                new_rows = []
+            continue
+        event_id, source_hash, _status, edited = known
+        if source_hash == row.source_hash:
+            report.unchanged += 1
+        elif edited:
+            report.unchanged += 1
+            report.conflicts.append(
+                f"ligne {row.line} : « {row.values['title'][:80]} » a été modifié à la main "
+                "dans le back-office ; la version du flux n'a pas été appliquée."
+            )
+        else:
+            changed[event_id] = row
+    _insert_rows(db, feed, new_rows, now)
+    report.created += len(new_rows)
+
+    for event in _load(db, list(changed)):
+        row = changed[event.id]
+        report.updated += 1
+        report.people_told += _update(db, event, row, notifier, now)
+
+    if complete:
+        seen = {row.external_id for row in prepared}
+        vanished = [
+            event_id
+            for external_id, (event_id, _, status, _) in existing.items()
+            if external_id not in seen and status != "cancelled"
+        ]
+        for event in _load(db, vanished):
+            report.people_told += cancel_event(
+                db, event, notifier=notifier, message="Événement retiré par l'organisme."
+            )
+            report.cancelled += 1
+    db.flush()
+    return report
+
+
+def _load(db: Session, ids: list[int]) -> list[Event]:
+    events: list[Event] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        events.extend(
+            db.scalars(
+                select(Event)
+                .where(Event.id.in_(chunk))
+                .options(joinedload(Event.agency), selectinload(Event.sector_rows))
+                .with_for_update(of=Event)
+            ).unique()
+        )
+    return events
+
+
+def _update(
+    db: Session, event: Event, row: PreparedEvent, notifier: Notifier, now: datetime
+) -> int:
+    """Apply a changed row; returns how many registrants were told."""
+    values = dict(row.values)
+    new_status = values.pop("status")
+    changed = {name for name, value in values.items() if getattr(event, name) != value}
+    for name in changed:
+        setattr(event, name, values[name])
+    if list(row.sectors) != event.sectors:
+        event.sector_rows = [EventSector(sector=code) for code in sorted(row.sectors)]
+        changed.add("sectors")
+    event.source_hash = row.source_hash
+    told = 0
+    if new_status == "cancelled" and event.status != "cancelled":
+        return cancel_event(
+            db, event, notifier=notifier, message="Événement annulé par l'organisme."
+        )
+    if new_status == "scheduled" and event.status == "cancelled":
+        event.status = "scheduled"
+        changed.add("status")
+    if changed & CALENDAR_FIELDS:
+        event.revision += 1
+    if changed:
+        event.updated_at = now
+    if changed & PRACTICAL_FIELDS:
+        db.flush()
+        told = notify_event_changed(db, event, notifier=notifier)
+    return told
