@@ -9,6 +9,8 @@ event) are the backstops, never the mechanism.
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,9 +24,10 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound
-from events_app.events import registration_state
+from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
 from events_app.models import Event, Registration
 from events_app.notifications import Notifier
+from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
 
 PARIS = ZoneInfo("Europe/Paris")
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
@@ -386,3 +389,97 @@ def notify_event_changed(db: Session, event: Event, *, notifier: Notifier) -> in
         notifier.event_changed(registration, event)
         told += 1
     return told
+
+
+def edit_event(
+    db: Session, *, event_id: int, agency_id: int, fields: dict[str, Any], notifier: Notifier
+) -> Event:
+    """An agency edits its event: under the event's lock, so capacity is checked against the
+    seats really taken; a larger capacity confirms waitlisted people at once; registrants are
+    told when the date, time or place changed. Another agency's event is NotFound."""
+    event = lock_event(db, event_id)
+    if event.agency_id != agency_id:
+        raise NotFound("Événement introuvable.", field="id")
+    changed = update_event(db, event, fields)
+    if event.feed_id is not None and changed:
+        event.edited_by_hand = True
+    if changed & {"capacity", "remote_capacity"}:
+        promote_waitlist(db, event, notifier)
+    if changed & PRACTICAL_FIELDS and event.status == "scheduled":
+        notify_event_changed(db, event, notifier=notifier)
+    db.flush()
+    return event
+
+
+def cancel_agency_event(
+    db: Session, *, event_id: int, agency_id: int, notifier: Notifier, message: str | None
+) -> Event:
+    event = lock_event(db, event_id)
+    if event.agency_id != agency_id:
+        raise NotFound("Événement introuvable.", field="id")
+    cancel_event(db, event, notifier=notifier, message=message)
+    if event.feed_id is not None:
+        event.edited_by_hand = True
+    return event
+
+
+def list_registrants(
+    db: Session,
+    *,
+    event_id: int,
+    agency_id: int,
+    limit: int | None = None,
+    after_id: int | None = None,
+) -> list[Registration]:
+    """An agency's view of one event's registrants, in order of registration.
+
+    Raises NotFound for another agency's event (never a 403 that would confirm it exists).
+    """
+    owner = db.scalar(select(Event.agency_id).where(Event.id == event_id))
+    if owner is None or owner != agency_id:
+        raise NotFound("Événement introuvable.", field="id")
+    statement = select(Registration).where(Registration.event_id == event_id)
+    if after_id is not None:
+        statement = statement.where(Registration.id > after_id)
+    statement = statement.order_by(Registration.id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(db.scalars(statement))
+
+
+CSV_HEADERS = (
+    "Prénom",
+    "Nom",
+    "E-mail",
+    "Téléphone",
+    "Statut",
+    "Position en liste d'attente",
+    "Participation",
+    "Inscrit le",
+)
+
+
+def _csv_cell(value: str) -> str:
+    # A cell starting with = + - @ would be run as a formula by Excel (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def registrants_csv(registrations: list[Registration]) -> bytes:
+    """CSV that opens cleanly in French Excel: `;` separated, UTF-8 with BOM, French headers."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_HEADERS)
+    for r in registrations:
+        writer.writerow(
+            [
+                _csv_cell(r.first_name),
+                _csv_cell(r.last_name),
+                _csv_cell(r.email),
+                _csv_cell(r.phone or ""),
+                REGISTRATION_STATUSES.get(r.status, r.status),
+                "" if r.waitlist_position is None else str(r.waitlist_position),
+                ATTENDANCE_MODES.get(r.attendance, r.attendance),
+                r.created_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"),
+            ]
+        )
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")

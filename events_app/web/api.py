@@ -10,14 +10,26 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from events_app.agencies import authenticate_agency
+from events_app.errors import InvalidInput
 from events_app.events import clean_event_fields, create_event, get_event
+from events_app.models import Registration
 from events_app.registrations import (
+    cancel_agency_event,
     cancel_registration,
     clean_person,
+    edit_event,
     get_registration,
+    list_registrants,
     register,
+    registrants_csv,
 )
-from events_app.search import SearchResult, list_agency_events, search_events
+from events_app.search import (
+    SearchResult,
+    decode_cursor,
+    encode_cursor,
+    list_agency_events,
+    search_events,
+)
 from events_app.web.common import (
     JSONResponse,
     check_rate,
@@ -30,7 +42,12 @@ from events_app.web.common import (
 )
 from events_app.web.openapi import openapi_document
 from events_app.web.params import parse_search_query
-from events_app.web.serializers import event_detail, event_item, registration_item
+from events_app.web.serializers import (
+    event_detail,
+    event_item,
+    registrant_item,
+    registration_item,
+)
 
 
 def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dict[str, Any]:
@@ -143,6 +160,105 @@ async def cancel_registration_api(request: Request) -> Response:
     return JSONResponse(body, background=deliver_mail_soon(request))
 
 
+async def agency_show_event(request: Request) -> Response:
+    token = bearer_token(request)
+    event_id = path_id(request)
+
+    def work(db: Session) -> dict[str, Any]:
+        agency = authenticate_agency(db, token)
+        return event_detail(get_event(db, event_id, agency_id=agency.id), settings_of(request))
+
+    return JSONResponse(await in_transaction(request, work))
+
+
+async def agency_update_event(request: Request) -> Response:
+    token = bearer_token(request)
+    event_id = path_id(request)
+    await in_transaction(request, lambda db: authenticate_agency(db, token))
+    fields = clean_event_fields(await json_body(request), partial=True)
+
+    def work(db: Session) -> dict[str, Any]:
+        agency = authenticate_agency(db, token)
+        edit_event(
+            db,
+            event_id=event_id,
+            agency_id=agency.id,
+            fields=fields,
+            notifier=notifier(request, db),
+        )
+        return event_detail(get_event(db, event_id), settings_of(request))
+
+    body = await in_transaction(request, work, lock=True)
+    return JSONResponse(body, background=deliver_mail_soon(request))
+
+
+async def agency_cancel_event(request: Request) -> Response:
+    token = bearer_token(request)
+    event_id = path_id(request)
+    message = request.query_params.get("message")
+    if message is not None and len(message) > 2000:
+        raise InvalidInput("message", "Le message d'annulation dépasse 2000 caractères.")
+
+    def work(db: Session) -> dict[str, Any]:
+        agency = authenticate_agency(db, token)
+        cancel_agency_event(
+            db,
+            event_id=event_id,
+            agency_id=agency.id,
+            notifier=notifier(request, db),
+            message=message,
+        )
+        return event_detail(get_event(db, event_id), settings_of(request))
+
+    body = await in_transaction(request, work, lock=True)
+    return JSONResponse(body, background=deliver_mail_soon(request))
+
+
+def _registrant_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    data = decode_cursor(cursor)
+    after = data.get("r")
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise InvalidInput("cursor", "Curseur de pagination invalide.")
+    return after
+
+
+async def agency_registrants(request: Request) -> Response:
+    token = bearer_token(request)
+    event_id = path_id(request)
+    wants_csv = "text/csv" in request.headers.get("accept", "")
+    query = parse_search_query(request.query_params)
+    after = _registrant_cursor(query.cursor)
+
+    def work(db: Session) -> list[Registration]:
+        agency = authenticate_agency(db, token)
+        limit = None if wants_csv else query.limit + 1
+        return list_registrants(
+            db, event_id=event_id, agency_id=agency.id, limit=limit, after_id=after
+        )
+
+    registrations = await in_transaction(request, work)
+    if wants_csv:
+        return Response(
+            registrants_csv(registrations),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="inscrits-{event_id}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+    page = registrations[: query.limit]
+    more = len(registrations) > query.limit
+    return JSONResponse(
+        {
+            "items": [registrant_item(r) for r in page],
+            "next_cursor": encode_cursor({"r": page[-1].id}) if more and page else None,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(settings_of(request)))
 
@@ -152,6 +268,15 @@ routes: list[BaseRoute] = [
     Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
     Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
     Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
+    Route("/agency/events/{id}", agency_show_event, methods=["GET"], name="api:agency_event"),
+    Route("/agency/events/{id}", agency_update_event, methods=["PATCH"], name="api:agency_update"),
+    Route("/agency/events/{id}", agency_cancel_event, methods=["DELETE"], name="api:agency_cancel"),
+    Route(
+        "/agency/events/{id}/registrations",
+        agency_registrants,
+        methods=["GET"],
+        name="api:agency_registrants",
+    ),
     Route(
         "/events/{id}/registrations",
         register_for_event,
