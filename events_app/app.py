@@ -24,7 +24,7 @@ from events_app.db import Database
 from events_app.errors import DomainError
 from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
-from events_app.settings import Settings, load_settings
+from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
 from events_app.web import api, public
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
@@ -111,6 +111,8 @@ async def healthz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    if settings.is_production and settings.secret_key == DEFAULT_SECRET_KEY:
+        raise RuntimeError("SECRET_KEY must be set in production (APP_ENV=production).")
     templates = build_templates()
 
     @asynccontextmanager
