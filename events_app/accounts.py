@@ -184,11 +184,16 @@ def authenticate(db: Session, *, email: str, password: str) -> Seeker:
     hasher = _hasher()
     seeker = _seeker_by_email(db, _lookup_email(email)[:254])
     stored = seeker.password_hash if seeker is not None else None
+    # No password that long was ever accepted; it still costs one verification, like the rest.
+    too_long = len(password) > MAX_PASSWORD_LENGTH
     try:
-        hasher.verify(stored or _dummy_hash(), password[:MAX_PASSWORD_LENGTH])
+        hasher.verify(
+            stored if stored and not too_long else _dummy_hash(),
+            password[:MAX_PASSWORD_LENGTH],
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
         raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed") from exc
-    if seeker is None or stored is None:
+    if seeker is None or stored is None or too_long:
         raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed")
     if hasher.check_needs_rehash(stored):
         seeker.password_hash = hasher.hash(password)

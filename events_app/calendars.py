@@ -17,7 +17,7 @@ Two choices here are deliberate:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.utils import parseaddr
@@ -175,10 +175,6 @@ def subscribe_links(feed_url: str, *, name: str = DEFAULT_NAME) -> dict[str, str
         + quote(name, safe=""),
         "download": feed_url,
     }
-
-
-def last_change(events: Iterable[Event]) -> datetime | None:
-    return max((event.updated_at for event in events), default=None)
 
 
 # --- time zones ----------------------------------------------------------------------------

@@ -1,1 +1,17 @@
 """Feed importers: one pure parser per format, fetch.py for I/O, sync.py for the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from importers import csv, ftjson, ics
+from importers.base import ImportedEvent, RowError
+
+Parser = Callable[[bytes], Iterator[ImportedEvent | RowError]]
+
+# Keyed by the feed formats of events_app.vocab.FEED_FORMATS.
+PARSERS: dict[str, Parser] = {
+    "ft-json": ftjson.parse,
+    "ics": ics.parse,
+    "csv": csv.parse,
+}

@@ -18,7 +18,7 @@ from events_app.settings import Settings
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.fetch import Fetched, FetchError, fetch_source
-from importers.sync import Geocoder, SyncReport, apply, collect
+from importers.sync import Geocoder, SyncReport, apply, collect, is_complete
 
 log = logging.getLogger("importers")
 MAX_REPORTED_ROWS = 1000
@@ -54,7 +54,7 @@ def _summary(run: ImportRun) -> RunSummary:
 
 
 def _finish(database: Database, run_id: int, **values: object) -> RunSummary:
-    with database.transaction() as db:
+    with database.transaction(lock=True) as db:
         run = db.get(ImportRun, run_id)
         assert run is not None  # noqa: S101 - created by this module above
         for name, value in values.items():
@@ -81,7 +81,7 @@ def run_import(
     progress: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Import a feed now. `source` overrides the feed's URL (a file given on the CLI)."""
-    with database.transaction() as db:
+    with database.transaction(lock=True) as db:
         feed = get_feed(db, feed_id)
         location, fmt = source or feed.url, feed.format
         etag, last_modified = feed.etag, feed.last_modified
@@ -99,14 +99,29 @@ def run_import(
         )
     except FetchError as exc:
         return _finish(database, run_id, status="failed", error=str(exc), fetch_outcome=str(exc))
+    except Exception as exc:  # a bug must not leave the run "running" forever
+        log.exception("import run %s failed while fetching", run_id)
+        return _finish(
+            database, run_id, status="failed", error=f"Flux illisible : {type(exc).__name__}."
+        )
     if fetched.content is None:
         _touch_feed(database, feed_id, fetched)
         return _finish(database, run_id, status="not_modified", fetch_outcome=fetched.outcome)
 
     parser = PARSERS[fmt]
-    with database.transaction() as db:
-        prepared, errors, warnings = collect(
-            _counted(parser(fetched.content), progress), Geocoder(db)
+    try:
+        with database.transaction() as db:
+            prepared, errors, warnings = collect(
+                _counted(parser(fetched.content), progress), Geocoder(db)
+            )
+    except Exception as exc:  # parsers never raise; if one does, record it
+        log.exception("import run %s failed while reading", run_id)
+        return _finish(
+            database,
+            run_id,
+            status="failed",
+            error=f"Flux illisible : {type(exc).__name__}.",
+            fetch_outcome=fetched.outcome,
         )
     fatal = [error for error in errors if error.line == 0]
     if fatal and not prepared:
@@ -121,14 +136,16 @@ def run_import(
         {"line": e.line, "field": e.field, "reason": e.reason} for e in errors[:MAX_REPORTED_ROWS]
     ]
     try:
-        with database.transaction() as db:
+        # lock=True: on SQLite the write lock is taken up front (seat counts are read and
+        # written, and a deferred transaction upgraded late fails when another wrote meanwhile).
+        with database.transaction(lock=True) as db:
             feed = get_feed(db, feed_id)
             report: SyncReport = apply(
                 db,
                 feed=feed,
                 prepared=prepared,
                 notifier=Notifier(db, settings),
-                complete=not fatal,
+                complete=is_complete(errors),
             )
             if report.refused is None:
                 _remember_fetch(feed, fetched)
@@ -161,7 +178,7 @@ def run_import(
         cancelled=report.cancelled,
         rejected=len(errors),
         rejected_rows=rejected_rows,
-        warnings=(warnings + report.conflicts)[:MAX_REPORTED_ROWS],
+        warnings=(report.conflicts + report.warnings + warnings)[:MAX_REPORTED_ROWS],
         fetch_outcome=fetched.outcome,
     )
 
@@ -173,6 +190,6 @@ def _remember_fetch(feed: Feed, fetched: Fetched) -> None:
 
 
 def _touch_feed(database: Database, feed_id: int, fetched: Fetched) -> None:
-    with database.transaction() as db:
+    with database.transaction(lock=True) as db:
         feed = get_feed(db, feed_id)
         feed.last_run_at = utcnow()

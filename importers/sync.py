@@ -23,7 +23,7 @@ from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, sanitise_html
 from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
-from events_app.registrations import cancel_event, notify_event_changed
+from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
 from importers.base import ImportedEvent, RowError, content_hash
 
 # Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
@@ -40,6 +40,8 @@ FRANCE_BOXES = (
 )
 # A feed that suddenly has no event while it had at least this many is not applied.
 EMPTY_FEED_GUARD = 3
+# The field of the RowError every parser gives a second row with an id already seen.
+DUPLICATE_FIELD = "external_id"
 
 
 def in_france(lat: float, lon: float) -> bool:
@@ -162,7 +164,7 @@ def collect(
             errors.append(
                 RowError(
                     item.line,
-                    "id",
+                    DUPLICATE_FIELD,
                     f"Identifiant « {item.external_id[:60]} » en double "
                     f"(déjà vu ligne {seen[item.external_id]}).",
                 )
@@ -176,6 +178,18 @@ def collect(
         warnings.extend(result.warnings)
         prepared.append(result)
     return prepared, errors, warnings
+
+
+def is_complete(errors: Iterable[RowError]) -> bool:
+    """Whether every row of the document was understood, so that an absent id means a vanished
+    event.
+
+    A rejected row (other than a repeated id) may be an event still in the feed whose row now
+    has a mistake in it: RowError does not say which event it was, so while any row is
+    rejected nothing is cancelled. A whole-document error (line 0) means the list was not read
+    to its end.
+    """
+    return not any(error.line == 0 or error.field != DUPLICATE_FIELD for error in errors)
 
 
 def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: datetime) -> None:
@@ -226,22 +240,33 @@ def apply(
     complete: bool,
     batch_size: int = 2000,
 ) -> SyncReport:
-    """Write one feed's validated rows. The caller owns the (single) transaction.
+    """Write one feed's validated rows. The caller owns the (single) transaction, which must
+    hold the write lock from its start on SQLite (seat counts are read, then written).
 
-    `complete` says the whole document was read: only then do vanished events get cancelled.
+    `complete` says the whole document was read and understood (see is_complete): only then
+    do vanished events get cancelled. Events that already started are never cancelled for
+    leaving the feed: feeds list upcoming events, and drop the ones that took place.
     """
     report = SyncReport()
     now = utcnow()
     existing = {
-        external_id: (event_id, source_hash, status, edited)
-        for event_id, external_id, source_hash, status, edited in db.execute(
+        external_id: (event_id, source_hash, status, edited, starts_at)
+        for event_id, external_id, source_hash, status, edited, starts_at in db.execute(
             select(
-                Event.id, Event.external_id, Event.source_hash, Event.status, Event.edited_by_hand
+                Event.id,
+                Event.external_id,
+                Event.source_hash,
+                Event.status,
+                Event.edited_by_hand,
+                Event.starts_at,
             ).where(Event.feed_id == feed.id)
         )
         if external_id is not None
     }
-    live_before = sum(1 for _, _, status, _ in existing.values() if status != "cancelled")
+    # The events that an absence from the feed would cancel.
+    live_before = sum(
+        1 for _, _, status, _, starts_at in existing.values() if _cancellable(status, starts_at, now)
+    )
     if complete and not prepared and live_before >= EMPTY_FEED_GUARD:
         report.refused = (
             f"Le flux ne contient plus aucun événement alors qu'il en avait {live_before} : "
@@ -260,8 +285,10 @@ def apply(
                 report.created += len(new_rows)
                 new_rows = []
             continue
-        event_id, source_hash, _status, edited = known
-        if source_hash == row.source_hash:
+        event_id, source_hash, status, edited, _starts_at = known
+        # An event cancelled because it had left the feed comes back with the very same row.
+        revived = status == "cancelled" and row.values["status"] == "scheduled" and not edited
+        if source_hash == row.source_hash and not revived:
             report.unchanged += 1
         elif edited:
             report.unchanged += 1
@@ -277,15 +304,20 @@ def apply(
     for event in _load(db, list(changed)):
         row = changed[event.id]
         report.updated += 1
-        report.people_told += _update(db, event, row, notifier, now)
+        report.people_told += _update(db, event, row, notifier, now, report.warnings)
 
+    seen = {row.external_id for row in prepared}
+    vanished = [
+        event_id
+        for external_id, (event_id, _, status, _, starts_at) in existing.items()
+        if external_id not in seen and _cancellable(status, starts_at, now)
+    ]
+    if not complete and vanished:
+        report.warnings.append(
+            f"{len(vanished)} événement(s) absent(s) du flux n'ont pas été annulés : des lignes "
+            "ont été rejetées ou le flux est incomplet."
+        )
     if complete:
-        seen = {row.external_id for row in prepared}
-        vanished = [
-            event_id
-            for external_id, (event_id, _, status, _) in existing.items()
-            if external_id not in seen and status != "cancelled"
-        ]
         for event in _load(db, vanished):
             report.people_told += cancel_event(
                 db, event, notifier=notifier, message="Événement retiré par l'organisme."
@@ -293,6 +325,10 @@ def apply(
             report.cancelled += 1
     db.flush()
     return report
+
+
+def _cancellable(status: str, starts_at: datetime, now: datetime) -> bool:
+    return status != "cancelled" and starts_at > now
 
 
 def _load(db: Session, ids: list[int]) -> list[Event]:
@@ -311,11 +347,32 @@ def _load(db: Session, ids: list[int]) -> list[Event]:
 
 
 def _update(
-    db: Session, event: Event, row: PreparedEvent, notifier: Notifier, now: datetime
+    db: Session,
+    event: Event,
+    row: PreparedEvent,
+    notifier: Notifier,
+    now: datetime,
+    warnings: list[str],
 ) -> int:
-    """Apply a changed row; returns how many registrants were told."""
+    """Apply a changed row (under the event's lock); returns how many registrants were told.
+
+    Seats already taken are kept: a capacity below them is raised to them, with a warning (the
+    check constraint would otherwise fail the whole import), and a larger one confirms the
+    waiting list, as an edit in the back office does.
+    """
     values = dict(row.values)
     new_status = values.pop("status")
+    for column, taken in (
+        ("capacity", event.seats_taken),
+        ("remote_capacity", event.remote_seats_taken),
+    ):
+        wanted = values[column]
+        if wanted is not None and wanted < taken:
+            values[column] = taken
+            warnings.append(
+                f"ligne {row.line} : « {values['title'][:80]} » : capacité de {wanted} places "
+                f"inférieure aux {taken} places déjà prises, gardée à {taken}."
+            )
     changed = {name for name, value in values.items() if getattr(event, name) != value}
     for name in changed:
         setattr(event, name, values[name])
@@ -323,19 +380,29 @@ def _update(
         event.sector_rows = [EventSector(sector=code) for code in sorted(row.sectors)]
         changed.add("sectors")
     event.source_hash = row.source_hash
-    told = 0
+    if "registration_closes_at" in changed and (
+        event.registration_closes_at is None or event.registration_closes_at > now
+    ):
+        # Closed by the close_registrations job under the former deadline.
+        event.registration_closed = False
     if new_status == "cancelled" and event.status != "cancelled":
         return cancel_event(
             db, event, notifier=notifier, message="Événement annulé par l'organisme."
         )
-    if new_status == "scheduled" and event.status == "cancelled":
+    revived = new_status == "scheduled" and event.status == "cancelled"
+    if revived:
         event.status = "scheduled"
+        event.cancellation_message = None
         changed.add("status")
     if changed & CALENDAR_FIELDS:
         event.revision += 1
     if changed:
         event.updated_at = now
-    if changed & PRACTICAL_FIELDS:
-        db.flush()
-        told = notify_event_changed(db, event, notifier=notifier)
-    return told
+    db.flush()
+    if changed & {"capacity", "remote_capacity"}:
+        promote_waitlist(db, event, notifier)
+    if event.status == "scheduled" and (revived or changed & PRACTICAL_FIELDS):
+        # A revived event's registrants were told it was cancelled: the update (with its
+        # calendar invitation) puts it back in their calendars.
+        return notify_event_changed(db, event, notifier=notifier)
+    return 0

@@ -14,12 +14,30 @@ from events_app.db import Database
 from events_app.models import Agency, Event
 from tests.factories import in_days, make_agency, make_event
 
-LYON = {"name": "Halle Tony Garnier", "address": "20 place Docteurs Mérieux",
-        "postal_code": "69007", "city": "Lyon", "lat": 45.7320, "lon": 4.8226}
-MONTREUIL = {"name": "Agence France Travail", "address": "1 place Jean-Jaurès",
-             "postal_code": "93100", "city": "Montreuil", "lat": 48.8615, "lon": 2.4432}
-VINCENNES = {"name": "Hôtel de ville", "address": "53 bis rue de Fontenay",
-             "postal_code": "94300", "city": "Vincennes", "lat": 48.8475, "lon": 2.4392}
+LYON = {
+    "name": "Halle Tony Garnier",
+    "address": "20 place Docteurs Mérieux",
+    "postal_code": "69007",
+    "city": "Lyon",
+    "lat": 45.7320,
+    "lon": 4.8226,
+}
+MONTREUIL = {
+    "name": "Agence France Travail",
+    "address": "1 place Jean-Jaurès",
+    "postal_code": "93100",
+    "city": "Montreuil",
+    "lat": 48.8615,
+    "lon": 2.4432,
+}
+VINCENNES = {
+    "name": "Hôtel de ville",
+    "address": "53 bis rue de Fontenay",
+    "postal_code": "94300",
+    "city": "Vincennes",
+    "lat": 48.8475,
+    "lon": 2.4392,
+}
 
 
 @pytest.fixture
@@ -45,12 +63,29 @@ def test_healthz(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_item_has_every_field_of_the_contract(client: TestClient, seed: Callable[..., list[int]]) -> None:
+def test_item_has_every_field_of_the_contract(
+    client: TestClient, seed: Callable[..., list[int]]
+) -> None:
     [event_id] = seed({"starts_at": in_days(3, 9, 30)})
     item = client.get("/api/v1/events").json()["items"][0]
-    for key in ("id", "title", "type", "sectors", "format", "starts_at", "ends_at", "venue",
-                "online_url", "agency", "capacity", "seats_left", "registration_open",
-                "status", "url", "ics_url"):
+    for key in (
+        "id",
+        "title",
+        "type",
+        "sectors",
+        "format",
+        "starts_at",
+        "ends_at",
+        "venue",
+        "online_url",
+        "agency",
+        "capacity",
+        "seats_left",
+        "registration_open",
+        "status",
+        "url",
+        "ics_url",
+    ):
         assert key in item
     assert item["id"] == event_id
     assert item["starts_at"].endswith(("+01:00", "+02:00"))
@@ -66,24 +101,31 @@ def test_item_has_every_field_of_the_contract(client: TestClient, seed: Callable
 
 
 def test_sorted_by_date_by_default(client: TestClient, seed: Callable[..., list[int]]) -> None:
-    late, early, middle = seed({"starts_at": in_days(9)}, {"starts_at": in_days(2)},
-                               {"starts_at": in_days(5)})
+    late, early, middle = seed(
+        {"starts_at": in_days(9)}, {"starts_at": in_days(2)}, {"starts_at": in_days(5)}
+    )
     assert ids(client.get("/api/v1/events")) == [early, middle, late]
 
 
-def test_past_events_are_not_listed_by_default(client: TestClient, seed: Callable[..., list[int]]) -> None:
-    past, future = seed({"starts_at": in_days(-3)}, {"starts_at": in_days(3)})
+def test_past_events_are_not_listed_by_default(
+    client: TestClient, seed: Callable[..., list[int]]
+) -> None:
+    _past, future = seed({"starts_at": in_days(-3)}, {"starts_at": in_days(3)})
     assert ids(client.get("/api/v1/events")) == [future]
 
 
-def test_free_text_ignores_case_and_accents(client: TestClient, seed: Callable[..., list[int]]) -> None:
+def test_free_text_ignores_case_and_accents(
+    client: TestClient, seed: Callable[..., list[int]]
+) -> None:
     cafe, _ = seed({"title": "Forum des métiers de la Santé"}, {"title": "Atelier CV"})
     assert ids(client.get("/api/v1/events", params={"q": "metiers sante"})) == [cafe]
     assert ids(client.get("/api/v1/events", params={"q": "MÉTIERS"})) == [cafe]
     assert ids(client.get("/api/v1/events", params={"q": "100%_"})) == []
 
 
-def test_sector_filter_includes_events_open_to_all(client: TestClient, seed: Callable[..., list[int]]) -> None:
+def test_sector_filter_includes_events_open_to_all(
+    client: TestClient, seed: Callable[..., list[int]]
+) -> None:
     health, transport, everyone = seed({"sectors": ["J"]}, {"sectors": ["N"]}, {"sectors": ["all"]})
     assert set(ids(client.get("/api/v1/events", params={"sector": "J"}))) == {health, everyone}
     both = client.get("/api/v1/events", params=[("sector", "J"), ("sector", "N")])
@@ -93,8 +135,12 @@ def test_sector_filter_includes_events_open_to_all(client: TestClient, seed: Cal
 def test_type_and_format_filters(client: TestClient, seed: Callable[..., list[int]]) -> None:
     dating, workshop_online = seed(
         {"type": "job_dating"},
-        {"type": "workshop", "format": "online", "venue": None,
-         "online_url": "https://visio.example.org/atelier"},
+        {
+            "type": "workshop",
+            "format": "online",
+            "venue": None,
+            "online_url": "https://visio.example.org/atelier",
+        },
     )
     assert ids(client.get("/api/v1/events", params={"type": "workshop"})) == [workshop_online]
     assert ids(client.get("/api/v1/events", params={"format": "onsite"})) == [dating]
@@ -102,20 +148,26 @@ def test_type_and_format_filters(client: TestClient, seed: Callable[..., list[in
     assert set(ids(multi)) == {dating, workshop_online}
 
 
-def test_date_range_is_in_paris_days_with_to_included(client: TestClient, seed: Callable[..., list[int]]) -> None:
+def test_date_range_is_in_paris_days_with_to_included(
+    client: TestClient, seed: Callable[..., list[int]]
+) -> None:
     day = in_days(10, 23, 30)
-    late_evening, next_morning, before = seed(
+    late_evening, next_morning, _before = seed(
         {"starts_at": day},
         {"starts_at": (day + timedelta(days=1)).replace(hour=8)},
         {"starts_at": day - timedelta(days=2)},
     )
-    only = client.get("/api/v1/events", params={"from": day.date().isoformat(), "to": day.date().isoformat()})
+    only = client.get(
+        "/api/v1/events", params={"from": day.date().isoformat(), "to": day.date().isoformat()}
+    )
     assert ids(only) == [late_evening]
     span = client.get("/api/v1/events", params={"from": day.date().isoformat()})
     assert ids(span) == [late_evening, next_morning]
 
 
-def test_available_only(client: TestClient, seed: Callable[..., list[int]], committed: Database) -> None:
+def test_available_only(
+    client: TestClient, seed: Callable[..., list[int]], committed: Database
+) -> None:
     free, full, unlimited = seed({"capacity": 5}, {"capacity": 2}, {"capacity": None})
     with committed.transaction() as db:
         event = db.get(Event, full)
@@ -141,8 +193,12 @@ def test_near_filters_by_radius_sorts_by_distance_and_keeps_online(
         {"venue": LYON, "starts_at": in_days(1)},
         {"venue": MONTREUIL, "starts_at": in_days(8)},
         {"venue": VINCENNES, "starts_at": in_days(2)},
-        {"format": "online", "venue": None, "online_url": "https://visio.example.org/x",
-         "starts_at": in_days(3)},
+        {
+            "format": "online",
+            "venue": None,
+            "online_url": "https://visio.example.org/x",
+            "starts_at": in_days(3),
+        },
     )
     response = client.get("/api/v1/events", params={"near": "Montreuil", "radius_km": "30"})
     body = response.json()
@@ -156,7 +212,9 @@ def test_near_filters_by_radius_sorts_by_distance_and_keeps_online(
         assert item["distance_km"] == pytest.approx(expected, rel=0.01, abs=0.02)
     wide = client.get("/api/v1/events", params={"near": "93100", "radius_km": "500"})
     assert ids(wide) == [montreuil, vincennes, lyon, online]
-    assert lyon not in ids(client.get("/api/v1/events", params={"near": "48.86,2.44", "radius_km": "10"}))
+    assert lyon not in ids(
+        client.get("/api/v1/events", params={"near": "48.86,2.44", "radius_km": "10"})
+    )
 
 
 def test_distance_never_exceeds_radius(client: TestClient, seed: Callable[..., list[int]]) -> None:
@@ -182,8 +240,14 @@ def test_cursor_pagination_never_repeats_or_skips(
         venue = {**MONTREUIL, "lat": 48.8615 + (i % 5) * 0.01, "lon": 2.4432}
         specs.append({"venue": venue, "starts_at": in_days(1 + i % 4), "title": f"Atelier {i}"})
     for i in range(6):
-        specs.append({"format": "online", "venue": None, "online_url": "https://visio.example.org/x",
-                      "starts_at": in_days(2 + i % 2)})
+        specs.append(
+            {
+                "format": "online",
+                "venue": None,
+                "online_url": "https://visio.example.org/x",
+                "starts_at": in_days(2 + i % 2),
+            }
+        )
     created = seed(*specs)
     seen: list[int] = []
     params: dict[str, str] = {"limit": "4"}
@@ -299,12 +363,18 @@ def test_agency_api_validation_names_the_field(
 ) -> None:
     _, token = _agency_token(committed)
     body = {
-        "title": "Atelier CV", "type": "workshop", "sectors": ["M"], "format": "onsite",
-        "starts_at": "2030-03-12T09:30:00+01:00", "ends_at": "2030-03-12T11:30:00+01:00",
+        "title": "Atelier CV",
+        "type": "workshop",
+        "sectors": ["M"],
+        "format": "onsite",
+        "starts_at": "2030-03-12T09:30:00+01:00",
+        "ends_at": "2030-03-12T11:30:00+01:00",
         "venue": {"city": "Montreuil", "postal_code": "93100"},
     }
     body.update(change)
-    response = client.post("/api/v1/agency/events", json=body, headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/v1/agency/events", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"] == field
 

@@ -102,7 +102,9 @@ def _sign_in_session(request: Request, seeker: Seeker) -> None:
     request.session[SESSION_STAMP] = password_stamp(seeker)
 
 
-def _seeker_of_session(db: Session, seeker_id: int | None, stamp: object) -> Seeker | None:
+def seeker_of_session(db: Session, seeker_id: int | None, stamp: object) -> Seeker | None:
+    """The signed-in seeker, or None when the session is empty, the account is gone, or the
+    password changed since the session was opened (its stamp no longer matches)."""
     if seeker_id is None:
         return None
     seeker = db.get(Seeker, seeker_id)
@@ -216,7 +218,7 @@ async def home(request: Request) -> Response:
     stamp = request.session.get(SESSION_STAMP)
 
     def work(db: Session) -> tuple[Seeker, SearchResult, list[Registration]] | None:
-        seeker = _seeker_of_session(db, seeker_id, stamp)
+        seeker = seeker_of_session(db, seeker_id, stamp)
         if seeker is None:
             return None
         return seeker, events_for_me(db, seeker), my_registrations(db, seeker)
@@ -268,7 +270,7 @@ def _radius(raw: str) -> int | None:
 async def preferences_page(request: Request) -> Response:
     seeker_id = current_seeker_id(request)
     stamp = request.session.get(SESSION_STAMP)
-    seeker = await in_transaction(request, lambda db: _seeker_of_session(db, seeker_id, stamp))
+    seeker = await in_transaction(request, lambda db: seeker_of_session(db, seeker_id, stamp))
     if seeker is None:
         return _to_sign_in(request)
     return _render(request, "preferences.html", {"form": _preferences_form(seeker)})
@@ -287,7 +289,7 @@ async def preferences_form(request: Request) -> Response:
     }
 
     def work(db: Session) -> bool:
-        seeker = _seeker_of_session(db, seeker_id, stamp)
+        seeker = seeker_of_session(db, seeker_id, stamp)
         if seeker is None:
             return False
         update_preferences(
