@@ -23,6 +23,7 @@ from events_app.registrations import (
     register,
 )
 from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.web.calendars import feed_links
 from events_app.web.common import (
     check_rate,
     current_seeker_id,
@@ -85,6 +86,7 @@ async def search_page(request: Request) -> Response:
         if result and result.next_cursor
         else None,
         "is_continuation": bool(request.query_params.get("cursor")),
+        "subscribe": feed_links(settings_of(request), request.query_params),
     }
     return _templates(request).TemplateResponse(
         request, "public/events/search.html", context, status_code=400 if error else 200
@@ -112,6 +114,9 @@ def _event_page(
             "errors": errors or {},
             "notice": notice,
             "retention_days": settings_of(request).retention_days,
+            "subscribe": feed_links(
+                settings_of(request), QueryParams({"agency": event.agency.slug})
+            ),
         },
         status_code=status_code,
     )
