@@ -396,3 +396,14 @@ def reset_password(db: Session, *, token: str, new_password: str, settings: Sett
     db.flush()
     attach_past_registrations(db, seeker)
     return seeker
+
+
+def seeker_of_session(db: Session, seeker_id: int | None, stamp: object) -> Seeker | None:
+    """The signed-in seeker, or None when the session is empty, the account is gone, or the
+    password changed since the session was opened (its stamp no longer matches)."""
+    if seeker_id is None:
+        return None
+    seeker = db.get(Seeker, seeker_id)
+    if seeker is None or not stamp_matches(seeker, stamp):
+        return None
+    return seeker

@@ -25,7 +25,7 @@ from events_app.errors import DomainError
 from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
 from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
-from events_app.web import api, calendars, public
+from events_app.web import accounts, api, calendars, public
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
     ProtectedPaths,
@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"], name="health"),
         Mount("/api/v1", routes=api.routes),
         *calendars.routes,
+        *accounts.routes,
         *public.routes,
     ]
     middleware = [

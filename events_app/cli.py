@@ -177,7 +177,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
-    from events_app.feeds import add_feed, feed_runs, get_agency_by_slug, list_feeds
+    from events_app.feeds import add_feed, feed_runs, get_agency_by_slug, get_feed, list_feeds
 
     database = Database(settings.database_url)
     try:
@@ -208,6 +208,7 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.action == "history":
             with database.transaction() as db:
+                get_feed(db, args.feed_id)  # an unknown feed is an error, not an empty history
                 for run in feed_runs(db, args.feed_id):
                     _out(
                         f"{run.id}\t{run.started_at.isoformat()}\t{run.status}\t"

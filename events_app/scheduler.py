@@ -14,13 +14,13 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from events_app.db import Database, utcnow
 from events_app.mail import backend_from_settings, deliver_outbox
-from events_app.models import Event, Feed, JobLock, Registration
+from events_app.models import Event, Feed, JobLock, OutboxMessage, Registration
 from events_app.notifications import Notifier
 from events_app.registrations import send_reminders
 from events_app.settings import Settings
@@ -107,6 +107,8 @@ def erase_personal_data(database: Database, settings: Settings) -> str:
     """Erase registrants' names, emails and phones a set time after their event.
 
     The rows stay, with their status, so that counts of registrations and attendance remain.
+    The link to the person's account goes, and so do the mails written to them (the outbox
+    keeps their address and their name in the body).
     """
     cutoff = utcnow() - timedelta(days=settings.retention_days)
     with database.transaction(lock=True) as db:
@@ -122,7 +124,15 @@ def erase_personal_data(database: Database, settings: Settings) -> str:
             registration.last_name = ""
             registration.email = f"efface-{registration.id}@anonyme.invalid"
             registration.phone = None
+            registration.seeker_id = None
             registration.anonymised_at = now
+        ids = [registration.id for registration in due]
+        for start in range(0, len(ids), 500):
+            db.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.registration_id.in_(ids[start : start + 500])
+                )
+            )
     return f"{len(due)} registrations anonymised"
 
 

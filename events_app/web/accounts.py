@@ -31,8 +31,8 @@ from events_app.accounts import (
     password_stamp,
     request_password_reset,
     reset_password,
+    seeker_of_session,
     sign_up,
-    stamp_matches,
     update_preferences,
 )
 from events_app.errors import Conflict, InvalidInput, RateLimited, Unauthorized
@@ -100,17 +100,6 @@ def _sign_in_session(request: Request, seeker: Seeker) -> None:
     request.session.clear()
     request.session[SESSION_SEEKER] = seeker.id
     request.session[SESSION_STAMP] = password_stamp(seeker)
-
-
-def seeker_of_session(db: Session, seeker_id: int | None, stamp: object) -> Seeker | None:
-    """The signed-in seeker, or None when the session is empty, the account is gone, or the
-    password changed since the session was opened (its stamp no longer matches)."""
-    if seeker_id is None:
-        return None
-    seeker = db.get(Seeker, seeker_id)
-    if seeker is None or not stamp_matches(seeker, stamp):
-        return None
-    return seeker
 
 
 def _to_sign_in(request: Request) -> Response:

@@ -12,9 +12,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
+from events_app.accounts import seeker_of_session
 from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
-from events_app.models import Event, Registration, Seeker
+from events_app.models import Event, Registration
 from events_app.registrations import (
     RegistrationOutcome,
     cancel_registration,
@@ -128,7 +129,7 @@ async def event_page(request: Request) -> Response:
 
     def work(db: Session) -> tuple[Event, dict[str, Any]]:
         event = get_event(db, event_id)
-        seeker = db.get(Seeker, seeker_id) if seeker_id is not None else None
+        seeker = seeker_of_session(db, seeker_id, request.session.get("seeker_stamp"))
         prefill: dict[str, Any] = {}
         if seeker is not None:
             prefill = {
@@ -163,13 +164,16 @@ async def register_form(request: Request) -> Response:
             require_consent=True,
         )
 
+        stamp = request.session.get("seeker_stamp")
+
         def work(db: Session) -> RegistrationOutcome:
+            seeker = seeker_of_session(db, seeker_id, stamp)
             return register(
                 db,
                 event_id=event_id,
                 person=person,
                 notifier=notifier(request, db),
-                seeker_id=seeker_id,
+                seeker_id=seeker.id if seeker is not None else None,
             )
 
         outcome = await in_transaction(request, work, lock=True)
