@@ -17,15 +17,10 @@ the web layer keeps it in the session, so changing the password signs out every 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import replace
-from functools import cache
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from jinja2 import Environment
@@ -33,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
+from events_app import passwords
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, OutboxMessage, Registration, Seeker
 from events_app.notifications import mail_environment
@@ -42,8 +38,6 @@ from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
 MIN_PASSWORD_LENGTH = 10
-# argon2 hashes whatever it is given; a cap keeps a megabyte "password" from costing CPU.
-MAX_PASSWORD_LENGTH = 1024
 MIN_RADIUS_KM = 1
 MAX_RADIUS_KM = 200
 DEFAULT_RADIUS_KM = 30
@@ -59,28 +53,13 @@ RESET_LINK_INVALID = (
 RESET_SUBJECT = "Réinitialiser votre mot de passe"
 
 
-def _hasher() -> PasswordHasher:
-    # Default parameters of argon2-cffi (RFC 9106 low-memory profile, argon2id).
-    return PasswordHasher()
-
-
-@cache
-def _dummy_hash() -> str:
-    """A hash to verify against when the email is unknown, so that the answer takes as long."""
-    return _hasher().hash("not the password of anyone")
-
-
-def hash_password(password: str) -> str:
-    return _hasher().hash(password)
-
-
 def password_stamp(seeker: Seeker) -> str:
     """16 hex digits derived from the current password hash; changes with the password."""
-    return hashlib.sha256((seeker.password_hash or "").encode()).hexdigest()[:16]
+    return passwords.password_stamp(seeker.password_hash)
 
 
 def stamp_matches(seeker: Seeker, stamp: object) -> bool:
-    return isinstance(stamp, str) and hmac.compare_digest(password_stamp(seeker), stamp)
+    return passwords.stamp_matches(seeker.password_hash, stamp)
 
 
 # --- Input -------------------------------------------------------------------------------------
@@ -127,8 +106,10 @@ def _check_new_password(password: str) -> None:
             "password",
             f"Choisissez un mot de passe d’au moins {MIN_PASSWORD_LENGTH} caractères.",
         )
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput("password", f"Le mot de passe dépasse {MAX_PASSWORD_LENGTH} caractères.")
+    if len(password) > passwords.MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            "password", f"Le mot de passe dépasse {passwords.MAX_PASSWORD_LENGTH} caractères."
+        )
 
 
 def _seeker_by_email(db: Session, email: str) -> Seeker | None:
@@ -155,7 +136,7 @@ def sign_up(db: Session, *, email: str, password: str, first_name: str, last_nam
         raise conflict
     seeker = Seeker(
         email=address,
-        password_hash=hash_password(password),
+        password_hash=passwords.hash_password(password),
         first_name=first,
         last_name=last,
         sectors=[],
@@ -181,22 +162,14 @@ def authenticate(db: Session, *, email: str, password: str) -> Seeker:
         raise InvalidInput("email", "Indiquez votre adresse e-mail.")
     if not password:
         raise InvalidInput("password", "Indiquez votre mot de passe.")
-    hasher = _hasher()
     seeker = _seeker_by_email(db, _lookup_email(email)[:254])
-    stored = seeker.password_hash if seeker is not None else None
-    # No password that long was ever accepted; it still costs one verification, like the rest.
-    too_long = len(password) > MAX_PASSWORD_LENGTH
-    try:
-        hasher.verify(
-            stored if stored and not too_long else _dummy_hash(),
-            password[:MAX_PASSWORD_LENGTH],
-        )
-    except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
-        raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed") from exc
-    if seeker is None or stored is None or too_long:
+    matches, new_hash = passwords.verify_password(
+        seeker.password_hash if seeker is not None else None, password
+    )
+    if seeker is None or not matches:
         raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed")
-    if hasher.check_needs_rehash(stored):
-        seeker.password_hash = hasher.hash(password)
+    if new_hash is not None:
+        seeker.password_hash = new_hash
         db.flush()
     return seeker
 
@@ -392,7 +365,7 @@ def reset_password(db: Session, *, token: str, new_password: str, settings: Sett
     """
     seeker = check_reset_token(db, token=token, settings=settings)
     _check_new_password(new_password)
-    seeker.password_hash = hash_password(new_password)
+    seeker.password_hash = passwords.hash_password(new_password)
     db.flush()
     attach_past_registrations(db, seeker)
     return seeker

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from events_app import accounts
+from events_app import accounts, passwords
 from events_app.app import create_app
 from events_app.db import Database
 from events_app.errors import Conflict, InvalidInput, Unauthorized
@@ -538,7 +538,7 @@ def test_unknown_addresses_cost_the_same_password_check(
     for email, password in [
         ("personne@exemple.fr", PASSWORD),
         (EMAIL, "pas le bon mot de passe"),
-        (EMAIL, PASSWORD + "x" * accounts.MAX_PASSWORD_LENGTH),
+        (EMAIL, PASSWORD + "x" * passwords.MAX_PASSWORD_LENGTH),
     ]:
         with pytest.raises(Unauthorized):
             accounts.authenticate(db, email=email, password=password)
