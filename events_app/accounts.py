@@ -13,10 +13,16 @@ with someone else's address that person's registrations, phone number and manage
 Password stamp. password_stamp(seeker) is a short digest of the current password hash. The
 reset token carries it, so a token stops working once the password changes (single use), and
 the web layer keeps it in the session, so changing the password signs out every other session.
+
+Personal calendar feed. Seeker.feed_token is the secret of the feed's URL (/agenda/{token}.ics):
+created on first need, replaced on demand, and the old URL stops working at once.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -51,6 +57,10 @@ RESET_LINK_INVALID = (
     "vaut une heure) ou il est incomplet. Demandez un nouveau lien."
 )
 RESET_SUBJECT = "Réinitialiser votre mot de passe"
+
+FEED_TOKEN_BYTES = 32  # 43 URL-safe characters
+FEED_TOKEN_MAX_LENGTH = 64  # the column's size
+_FEED_TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{FEED_TOKEN_MAX_LENGTH}}}")
 
 
 def password_stamp(seeker: Seeker) -> str:
@@ -249,6 +259,11 @@ def preferences_query(seeker: Seeker, *, limit: int = 20) -> SearchQuery:
     )
 
 
+def has_preferences(seeker: Seeker) -> bool:
+    """Whether anything is saved that narrows the events (a place, sectors, types, formats)."""
+    return bool(seeker.home_place or seeker.sectors or seeker.types or seeker.formats)
+
+
 def events_for_me(db: Session, seeker: Seeker, *, limit: int = 20) -> SearchResult:
     """Upcoming events matching the preferences, nearest first when a home place is set.
 
@@ -379,4 +394,55 @@ def seeker_of_session(db: Session, seeker_id: int | None, stamp: object) -> Seek
     seeker = db.get(Seeker, seeker_id)
     if seeker is None or not stamp_matches(seeker, stamp):
         return None
+    return seeker
+
+
+# --- Personal calendar feed --------------------------------------------------------------------
+
+
+def _new_feed_token() -> str:
+    return secrets.token_urlsafe(FEED_TOKEN_BYTES)
+
+
+def ensure_feed_token(db: Session, seeker: Seeker) -> str:
+    """The secret of the seeker's personal feed, created if there is none yet.
+
+    Two first visits at once (two tabs) agree on one token: only a NULL column is filled, and
+    the loser reads the winner's value back.
+    """
+    if seeker.feed_token:
+        return seeker.feed_token
+    db.execute(
+        update(Seeker)
+        .where(Seeker.id == seeker.id, Seeker.feed_token.is_(None))
+        .values(feed_token=_new_feed_token())
+        .execution_options(synchronize_session=False)
+    )
+    db.refresh(seeker, attribute_names=["feed_token"])
+    if not seeker.feed_token:
+        raise NotFound("Compte introuvable.")
+    return seeker.feed_token
+
+
+def regenerate_feed_token(db: Session, seeker: Seeker) -> str:
+    """Replace the feed's secret: the old URL stops working at once. Returns the new one."""
+    token = _new_feed_token()
+    seeker.feed_token = token
+    db.flush()
+    return token
+
+
+def seeker_by_feed_token(db: Session, token: str) -> Seeker:
+    """The account whose personal feed this token opens. NotFound, saying nothing more, for an
+    empty, over-long, malformed, unknown or replaced token."""
+    unknown = NotFound("Agenda introuvable.")
+    # Only the alphabet of token_urlsafe reaches the database (no NUL byte, no odd text).
+    if not _FEED_TOKEN_SHAPE.fullmatch(token):
+        raise unknown
+    seeker = db.scalars(select(Seeker).where(Seeker.feed_token == token)).first()
+    # The index finds the row; the final comparison is constant-time.
+    if seeker is None or not seeker.feed_token:
+        raise unknown
+    if not hmac.compare_digest(seeker.feed_token.encode(), token.encode()):
+        raise unknown
     return seeker

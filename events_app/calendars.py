@@ -12,6 +12,11 @@ Two choices here are deliberate:
   UTC instead, which every parser reads right.
 * A feed's bytes depend on the data only (DTSTAMP is the event's last change, not the time of
   rendering), so the same data always gives the same ETag, on every worker.
+
+The personal feed of a seeker (personal_feed_events, personal_ics) holds their registrations,
+each with its own state (a cancelled registration reads STATUS:CANCELLED for that person, a
+waitlisted one TENTATIVE), and the events matching their saved preferences. It keeps the
+UIDs of the other feeds and of the invitations, so a calendar shows each event once.
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ from icalendar import Calendar, Timezone, TimezoneDaylight, TimezoneStandard, vC
 from icalendar import Event as VEvent
 from icalendar.prop import vDuration
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from events_app.db import utcnow
+from events_app.errors import InvalidInput
 from events_app.events import html_to_text
-from events_app.models import Event, Registration
-from events_app.search import PARIS, SearchQuery, search_events
+from events_app.models import Event, Registration, Seeker
+from events_app.search import PARIS, SearchQuery, paris_day_start, search_events
 from events_app.settings import Settings
-from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
+from events_app.vocab import EVENT_TYPES, FORMATS, REGISTRATION_STATUSES, SECTORS
 
 PRODID = "-//Evenements emploi//events-app//FR"
 DEFAULT_NAME = "Événements emploi"
@@ -52,6 +58,11 @@ NO_REPLY = "no-reply@{host}"
 ICS_STATUS = {"scheduled": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
 SUMMARY_PREFIX = {"cancelled": "[Annulé] ", "postponed": "[Reporté] "}
 PARTSTAT = {"waitlisted": "TENTATIVE", "cancelled": "DECLINED"}
+
+PERSONAL_NAME = "Mes événements emploi"
+# Events matching the preferences in a personal feed, at most (registrations always come).
+PERSONAL_MAX_MATCHES = 500
+REGISTRATION_PREFIX = {"waitlisted": "[Liste d'attente] ", "cancelled": "[Inscription annulée] "}
 
 
 # --- the feed window and what goes in a feed ----------------------------------------------
@@ -137,6 +148,116 @@ def events_version(db: Session) -> DataVersion:
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=UTC)
     return DataVersion(int(count), max_id, last, int(revisions))
+
+
+# --- the personal feed of a seeker ------------------------------------------------------------
+
+# An event of a personal feed, with the person's registration to it (None: it matches their
+# preferences only).
+PersonalEntry = tuple[Event, Registration | None]
+
+
+def _registration_rank(registration: Registration) -> tuple[bool, int]:
+    # A live registration outranks the cancelled ones kept as history; then the latest.
+    return registration.status != "cancelled", registration.id
+
+
+def _registrations_in_window(
+    db: Session, seeker: Seeker, start: date, end: date
+) -> dict[int, Registration]:
+    """The seeker's registration of each event of the window (its events loaded with agency
+    and sectors): the live one if any, else the latest cancelled one."""
+    rows = db.scalars(
+        select(Registration)
+        .join(Event, Event.id == Registration.event_id)
+        .where(
+            Registration.seeker_id == seeker.id,
+            Event.starts_at >= paris_day_start(start),
+            Event.starts_at < paris_day_start(end + timedelta(days=1)),
+        )
+        .options(
+            joinedload(Registration.event).joinedload(Event.agency),
+            joinedload(Registration.event).selectinload(Event.sector_rows),
+        )
+    ).unique()
+    chosen: dict[int, Registration] = {}
+    for registration in rows:
+        current = chosen.get(registration.event_id)
+        if current is None or _registration_rank(registration) > _registration_rank(current):
+            chosen[registration.event_id] = registration
+    return chosen
+
+
+def _matching_events(db: Session, seeker: Seeker, now: datetime | None) -> list[Event]:
+    """The feed's events matching the saved preferences; none when nothing is saved (a
+    personal calendar holding every event in France helps nobody). A home place that no
+    longer resolves is dropped, as on the account page."""
+    # Imported here: accounts imports notifications, which imports this module.
+    from events_app.accounts import has_preferences, preferences_query
+
+    if not has_preferences(seeker):
+        return []
+    query = preferences_query(seeker)
+    try:
+        return list_feed_events(db, query, now=now, cap=PERSONAL_MAX_MATCHES)
+    except InvalidInput as exc:
+        if exc.field != "near":
+            raise
+    query = replace(query, near=None)
+    if not (query.sectors or query.types or query.formats):
+        return []
+    return list_feed_events(db, query, now=now, cap=PERSONAL_MAX_MATCHES)
+
+
+def personal_feed_events(
+    db: Session, seeker: Seeker, *, now: datetime | None = None
+) -> list[PersonalEntry]:
+    """The events of a seeker's personal feed over the feed window, by start: their
+    registrations (every status, with the registration) and the events matching their saved
+    preferences (cancelled ones included, without a registration). An event appears once: a
+    registered one with its registration. Events come with agency and sectors loaded."""
+    start, end = feed_window(now)
+    registrations = _registrations_in_window(db, seeker, start, end)
+    entries: dict[int, PersonalEntry] = {
+        event_id: (registration.event, registration)
+        for event_id, registration in registrations.items()
+    }
+    for event in _matching_events(db, seeker, now):
+        entries.setdefault(event.id, (event, None))
+    return sorted(entries.values(), key=lambda entry: (entry[0].starts_at, entry[0].id))
+
+
+@dataclass(frozen=True)
+class PersonalVersion:
+    """A cheap fingerprint of everything a personal feed shows: the window, every event's
+    calendar data, the saved preferences and the person's registrations."""
+
+    window: tuple[date, date]
+    events: DataVersion
+    preferences: tuple[object, ...]
+    registrations: tuple[tuple[object, ...], ...]
+
+
+def personal_version(
+    db: Session, seeker: Seeker, *, now: datetime | None = None
+) -> PersonalVersion:
+    registrations = db.execute(
+        select(Registration.id, Registration.event_id, Registration.status, Registration.updated_at)
+        .where(Registration.seeker_id == seeker.id)
+        .order_by(Registration.id)
+    ).all()
+    return PersonalVersion(
+        window=feed_window(now),
+        events=events_version(db),
+        preferences=(
+            seeker.home_place,
+            seeker.radius_km,
+            tuple(seeker.sectors or ()),
+            tuple(seeker.types or ()),
+            tuple(seeker.formats or ()),
+        ),
+        registrations=tuple(tuple(row) for row in registrations),
+    )
 
 
 def feed_name(query: SearchQuery) -> str:
@@ -357,7 +478,7 @@ def _location(event: Event) -> str | None:
     return ", ".join(parts) or event.online_url
 
 
-def _description(event: Event, settings: Settings) -> str:
+def _description(event: Event, settings: Settings, lead: Sequence[str] = ()) -> str:
     blocks: list[str] = []
     if event.status == "cancelled":
         blocks.append("Cet événement est annulé.")
@@ -365,6 +486,7 @@ def _description(event: Event, settings: Settings) -> str:
             blocks.append(event.cancellation_message.strip())
     elif event.status == "postponed":
         blocks.append("Cet événement est reporté.")
+    blocks.extend(lead)
     text = html_to_text(event.description_html or "")
     if text:
         blocks.append(text)
@@ -384,8 +506,15 @@ def _vevent(
     dtstamp: datetime,
     sequence: int,
     status: str,
+    last_modified: datetime | None = None,
+    summary_prefix: str | None = None,
+    lead: Sequence[str] = (),
+    private: bool = False,
+    transparent: bool = False,
 ) -> VEvent:
     tzid = event.timezone or "Europe/Paris"
+    if summary_prefix is None:
+        summary_prefix = SUMMARY_PREFIX.get(event.status, "")
     vevent = VEvent()
     vevent.add("UID", event_uid(event.id, settings))
     vevent.add("DTSTAMP", dtstamp.astimezone(UTC))
@@ -393,10 +522,10 @@ def _vevent(
     vevent.add("DTEND", zones.local(event.ends_at, tzid))
     vevent.add("SEQUENCE", sequence)
     vevent.add("CREATED", event.created_at.astimezone(UTC))
-    vevent.add("LAST-MODIFIED", event.updated_at.astimezone(UTC))
+    vevent.add("LAST-MODIFIED", (last_modified or event.updated_at).astimezone(UTC))
     vevent.add("STATUS", status)
-    vevent.add("SUMMARY", SUMMARY_PREFIX.get(event.status, "") + event.title)
-    vevent.add("DESCRIPTION", _description(event, settings))
+    vevent.add("SUMMARY", summary_prefix + event.title)
+    vevent.add("DESCRIPTION", _description(event, settings, lead))
     location = _location(event)
     if location:
         vevent.add("LOCATION", location)
@@ -407,8 +536,8 @@ def _vevent(
     categories += [SECTORS.get(code, code) for code in event.sectors]
     vevent.add("CATEGORIES", categories)
     vevent.add("ORGANIZER", _organizer(event, settings))
-    vevent.add("CLASS", "PUBLIC")
-    vevent.add("TRANSP", "OPAQUE")
+    vevent.add("CLASS", "PRIVATE" if private else "PUBLIC")
+    vevent.add("TRANSP", "TRANSPARENT" if transparent else "OPAQUE")
     return vevent
 
 
@@ -505,4 +634,73 @@ def invite_ics(
     attendee.params["RSVP"] = "FALSE"
     vevent.add("ATTENDEE", attendee)
     calendar.add_component(vevent)
+    return bytes(calendar.to_ical())
+
+
+def personal_status(event: Event, registration: Registration | None) -> str:
+    """STATUS of an event for one person: CANCELLED when the event or their registration is
+    cancelled, TENTATIVE while they wait for a seat (or the event is postponed), else the
+    event's own."""
+    if event.status == "cancelled":
+        return "CANCELLED"
+    if registration is not None and registration.status == "cancelled":
+        return "CANCELLED"
+    if registration is not None and registration.status == "waitlisted":
+        return "TENTATIVE"
+    return ICS_STATUS.get(event.status, "CONFIRMED")
+
+
+def _personal_vevent(
+    event: Event, registration: Registration | None, settings: Settings, zones: _Zones
+) -> VEvent:
+    prefix = SUMMARY_PREFIX.get(event.status, "")
+    if registration is None:
+        # A suggestion, not a commitment: it does not make the person busy.
+        return _vevent(
+            event,
+            settings,
+            zones,
+            dtstamp=event.updated_at,
+            sequence=event.revision,
+            status=personal_status(event, None),
+            summary_prefix=prefix,
+            private=True,
+            transparent=True,
+        )
+    cancelled = registration.status == "cancelled"
+    if event.status != "cancelled":
+        prefix += REGISTRATION_PREFIX.get(registration.status, "")
+    label = REGISTRATION_STATUSES.get(registration.status, registration.status)
+    # The last change of the event or of the registration, whichever is later: the bytes still
+    # depend on the data only.
+    changed = max(event.updated_at, registration.updated_at)
+    return _vevent(
+        event,
+        settings,
+        zones,
+        dtstamp=changed,
+        # As the CANCEL invitation of the registration: above the event's revision, so a
+        # calendar that merged the invitation keeps the cancellation.
+        sequence=event.revision + 1 if cancelled else event.revision,
+        status=personal_status(event, registration),
+        last_modified=changed,
+        summary_prefix=prefix,
+        lead=[
+            f"Votre inscription : {label}.",
+            f"Mes inscriptions : {settings.base_url}/compte",
+        ],
+        private=True,
+        transparent=cancelled,
+    )
+
+
+def personal_ics(
+    entries: Sequence[PersonalEntry], settings: Settings, *, name: str = PERSONAL_NAME
+) -> bytes:
+    """A seeker's personal feed (METHOD:PUBLISH) from personal_feed_events(). The feed's own
+    URL is left out: it holds the secret, and a downloaded file may be passed around."""
+    zones = _Zones([event for event, _ in entries])
+    calendar = _calendar(settings, name=name, method="PUBLISH", zones=zones)
+    for event, registration in entries:
+        calendar.add_component(_personal_vevent(event, registration, settings, zones))
     return bytes(calendar.to_ical())

@@ -1,5 +1,5 @@
 """Job seeker account pages under /compte: sign-up, sign-in and out, "Mes événements",
-preferences, password reset.
+preferences, password reset, the personal calendar feed's address.
 
 The session (a signed cookie, see events_app.app) holds the seeker's id and the stamp of the
 password it was opened with; a page of this module treats a session whose stamp no longer
@@ -26,9 +26,12 @@ from events_app.accounts import (
     RESET_MAX_AGE_SECONDS,
     authenticate,
     check_reset_token,
+    ensure_feed_token,
     events_for_me,
+    has_preferences,
     my_registrations,
     password_stamp,
+    regenerate_feed_token,
     request_password_reset,
     reset_password,
     seeker_of_session,
@@ -38,6 +41,11 @@ from events_app.accounts import (
 from events_app.errors import Conflict, InvalidInput, RateLimited, Unauthorized
 from events_app.models import Registration, Seeker
 from events_app.search import SearchResult
+from events_app.web.calendars import (
+    personal_cache_of,
+    personal_feed_links,
+    personal_feed_url,
+)
 from events_app.web.common import (
     check_rate,
     current_seeker_id,
@@ -199,23 +207,27 @@ NOTICES = {
     "pour voir les événements faits pour vous.",
     "preferences": "Vos préférences sont enregistrées.",
     "motdepasse": "Votre mot de passe est modifié.",
+    "agenda": "Votre agenda personnel a une nouvelle adresse\u00a0: l’ancienne ne fonctionne "
+    "plus. Abonnez-vous de nouveau avec l’adresse ci-dessous dans votre application d’agenda.",
 }
 
 
 async def home(request: Request) -> Response:
+    settings = settings_of(request)
     seeker_id = current_seeker_id(request)
     stamp = request.session.get(SESSION_STAMP)
 
-    def work(db: Session) -> tuple[Seeker, SearchResult, list[Registration]] | None:
+    def work(db: Session) -> tuple[Seeker, SearchResult, list[Registration], str] | None:
         seeker = seeker_of_session(db, seeker_id, stamp)
         if seeker is None:
             return None
-        return seeker, events_for_me(db, seeker), my_registrations(db, seeker)
+        feed_token = ensure_feed_token(db, seeker)
+        return seeker, events_for_me(db, seeker), my_registrations(db, seeker), feed_token
 
     loaded = await in_transaction(request, work)
     if loaded is None:
         return _to_sign_in(request)
-    seeker, result, registrations = loaded
+    seeker, result, registrations, feed_token = loaded
     notice = next((text for key, text in NOTICES.items() if request.query_params.get(key)), None)
     return _render(
         request,
@@ -227,8 +239,34 @@ async def home(request: Request) -> Response:
             "place_lost": bool(result.extra.get("place_lost")),
             "registrations": registrations,
             "notice": notice,
+            "feed_url": personal_feed_url(settings, feed_token),
+            "feed_links": personal_feed_links(settings, feed_token),
+            "has_preferences": has_preferences(seeker),
         },
     )
+
+
+async def regenerate_feed(request: Request) -> Response:
+    """Give the personal feed a new secret address; the old one answers 404 at once."""
+    seeker_id = current_seeker_id(request)
+    stamp = request.session.get(SESSION_STAMP)
+
+    def work(db: Session) -> str | None:
+        seeker = seeker_of_session(db, seeker_id, stamp)
+        if seeker is None:
+            return None
+        old = seeker.feed_token
+        regenerate_feed_token(db, seeker)
+        return old or ""
+
+    old_token = await in_transaction(request, work)
+    if old_token is None:
+        # Back to the account page after signing in (this path only takes a POST).
+        request.session.clear()
+        return RedirectResponse(f"{SIGN_IN}?{urlencode({'suivant': HOME})}", status_code=303)
+    # The lookup of each request already refuses the old token; this frees its cached body.
+    personal_cache_of(request.app).discard(old_token)
+    return RedirectResponse(f"{HOME}?agenda=1#mon-agenda", status_code=303)
 
 
 # --- Preferences -------------------------------------------------------------------------------
@@ -394,6 +432,12 @@ routes: list[BaseRoute] = [
     Route("/compte/connexion", sign_in_page, methods=["GET"], name="account:sign_in"),
     Route("/compte/connexion", sign_in_form, methods=["POST"], name="account:sign_in_post"),
     Route("/compte/deconnexion", sign_out, methods=["POST"], name="account:sign_out"),
+    Route(
+        "/compte/agenda/regenerer",
+        regenerate_feed,
+        methods=["POST"],
+        name="account:regenerate_feed",
+    ),
     Route("/compte/preferences", preferences_page, methods=["GET"], name="account:preferences"),
     Route(
         "/compte/preferences",

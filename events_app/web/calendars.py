@@ -1,4 +1,5 @@
-"""Calendar files over HTTP: one event, and the subscription feed of a search.
+"""Calendar files over HTTP: one event, the subscription feed of a search, and the personal
+feed of a seeker.
 
 Calendar apps poll feeds for years, every few minutes. So a feed is rendered once per change
 of its data, not once per request: the rendered body is kept in process per query string,
@@ -6,6 +7,11 @@ served without touching the database for CACHE_TTL seconds, then revalidated wit
 aggregate query (events_version) and re-rendered only when the data changed. Every answer
 carries a strong ETag (a hash of the bytes, identical on every worker since the bytes depend
 on the data only) and a Last-Modified, and conditional requests get a 304.
+
+The personal feed (/agenda/{token}.ics) holds one person's data: it is sent `private` (no
+shared cache keeps it), and kept in a cache of its own, keyed by token. Every request looks
+the token up first, so a regenerated token stops working at once on every worker; the cached
+body is then reused while the person's data is unchanged (calendars.PersonalVersion).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Generic, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
@@ -29,15 +36,22 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from events_app.accounts import seeker_by_feed_token
 from events_app.calendars import (
     DEFAULT_NAME,
+    PERSONAL_NAME,
     DataVersion,
+    PersonalEntry,
+    PersonalVersion,
     event_ics,
     events_version,
     feed_ics,
     feed_name,
     feed_window,
     list_feed_events,
+    personal_feed_events,
+    personal_ics,
+    personal_version,
     subscribe_links,
 )
 from events_app.db import utcnow
@@ -56,12 +70,17 @@ __all__ = [
     "feed_cache_of",
     "feed_links",
     "feed_url",
+    "personal_cache_of",
+    "personal_feed_links",
+    "personal_feed_url",
     "routes",
     "subscribe_links",
 ]
 
 MEDIA_TYPE = "text/calendar; charset=utf-8"
 CACHE_CONTROL = "public, max-age=300"
+# Personal data: the browser or calendar app may keep it, no shared cache ever.
+PRIVATE_CACHE_CONTROL = "private, max-age=300"
 # Served from memory without any query for this long.
 CACHE_TTL = 60.0
 # After that, reused while the data is unchanged, but never longer than this (agency names and
@@ -102,13 +121,18 @@ class CalendarDocument:
 
     @classmethod
     def build(
-        cls, body: bytes, last_modified: datetime | None, *, filename: str
+        cls,
+        body: bytes,
+        last_modified: datetime | None,
+        *,
+        filename: str,
+        cache_control: str = CACHE_CONTROL,
     ) -> CalendarDocument:
         digest = hashlib.sha256(body).hexdigest()[:40]
         # HTTP dates have whole seconds; keep the same precision for the comparisons.
         if last_modified is not None:
             last_modified = last_modified.replace(microsecond=0)
-        common = {"Cache-Control": CACHE_CONTROL}
+        common = {"Cache-Control": cache_control}
         if last_modified is not None:
             common["Last-Modified"] = format_datetime(last_modified, usegmt=True)
         disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
@@ -205,23 +229,27 @@ async def event_calendar(request: Request) -> Response:
 # --- GET /calendar.ics -----------------------------------------------------------------------
 
 
+V = TypeVar("V")
+
+
 @dataclass
-class _Entry:
+class _Entry(Generic[V]):
     document: CalendarDocument
-    version: DataVersion
+    version: V
     rendered_at: float
     checked_at: float
 
 
 @dataclass
-class FeedCache:
-    """Rendered feeds by key, least recently used first out."""
+class FeedCache(Generic[V]):
+    """Rendered feeds by key, with the version of the data each was rendered from, least
+    recently used first out."""
 
     ttl: float = CACHE_TTL
     max_age: float = CACHE_MAX_AGE
     max_entries: int = CACHE_MAX_ENTRIES
     clock: Callable[[], float] = time.monotonic
-    _entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
+    _entries: OrderedDict[str, _Entry[V]] = field(default_factory=OrderedDict)
     # One render per key at a time: the others wait for it instead of rendering too.
     _inflight: dict[str, asyncio.Future[CalendarDocument]] = field(default_factory=dict)
 
@@ -232,14 +260,14 @@ class FeedCache:
         self._entries.move_to_end(key)
         return entry.document
 
-    def version_of(self, key: str) -> DataVersion | None:
+    def version_of(self, key: str) -> V | None:
         """The data version a cached document was rendered from, while it may be reused."""
         entry = self._entries.get(key)
         if entry is None or self.clock() - entry.rendered_at > self.max_age:
             return None
         return entry.version
 
-    def reusable(self, key: str, version: DataVersion) -> CalendarDocument | None:
+    def reusable(self, key: str, version: V) -> CalendarDocument | None:
         """The cached document if the data has not changed since it was rendered."""
         entry = self._entries.get(key)
         now = self.clock()
@@ -249,7 +277,15 @@ class FeedCache:
         self._entries.move_to_end(key)
         return entry.document
 
-    def store(self, key: str, document: CalendarDocument, version: DataVersion) -> None:
+    def peek(self, key: str) -> CalendarDocument | None:
+        """The last document stored for key, however old (nothing is refreshed)."""
+        entry = self._entries.get(key)
+        return entry.document if entry is not None else None
+
+    def discard(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def store(self, key: str, document: CalendarDocument, version: V) -> None:
         now = self.clock()
         self._entries[key] = _Entry(document, version, now, now)
         self._entries.move_to_end(key)
@@ -276,9 +312,9 @@ class FeedCache:
         return await asyncio.shield(pending)
 
 
-def feed_cache_of(app: Starlette) -> FeedCache:
+def feed_cache_of(app: Starlette) -> FeedCache[DataVersion]:
     """The application's feed cache, created on first use: each app (each test) has its own."""
-    cache: FeedCache | None = getattr(app.state, "calendar_feed_cache", None)
+    cache: FeedCache[DataVersion] | None = getattr(app.state, "calendar_feed_cache", None)
     if cache is None:
         cache = FeedCache()
         app.state.calendar_feed_cache = cache
@@ -334,7 +370,7 @@ async def calendar_feed(request: Request) -> Response:
 
 
 async def _render_feed(
-    request: Request, cache: FeedCache, key: str, now: datetime
+    request: Request, cache: FeedCache[DataVersion], key: str, now: datetime
 ) -> CalendarDocument:
     settings = settings_of(request)
     query = parse_search_query(request.query_params)
@@ -372,7 +408,93 @@ async def _render_feed(
     return document
 
 
+# --- GET /agenda/{token}.ics: a seeker's personal feed ------------------------------------------
+
+
+PERSONAL_FILENAME = "mes-evenements-emploi.ics"
+
+
+def personal_feed_url(settings: Settings, token: str) -> str:
+    """The absolute URL of a personal feed (the token is URL-safe as it is)."""
+    return f"{settings.base_url}/agenda/{token}.ics"
+
+
+def personal_feed_links(settings: Settings, token: str) -> dict[str, str]:
+    return subscribe_links(personal_feed_url(settings, token), name=PERSONAL_NAME)
+
+
+def personal_cache_of(app: Starlette) -> FeedCache[PersonalVersion]:
+    """The personal feeds' own cache (never the shared one), keyed by token."""
+    cache: FeedCache[PersonalVersion] | None = getattr(app.state, "personal_feed_cache", None)
+    if cache is None:
+        cache = FeedCache()
+        app.state.personal_feed_cache = cache
+    return cache
+
+
+def _personal_document(
+    body: bytes, previous: CalendarDocument | None, now: datetime
+) -> CalendarDocument:
+    """The document of a freshly rendered personal feed.
+
+    Its Last-Modified is the time these bytes were first served here, kept while they stay the
+    same: a saved preference changes the feed without any row's timestamp rising, so no date
+    read from the data would do. It only ever rises, so a client's date never validates newer
+    bytes (the ETag, a hash of the bytes, is the same on every worker).
+    """
+
+    def build(last_modified: datetime) -> CalendarDocument:
+        return CalendarDocument.build(
+            body,
+            last_modified,
+            filename=PERSONAL_FILENAME,
+            cache_control=PRIVATE_CACHE_CONTROL,
+        )
+
+    document = build(now)
+    if previous is None or previous.last_modified is None:
+        return document
+    if previous.etag == document.etag:
+        return previous
+    if document.last_modified is not None and document.last_modified <= previous.last_modified:
+        return build(previous.last_modified + timedelta(seconds=1))
+    return document
+
+
+async def personal_feed(request: Request) -> Response:
+    token = str(request.path_params["token"])
+    settings = settings_of(request)
+    cache = personal_cache_of(request.app)
+    now = utcnow()
+    # Read here, on the event loop, like every other use of the cache (it is not thread-safe).
+    known = cache.version_of(token)
+
+    def load(db: Session) -> tuple[PersonalVersion, list[PersonalEntry] | None]:
+        # First, always: an unknown or replaced token is a 404 whatever is cached.
+        seeker = seeker_by_feed_token(db, token)
+        version = personal_version(db, seeker, now=now)
+        if version == known:
+            return version, None
+        return version, personal_feed_events(db, seeker, now=now)
+
+    version, entries = await in_transaction(request, load)
+    if entries is None:
+        reused = cache.reusable(token, version)
+        if reused is not None:
+            return calendar_response(request, reused)
+        entries = await in_transaction(
+            request,
+            lambda db: personal_feed_events(db, seeker_by_feed_token(db, token), now=now),
+        )
+    previous = cache.peek(token)
+    body = await run_in_threadpool(personal_ics, entries, settings)
+    document = _personal_document(body, previous, now)
+    cache.store(token, document, version)
+    return calendar_response(request, document)
+
+
 routes: list[BaseRoute] = [
     Route("/events/{id:int}.ics", event_calendar, methods=["GET"], name="calendars:event"),
     Route("/calendar.ics", calendar_feed, methods=["GET"], name="calendars:feed"),
+    Route("/agenda/{token}.ics", personal_feed, methods=["GET"], name="calendars:personal"),
 ]
