@@ -25,7 +25,7 @@ from events_app.errors import DomainError
 from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
 from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
-from events_app.web import accounts, api, calendars, public
+from events_app.web import accounts, agency, api, calendars, public
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
     ProtectedPaths,
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/api/v1", routes=api.routes),
         *calendars.routes,
         *accounts.routes,
+        *agency.routes,
         *public.routes,
     ]
     middleware = [
