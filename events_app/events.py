@@ -142,6 +142,9 @@ def _text(payload: Mapping[str, Any], key: str, *, max_len: int, field: str | No
         raise InvalidInput(name, f"Le champ « {name} » doit être un texte.")
     if len(value) > max_len:
         raise InvalidInput(name, f"Le champ « {name} » dépasse {max_len} caractères.")
+    if "\x00" in value:
+        # PostgreSQL refuses NUL in text; no honest input contains one.
+        raise InvalidInput(name, f"Le champ « {name} » contient un caractère interdit.")
     return value.strip()
 
 

@@ -75,6 +75,8 @@ def clean_person(payload: Mapping[str, Any], *, require_consent: bool = False) -
             continue
         if not isinstance(raw, str):
             raise InvalidInput(key, f"Le champ « {key} » doit être un texte.")
+        if "\x00" in raw:
+            raise InvalidInput(key, f"Le champ « {label} » contient un caractère interdit.")
         value = " ".join(raw.split())
         if len(value) > max_len:
             raise InvalidInput(key, f"Le champ « {label} » dépasse {max_len} caractères.")

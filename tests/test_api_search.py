@@ -356,6 +356,8 @@ def test_agency_api_publishes_and_lists(client: TestClient, committed: Database)
         ({"venue": {"lat": 95, "lon": 2}}, "venue.lat"),
         ({"online_url": "javascript:alert(1)"}, "online_url"),
         ({"colour": "red"}, "colour"),
+        ({"title": "Atelier\x00CV"}, "title"),
+        ({"venue": {"city": "Lyon\x00"}}, "venue.city"),
     ],
 )
 def test_agency_api_validation_names_the_field(

@@ -219,6 +219,7 @@ def test_reminders_go_once_to_confirmed_people_of_tomorrow(db: Session, notifier
             "phone",
         ),
         ({"first_name": 3, "last_name": "N", "email": "a@example.org"}, "first_name"),
+        ({"first_name": "P", "last_name": "N\x00", "email": "a@example.org"}, "last_name"),
         (
             {"first_name": "P", "last_name": "N", "email": "a@example.org", "attendance": "x"},
             "attendance",
