@@ -28,6 +28,8 @@ def add_feed(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput("url", "L'adresse du flux doit commencer par http:// ou https://.")
+    if len(url) > 2000:  # the column's size: PostgreSQL would refuse it with a bare error
+        raise InvalidInput("url", "L'adresse du flux dépasse 2000 caractères.")
     if interval_minutes is not None and not 5 <= interval_minutes <= 7 * 24 * 60:
         raise InvalidInput("interval_minutes", "L'intervalle va de 5 minutes à 7 jours.")
     duplicate = db.scalar(

@@ -7,8 +7,10 @@ link-local ranges unless the operator allows them (server-side request forgery).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +20,9 @@ import httpx
 MAX_BYTES = 200 * 1024 * 1024
 MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+# The read timeout bounds each wait for bytes; this bounds the whole download, so that a server
+# sending a byte now and then cannot hold the importer (and the scheduler's job) forever.
+DEADLINE = 300.0
 USER_AGENT = "evenements-emploi-importer/1.0"
 
 
@@ -46,18 +51,21 @@ def _check_host(host: str, port: int, allow_private: bool) -> None:
         raise FetchError(f"Nom d'hôte introuvable : {host}.") from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
+        # is_global also excludes the shared address space (100.64.0.0/10, where some clouds
+        # put their metadata service) and the other special-purpose ranges.
+        if not address.is_global or address.is_multicast:
             raise FetchError(
                 f"Adresse refusée ({address}) : les réseaux privés ou locaux ne sont pas "
                 "autorisés pour les flux."
             )
+
+
+def _size(limit: int) -> str:
+    if limit >= 1_000_000:
+        return f"{limit // 1_000_000} Mo"
+    if limit >= 1000:
+        return f"{limit // 1000} ko"
+    return f"{limit} octets"
 
 
 def fetch_url(
@@ -67,9 +75,11 @@ def fetch_url(
     last_modified: str | None = None,
     allow_private: bool = False,
     max_bytes: int = MAX_BYTES,
-    timeout: httpx.Timeout = TIMEOUT,
+    timeout: httpx.Timeout | float = TIMEOUT,
+    deadline: float = DEADLINE,
 ) -> Fetched:
     """GET a feed. Raises FetchError with a French reason on any failure."""
+    give_up = time.monotonic() + deadline
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     if etag:
         headers["If-None-Match"] = etag
@@ -81,35 +91,36 @@ def fetch_url(
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchError(f"Adresse non prise en charge : {current[:200]} (http ou https).")
-            _check_host(
-                parts.hostname,
-                parts.port or (443 if parts.scheme == "https" else 80),
-                allow_private,
-            )
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError as exc:  # a port out of range
+                raise FetchError(f"Adresse invalide : {current[:200]}.") from exc
+            _check_host(parts.hostname, port, allow_private)
             try:
                 with client.stream("GET", current, headers=headers) as response:
-                    if response.is_redirect:
+                    # Before the redirects: httpx's is_redirect is true for every 3xx, 304 too.
+                    if response.status_code == 304:
+                        return Fetched(None, etag, last_modified, "304 non modifié")
+                    if response.status_code in (301, 302, 303, 307, 308):
                         location = response.headers.get("location")
                         if not location:
                             raise FetchError("Redirection sans destination.")
                         current = urljoin(current, location)
                         continue
-                    if response.status_code == 304:
-                        return Fetched(None, etag, last_modified, "304 non modifié")
                     if response.status_code != 200:
                         raise FetchError(f"Le serveur a répondu {response.status_code}.")
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > max_bytes:
-                        raise FetchError(
-                            f"Flux trop volumineux (plus de {max_bytes // 1_000_000} Mo)."
-                        )
+                        raise FetchError(f"Flux trop volumineux (plus de {_size(max_bytes)}).")
                     chunks: list[bytes] = []
                     size = 0
                     for chunk in response.iter_bytes():
                         size += len(chunk)
                         if size > max_bytes:
+                            raise FetchError(f"Flux trop volumineux (plus de {_size(max_bytes)}).")
+                        if time.monotonic() > give_up:
                             raise FetchError(
-                                f"Flux trop volumineux (plus de {max_bytes // 1_000_000} Mo)."
+                                f"Délai dépassé en lisant le flux (plus de {deadline:g} s)."
                             )
                         chunks.append(chunk)
                     return Fetched(
@@ -120,9 +131,18 @@ def fetch_url(
                     )
             except httpx.TimeoutException as exc:
                 raise FetchError("Délai dépassé en lisant le flux.") from exc
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise FetchError(f"Flux illisible : {type(exc).__name__}.") from exc
     raise FetchError(f"Trop de redirections (plus de {MAX_REDIRECTS}).")
+
+
+_OS_ERRORS = {
+    errno.ENOENT: "fichier introuvable",
+    errno.EACCES: "accès refusé",
+    errno.EPERM: "accès refusé",
+    errno.EISDIR: "c'est un dossier",
+    errno.ENOTDIR: "chemin invalide",
+}
 
 
 def read_file(path: str, *, max_bytes: int = MAX_BYTES) -> Fetched:
@@ -130,10 +150,11 @@ def read_file(path: str, *, max_bytes: int = MAX_BYTES) -> Fetched:
     try:
         size = file.stat().st_size
         if size > max_bytes:
-            raise FetchError(f"Fichier trop volumineux (plus de {max_bytes // 1_000_000} Mo).")
+            raise FetchError(f"Fichier trop volumineux (plus de {_size(max_bytes)}).")
         return Fetched(file.read_bytes(), outcome=f"fichier, {size} octets")
     except OSError as exc:
-        raise FetchError(f"Fichier illisible : {path} ({exc.strerror or exc}).") from exc
+        reason = _OS_ERRORS.get(exc.errno or 0) or exc.strerror or str(exc)
+        raise FetchError(f"Fichier illisible : {path} ({reason}).") from exc
 
 
 def fetch_source(

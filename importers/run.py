@@ -6,6 +6,7 @@ leaves the events as they were and records a failed run with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from events_app.settings import Settings
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.fetch import Fetched, FetchError, fetch_source
-from importers.sync import Geocoder, SyncReport, apply, collect, is_complete
+from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
 
 log = logging.getLogger("importers")
 MAX_REPORTED_ROWS = 1000
@@ -109,10 +110,13 @@ def run_import(
         return _finish(database, run_id, status="not_modified", fetch_outcome=fetched.outcome)
 
     parser = PARSERS[fmt]
+    content = fetched.content
+    # The document is needed only while it is parsed: not during the write.
+    fetched = dataclasses.replace(fetched, content=None)
     try:
         with database.transaction() as db:
-            prepared, errors, warnings = collect(
-                _counted(parser(fetched.content), progress), Geocoder(db)
+            collected = collect(
+                _counted(parser(content), progress), Geocoder(db), known_rows(db, feed_id)
             )
     except Exception as exc:  # parsers never raise; if one does, record it
         log.exception("import run %s failed while reading", run_id)
@@ -123,8 +127,24 @@ def run_import(
             error=f"Flux illisible : {type(exc).__name__}.",
             fetch_outcome=fetched.outcome,
         )
+    del content
+    try:
+        return _write(database, settings, run_id, feed_id, fetched, collected)
+    finally:
+        collected.close()
+
+
+def _write(
+    database: Database,
+    settings: Settings,
+    run_id: int,
+    feed_id: int,
+    fetched: Fetched,
+    collected: Collected,
+) -> RunSummary:
+    errors = collected.errors
     fatal = [error for error in errors if error.line == 0]
-    if fatal and not prepared:
+    if fatal and not collected.lines:
         return _finish(
             database,
             run_id,
@@ -141,11 +161,7 @@ def run_import(
         with database.transaction(lock=True) as db:
             feed = get_feed(db, feed_id)
             report: SyncReport = apply(
-                db,
-                feed=feed,
-                prepared=prepared,
-                notifier=Notifier(db, settings),
-                complete=is_complete(errors),
+                db, feed=feed, collected=collected, notifier=Notifier(db, settings)
             )
             if report.refused is None:
                 _remember_fetch(feed, fetched)
@@ -178,7 +194,7 @@ def run_import(
         cancelled=report.cancelled,
         rejected=len(errors),
         rejected_rows=rejected_rows,
-        warnings=(report.conflicts + report.warnings + warnings)[:MAX_REPORTED_ROWS],
+        warnings=(report.conflicts + report.warnings + collected.warnings)[:MAX_REPORTED_ROWS],
         fetch_outcome=fetched.outcome,
     )
 

@@ -9,10 +9,12 @@ never touched by an import.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -42,6 +44,13 @@ FRANCE_BOXES = (
 EMPTY_FEED_GUARD = 3
 # The field of the RowError every parser gives a second row with an id already seen.
 DUPLICATE_FIELD = "external_id"
+# Events changed or cancelled are loaded and locked this many at a time; new ones are
+# inserted this many at a time.
+UPDATE_CHUNK = 500
+INSERT_BATCH = 2000
+# Prepared rows beyond this many bytes go to a temporary file (see RowSpool).
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+MAX_WARNINGS = 1000
 
 
 def in_france(lat: float, lon: float) -> bool:
@@ -92,7 +101,9 @@ class Geocoder:
         return self.cache[query]
 
 
-def prepare(item: ImportedEvent, geocoder: Geocoder) -> PreparedEvent | RowError:
+def prepare(
+    item: ImportedEvent, geocoder: Geocoder, source_hash: str | None = None
+) -> PreparedEvent | RowError:
     """Turn a parsed row into column values, or a RowError naming the field."""
     if item.ends_at <= item.starts_at:
         return RowError(item.line, "ends_at", "La fin doit être postérieure au début.")
@@ -140,7 +151,12 @@ def prepare(item: ImportedEvent, geocoder: Geocoder) -> PreparedEvent | RowError
         "source_url": _cut(item.source_url, 2000),
     }
     return PreparedEvent(
-        item.line, item.external_id, content_hash(item), values, item.sectors, warnings
+        item.line,
+        item.external_id,
+        source_hash or content_hash(item),
+        values,
+        item.sectors,
+        warnings,
     )
 
 
@@ -148,53 +164,134 @@ def _cut(value: str | None, size: int) -> str | None:
     return None if value is None else value[:size]
 
 
+class RowSpool:
+    """Prepared rows kept in a temporary file between the validation and the write.
+
+    A 100,000-event feed's prepared rows take more memory than its document: on disk they
+    leave room for it, and the write reads them back one at a time. Small feeds stay in memory.
+    """
+
+    def __init__(self) -> None:
+        # Closed by close(), which run_import calls once the write is over.
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.count = 0
+
+    def add(self, row: PreparedEvent) -> None:
+        pickle.dump(row, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[PreparedEvent]:
+        self._file.seek(0)
+        for _ in range(self.count):
+            # Our own file, written just above: not outside data.
+            yield pickle.load(self._file)  # noqa: S301
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class Collected:
+    """What the validation pass hands to the write."""
+
+    # Every external id read from the feed (rejected rows whose id is known included), with
+    # its line: an id absent from here has vanished from the feed.
+    lines: dict[str, int]
+    # The rows to create or update, prepared.
+    spool: RowSpool
+    # Ids whose row hashed as in `known` at validation time: nothing to write for them.
+    unchanged: set[str]
+    # What was stored of the feed's events when validation started (see known_rows).
+    known: dict[str, Known]
+    errors: list[RowError]
+    warnings: list[str]
+    # False when a row was rejected without its id being known, or the document was not read
+    # to its end: then an absent id does not prove that an event vanished.
+    complete: bool
+
+    def close(self) -> None:
+        self.spool.close()
+
+
+class Known(NamedTuple):
+    source_hash: str | None
+    status: str
+    # Whether leaving the feed would cancel it (not cancelled yet, not started).
+    cancellable: bool
+
+
+def known_rows(db: Session, feed_id: int) -> dict[str, Known]:
+    """external id -> what collect() and apply() need to know of a feed's stored events."""
+    cancellable = (Event.status != "cancelled") & (Event.starts_at > utcnow())
+    return {
+        external_id: Known(source_hash, status, bool(flag))
+        for external_id, source_hash, status, flag in db.execute(
+            select(Event.external_id, Event.source_hash, Event.status, cancellable).where(
+                Event.feed_id == feed_id
+            )
+        )
+        if external_id is not None
+    }
+
+
 def collect(
-    items: Iterable[ImportedEvent | RowError], geocoder: Geocoder
-) -> tuple[list[PreparedEvent], list[RowError], list[str]]:
-    """Validate every row first; duplicates of an external id are rejected after the first."""
-    prepared: list[PreparedEvent] = []
-    errors: list[RowError] = []
-    warnings: list[str] = []
-    seen: dict[str, int] = {}
+    items: Iterable[ImportedEvent | RowError],
+    geocoder: Geocoder,
+    known: dict[str, Known] | None = None,
+) -> Collected:
+    """Validate every row first; duplicates of an external id are rejected after the first.
+
+    A row whose content hash equals the one stored (`known`) was validated when it was
+    imported: it is neither prepared again nor kept, which makes an unchanged re-import cheap.
+    """
+    known = known or {}
+    collected = Collected({}, RowSpool(), set(), known, [], [], True)
+    lines = collected.lines
     for item in items:
         if isinstance(item, RowError):
-            errors.append(item)
+            collected.errors.append(item)
+            if item.line == 0 or item.field != DUPLICATE_FIELD:
+                collected.complete = False
             continue
-        if item.external_id in seen:
-            errors.append(
+        if item.external_id in lines:
+            collected.errors.append(
                 RowError(
                     item.line,
                     DUPLICATE_FIELD,
                     f"Identifiant « {item.external_id[:60]} » en double "
-                    f"(déjà vu ligne {seen[item.external_id]}).",
+                    f"(déjà vu ligne {lines[item.external_id]}).",
                 )
             )
             continue
-        seen[item.external_id] = item.line
-        result = prepare(item, geocoder)
-        if isinstance(result, RowError):
-            errors.append(result)
+        lines[item.external_id] = item.line
+        _warn(collected.warnings, item.warnings)
+        source_hash = content_hash(item)
+        stored = known.get(item.external_id)
+        revived = stored is not None and stored.status == "cancelled" and item.status == "scheduled"
+        if stored is not None and stored.source_hash == source_hash and not revived:
+            collected.unchanged.add(item.external_id)
             continue
-        warnings.extend(result.warnings)
-        prepared.append(result)
-    return prepared, errors, warnings
+        result = prepare(item, geocoder, source_hash)
+        if isinstance(result, RowError):
+            collected.errors.append(result)
+            continue
+        _warn(collected.warnings, result.warnings[len(item.warnings) :])
+        result.warnings = []
+        collected.spool.add(result)
+    return collected
 
 
-def is_complete(errors: Iterable[RowError]) -> bool:
-    """Whether every row of the document was understood, so that an absent id means a vanished
-    event.
-
-    A rejected row (other than a repeated id) may be an event still in the feed whose row now
-    has a mistake in it: RowError does not say which event it was, so while any row is
-    rejected nothing is cancelled. A whole-document error (line 0) means the list was not read
-    to its end.
-    """
-    return not any(error.line == 0 or error.field != DUPLICATE_FIELD for error in errors)
+def _warn(warnings: list[str], new: Iterable[str]) -> None:
+    # Enough to show; a feed with the same problem on every row would otherwise fill memory.
+    for warning in new:
+        if len(warnings) >= MAX_WARNINGS:
+            return
+        warnings.append(warning)
 
 
-def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: datetime) -> None:
+def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: datetime) -> int:
     if not rows:
-        return
+        return 0
     records = []
     for row in rows:
         values = row.values
@@ -229,26 +326,34 @@ def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: dateti
     ]
     if sector_rows:
         db.execute(insert(EventSector), sector_rows)
+    return len(rows)
 
 
 def apply(
     db: Session,
     *,
     feed: Feed,
-    prepared: list[PreparedEvent],
+    collected: Collected,
     notifier: Notifier,
-    complete: bool,
-    batch_size: int = 2000,
 ) -> SyncReport:
     """Write one feed's validated rows. The caller owns the (single) transaction, which must
     hold the write lock from its start on SQLite (seat counts are read, then written).
 
-    `complete` says the whole document was read and understood (see is_complete): only then
-    do vanished events get cancelled. Events that already started are never cancelled for
-    leaving the feed: feeds list upcoming events, and drop the ones that took place.
+    Vanished events are cancelled only when `collected.complete`. Events that already started
+    are never cancelled for leaving the feed: feeds list upcoming events, and drop the ones
+    that took place.
     """
     report = SyncReport()
     now = utcnow()
+    lines = collected.lines
+    gone = any(
+        known.cancellable and external_id not in lines
+        for external_id, known in collected.known.items()
+    )
+    if lines and not collected.spool.count and not gone:
+        # Every row as stored, none to cancel: nothing to write (an unchanged re-import).
+        report.unchanged = len(collected.unchanged)
+        return report
     existing = {
         external_id: (event_id, source_hash, status, edited, starts_at)
         for event_id, external_id, source_hash, status, edited, starts_at in db.execute(
@@ -265,27 +370,38 @@ def apply(
     }
     # The events that an absence from the feed would cancel.
     live_before = sum(
-        1 for _, _, status, _, starts_at in existing.values() if _cancellable(status, starts_at, now)
+        1
+        for _, _, status, _, starts_at in existing.values()
+        if _cancellable(status, starts_at, now)
     )
-    if complete and not prepared and live_before >= EMPTY_FEED_GUARD:
+    if collected.complete and not collected.lines and live_before >= EMPTY_FEED_GUARD:
         report.refused = (
             f"Le flux ne contient plus aucun événement alors qu'il en avait {live_before} : "
             "import non appliqué (export probablement cassé)."
         )
         return report
 
+    for external_id in collected.unchanged:
+        stored = existing.get(external_id)
+        if stored is None or stored[1] != collected.known[external_id].source_hash:
+            # Another import of this feed wrote in between: the next run will catch up.
+            report.warnings.append(
+                f"ligne {collected.lines[external_id]} : l'événement a changé pendant l'import, "
+                "il sera mis à jour au prochain import."
+            )
+        report.unchanged += 1
+
     new_rows: list[PreparedEvent] = []
     changed: dict[int, PreparedEvent] = {}
-    for row in prepared:
-        known = existing.get(row.external_id)
-        if known is None:
+    for row in collected.spool:
+        stored = existing.get(row.external_id)
+        if stored is None:
             new_rows.append(row)
-            if len(new_rows) >= batch_size:
-                _insert_rows(db, feed, new_rows, now)
-                report.created += len(new_rows)
+            if len(new_rows) >= INSERT_BATCH:
+                report.created += _insert_rows(db, feed, new_rows, now)
                 new_rows = []
             continue
-        event_id, source_hash, status, edited, _starts_at = known
+        event_id, source_hash, status, edited, _starts_at = stored
         # An event cancelled because it had left the feed comes back with the very same row.
         revived = status == "cancelled" and row.values["status"] == "scheduled" and not edited
         if source_hash == row.source_hash and not revived:
@@ -298,27 +414,25 @@ def apply(
             )
         else:
             changed[event_id] = row
-    _insert_rows(db, feed, new_rows, now)
-    report.created += len(new_rows)
+            if len(changed) >= UPDATE_CHUNK:
+                _update_rows(db, changed, notifier, now, report)
+                changed = {}
+    report.created += _insert_rows(db, feed, new_rows, now)
+    _update_rows(db, changed, notifier, now, report)
 
-    for event in _load(db, list(changed)):
-        row = changed[event.id]
-        report.updated += 1
-        report.people_told += _update(db, event, row, notifier, now, report.warnings)
-
-    seen = {row.external_id for row in prepared}
     vanished = [
         event_id
         for external_id, (event_id, _, status, _, starts_at) in existing.items()
-        if external_id not in seen and _cancellable(status, starts_at, now)
+        if external_id not in collected.lines and _cancellable(status, starts_at, now)
     ]
-    if not complete and vanished:
+    if not collected.complete and vanished:
         report.warnings.append(
             f"{len(vanished)} événement(s) absent(s) du flux n'ont pas été annulés : des lignes "
-            "ont été rejetées ou le flux est incomplet."
+            "ont été rejetées sans que l'on sache de quel événement il s'agit, ou le flux est "
+            "incomplet."
         )
-    if complete:
-        for event in _load(db, vanished):
+    if collected.complete:
+        for event in _locked(db, vanished):
             report.people_told += cancel_event(
                 db, event, notifier=notifier, message="Événement retiré par l'organisme."
             )
@@ -327,23 +441,34 @@ def apply(
     return report
 
 
+def _update_rows(
+    db: Session,
+    rows: dict[int, PreparedEvent],
+    notifier: Notifier,
+    now: datetime,
+    report: SyncReport,
+) -> None:
+    for event in _locked(db, list(rows)):
+        report.updated += 1
+        report.people_told += _update(db, event, rows[event.id], notifier, now, report.warnings)
+    # Flushed, the events are clean: the session's weak identity map lets them go.
+    db.flush()
+
+
 def _cancellable(status: str, starts_at: datetime, now: datetime) -> bool:
     return status != "cancelled" and starts_at > now
 
 
-def _load(db: Session, ids: list[int]) -> list[Event]:
-    events: list[Event] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        events.extend(
-            db.scalars(
-                select(Event)
-                .where(Event.id.in_(chunk))
-                .options(joinedload(Event.agency), selectinload(Event.sector_rows))
-                .with_for_update(of=Event)
-            ).unique()
-        )
-    return events
+def _locked(db: Session, ids: list[int]) -> Iterator[Event]:
+    """The events, locked, loaded UPDATE_CHUNK at a time (a large feed never all at once)."""
+    for start in range(0, len(ids), UPDATE_CHUNK):
+        chunk = ids[start : start + UPDATE_CHUNK]
+        yield from db.scalars(
+            select(Event)
+            .where(Event.id.in_(chunk))
+            .options(joinedload(Event.agency), selectinload(Event.sector_rows))
+            .with_for_update(of=Event)
+        ).unique()
 
 
 def _update(
