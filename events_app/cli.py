@@ -237,6 +237,22 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_staff(settings: Settings, args: argparse.Namespace) -> int:
+    from events_app.staff import invite_staff
+
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as db:
+            _staff, link = invite_staff(
+                db, agency_slug=args.agency, email=args.email, name=args.name, settings=settings
+            )
+    finally:
+        database.dispose()
+    _out(f"Compte créé pour {args.email}. Lien pour choisir le mot de passe (valable 7 jours) :")
+    _out(link)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="events-app", description="Événements emploi")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler = sub.add_parser("scheduler", help="run the scheduled jobs in this process")
     scheduler.add_argument("--tick", type=int, default=None, help=argparse.SUPPRESS)
     scheduler.set_defaults(handler=cmd_scheduler)
+
+    staff = sub.add_parser("create-staff", help="invite a staff member of an agency")
+    staff.add_argument("--agency", required=True, help="the agency's slug")
+    staff.add_argument("--email", required=True)
+    staff.add_argument("--name", default=None)
+    staff.set_defaults(handler=cmd_create_staff)
 
     agency = sub.add_parser("create-agency", help="create an agency; prints its API token last")
     agency.add_argument("--slug", required=True)

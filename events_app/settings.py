@@ -26,7 +26,7 @@ class Settings:
     mail_from: str = "Événements emploi <no-reply@evenements-emploi.example>"
     geocoder: str = "offline"
     feed_allow_private: bool = False
-    retention_days: int = 365
+    retention_days: int = 183
     log_level: str = "INFO"
     # limits' notation: "N/second|minute|hour", per client address.
     rate_limit_registration: str = "300/minute"
@@ -67,7 +67,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         geocoder=config("GEOCODER", default="offline"),
         feed_allow_private=config("FEED_ALLOW_PRIVATE", cast=bool, default=False),
-        retention_days=config("RETENTION_DAYS", cast=int, default=365),
+        retention_days=config("RETENTION_DAYS", cast=int, default=183),
         log_level=config("LOG_LEVEL", default="INFO"),
         rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
         rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),

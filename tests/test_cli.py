@@ -250,3 +250,21 @@ def test_feeds_add_refuses_an_overlong_url(committed: Database, database_url: st
     assert done.returncode == 2
     assert "2000 caractères" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_create_staff_prints_a_link_that_sets_the_password(
+    client: TestClient, database_url: str
+) -> None:
+    create_agency(database_url, slug="ft-roubaix")
+    done = cli(
+        database_url, "create-staff", "--agency", "ft-roubaix", "--email", "agent@example.org"
+    )
+    assert done.returncode == 0, done.stderr
+    link = done.stdout.strip().splitlines()[-1]
+    assert link.startswith("http://") and "/organisme/mot-de-passe/nouveau?token=" in link
+    page = client.get(link.split("127.0.0.1:8000", 1)[-1])
+    assert page.status_code == 200
+    assert 'name="password"' in page.text
+    unknown = cli(database_url, "create-staff", "--agency", "nope", "--email", "b@example.org")
+    assert unknown.returncode == 2
+    assert "Organisme inconnu" in unknown.stderr and "Traceback" not in unknown.stderr
