@@ -8,6 +8,7 @@ Error fields use the names of the event API (`title`, `starts_at`, `venue.lat`, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import html
 import json
@@ -146,8 +147,11 @@ _HTML_TAG = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
-    """Lowercase, accents removed, punctuation as single spaces: for matching labels."""
+    """Lowercase, accents removed, punctuation as single spaces: for matching labels.
+
+    Cached: feeds repeat the same few labels (types, formats, sectors) on every row."""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _NON_WORD.sub(" ", stripped.casefold()).strip()
@@ -157,6 +161,10 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str | None:
     """Strip control characters (PostgreSQL refuses NUL) and blanks; None when empty."""
     if value is None:
         return None
+    if value.isprintable() and "  " not in value:
+        # The common case, without regular expressions: no control character (isprintable is
+        # False for all of them, and for tabs and newlines), no run of spaces to collapse.
+        return value.strip() or None
     text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
     text = text.strip() if multiline else _SPACES.sub(" ", text).strip()
     return text or None
