@@ -28,7 +28,6 @@ from dataclasses import replace
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from jinja2 import Environment
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +35,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from events_app.models import Event, OutboxMessage, Registration, Seeker
-from events_app.notifications import mail_environment
+from events_app.models import Event, Registration, Seeker
+from events_app.notifications import mail_environment, queue_mail
 from events_app.places import ResolvedPlace, resolve_place
 from events_app.search import SearchQuery, SearchResult, search_events
 from events_app.settings import Settings
@@ -310,12 +309,10 @@ def attach_past_registrations(db: Session, seeker: Seeker) -> int:
 # --- Password reset ----------------------------------------------------------------------------
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt=RESET_SALT)
-
-
 def reset_token(seeker: Seeker, settings: Settings) -> str:
-    return _serializer(settings).dumps({"id": seeker.id, "h": password_stamp(seeker)})
+    return passwords.password_link_token(
+        settings.secret_key, RESET_SALT, seeker.id, seeker.password_hash
+    )
 
 
 def request_password_reset(
@@ -337,14 +334,14 @@ def request_password_reset(
         "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
         "base_url": settings.base_url,
     }
-    db.add(
-        OutboxMessage(
-            to_address=seeker.email,
-            subject=RESET_SUBJECT,
-            body_text=env.get_template("password_reset.txt").render(context),
-            body_html=env.get_template("password_reset.html").render(context),
-            kind="password_reset",
-        )
+    queue_mail(
+        db,
+        env,
+        to=seeker.email,
+        subject=RESET_SUBJECT,
+        template="password_reset",
+        context=context,
+        kind="password_reset",
     )
     db.flush()
 
@@ -353,21 +350,16 @@ def check_reset_token(db: Session, *, token: str, settings: Settings) -> Seeker:
     """The account a reset token is for. Raises InvalidInput("token") when the token is
     forged, malformed, older than an hour, or already used (the password changed since)."""
     invalid = InvalidInput("token", RESET_LINK_INVALID, code="invalid_token")
-    if not token or len(token) > 500:
-        raise invalid
     try:
-        data = _serializer(settings).loads(token, max_age=RESET_MAX_AGE_SECONDS)
-    except SignatureExpired as exc:
+        claims = passwords.read_password_link_token(
+            settings.secret_key, RESET_SALT, token, max_age=RESET_MAX_AGE_SECONDS
+        )
+    except passwords.LinkExpired as exc:
         raise invalid from exc
-    except BadSignature as exc:
-        raise invalid from exc
-    if not isinstance(data, dict):
+    if claims is None:
         raise invalid
-    seeker_id, stamp = data.get("id"), data.get("h")
-    if not isinstance(seeker_id, int) or isinstance(seeker_id, bool):
-        raise invalid
-    seeker = db.get(Seeker, seeker_id)
-    if seeker is None or not stamp_matches(seeker, stamp):
+    seeker = db.get(Seeker, claims[0])
+    if seeker is None or not stamp_matches(seeker, claims[1]):
         raise invalid
     return seeker
 

@@ -42,6 +42,30 @@ def mail_environment() -> Environment:
     return env
 
 
+def queue_mail(
+    db: Session,
+    env: Environment,
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+    kind: str,
+    registration_id: int | None = None,
+) -> OutboxMessage:
+    """Render `template`.txt and `template`.html into an outbox message (not sent here)."""
+    message = OutboxMessage(
+        to_address=to,
+        subject=subject,
+        body_text=env.get_template(f"{template}.txt").render(context),
+        body_html=env.get_template(f"{template}.html").render(context),
+        kind=kind,
+        registration_id=registration_id,
+    )
+    db.add(message)
+    return message
+
+
 class Notifier:
     """Queues mails for one transaction. Needs the events' agency loaded."""
 
@@ -73,18 +97,19 @@ class Notifier:
             "description": html_to_text(event.description_html or ""),
             **(extra or {}),
         }
-        message = OutboxMessage(
-            to_address=registration.email,
+        message = queue_mail(
+            self.db,
+            self.env,
+            to=registration.email,
             subject=SUBJECTS[kind].format(title=event.title),
-            body_text=self.env.get_template(f"{kind}.txt").render(context),
-            body_html=self.env.get_template(f"{kind}.html").render(context),
+            template=kind,
+            context=context,
             kind=kind,
             registration_id=registration.id,
         )
         if ics_method is not None:
             message.ics = invite_ics(event, registration, self.settings, method=ics_method).decode()
             message.ics_method = ics_method
-        self.db.add(message)
         return message
 
     def registration_confirmed(self, registration: Registration) -> None:

@@ -8,6 +8,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -53,3 +54,48 @@ def password_stamp(password_hash: str | None) -> str:
 
 def stamp_matches(password_hash: str | None, stamp: object) -> bool:
     return isinstance(stamp, str) and hmac.compare_digest(password_stamp(password_hash), stamp)
+
+
+# --- Links that set a password (reset, invitation) ------------------------------------------
+# The token is signed and timestamped (itsdangerous) over the account id and the stamp of the
+# current password hash: it expires after max_age, and it works once, since setting the
+# password changes the stamp.
+
+
+def password_link_token(
+    secret_key: str, salt: str, account_id: int, password_hash: str | None
+) -> str:
+    serializer = URLSafeTimedSerializer(secret_key, salt=salt)
+    return serializer.dumps({"id": account_id, "h": password_stamp(password_hash)})
+
+
+class LinkExpired(Exception):
+    """A well-signed link older than its maximum age."""
+
+
+def read_password_link_token(
+    secret_key: str, salt: str, token: str, *, max_age: int
+) -> tuple[int, str] | None:
+    """(account id, stamp) from a token; None when forged or malformed.
+
+    Raises LinkExpired for a genuine but outdated token. The caller checks the stamp against
+    the account's current password hash (stamp_matches).
+    """
+    if not token or len(token) > 500:
+        return None
+    try:
+        data = URLSafeTimedSerializer(secret_key, salt=salt).loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise LinkExpired from exc
+    except BadSignature:
+        return None
+    if not isinstance(data, dict):
+        return None
+    account_id, stamp = data.get("id"), data.get("h")
+    if (
+        not isinstance(account_id, int)
+        or isinstance(account_id, bool)
+        or not isinstance(stamp, str)
+    ):
+        return None
+    return account_id, stamp

@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from jinja2 import Environment
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -32,8 +31,8 @@ from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.events import RegistrationState, create_event, get_event, registration_state
 from events_app.feeds import feed_runs, get_agency_by_slug, list_feeds
-from events_app.models import AgencyStaff, Event, Feed, ImportRun, OutboxMessage, Registration
-from events_app.notifications import mail_environment
+from events_app.models import AgencyStaff, Event, Feed, ImportRun, Registration
+from events_app.notifications import mail_environment, queue_mail
 from events_app.registrations import list_registrants, lock_event
 from events_app.settings import Settings
 from events_app.vocab import REGISTRATION_STATUSES
@@ -199,24 +198,20 @@ def staff_of_session(db: Session, staff_id: int | None, stamp: object) -> Agency
 # --- Invitation and password reset -------------------------------------------------------------
 
 
-def _serializer(secret_key: str, salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=salt)
-
-
-def _claims(staff: AgencyStaff) -> dict[str, Any]:
-    return {"id": staff.id, "h": password_stamp(staff)}
-
-
 def set_password_url(settings: Settings, token: str) -> str:
     return f"{settings.base_url}{SET_PASSWORD_PATH}?token={token}"
 
 
 def invitation_token(staff: AgencyStaff, settings: Settings) -> str:
-    return _serializer(settings.secret_key, INVITATION_SALT).dumps(_claims(staff))
+    return passwords.password_link_token(
+        settings.secret_key, INVITATION_SALT, staff.id, staff.password_hash
+    )
 
 
 def reset_token(staff: AgencyStaff, settings: Settings) -> str:
-    return _serializer(settings.secret_key, RESET_SALT).dumps(_claims(staff))
+    return passwords.password_link_token(
+        settings.secret_key, RESET_SALT, staff.id, staff.password_hash
+    )
 
 
 def invite_staff(
@@ -245,14 +240,14 @@ def invite_staff(
         "valid_days": INVITATION_MAX_AGE_SECONDS // 86400,
         "base_url": settings.base_url,
     }
-    db.add(
-        OutboxMessage(
-            to_address=staff.email,
-            subject=INVITATION_SUBJECT,
-            body_text=env.get_template("staff_invitation.txt").render(context),
-            body_html=env.get_template("staff_invitation.html").render(context),
-            kind="staff_invitation",
-        )
+    queue_mail(
+        db,
+        env,
+        to=staff.email,
+        subject=INVITATION_SUBJECT,
+        template="staff_invitation",
+        context=context,
+        kind="staff_invitation",
     )
     db.flush()
     return staff, url
@@ -275,14 +270,14 @@ def request_staff_password_reset(
         "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
         "base_url": settings.base_url,
     }
-    db.add(
-        OutboxMessage(
-            to_address=staff.email,
-            subject=RESET_SUBJECT,
-            body_text=env.get_template("staff_password_reset.txt").render(context),
-            body_html=env.get_template("staff_password_reset.html").render(context),
-            kind="staff_password_reset",
-        )
+    queue_mail(
+        db,
+        env,
+        to=staff.email,
+        subject=RESET_SUBJECT,
+        template="staff_password_reset",
+        context=context,
+        kind="staff_password_reset",
     )
     db.flush()
 
@@ -295,30 +290,26 @@ def check_staff_token(db: Session, *, token: str, settings: Settings) -> AgencyS
     account is disabled.
     """
     invalid = InvalidInput("token", LINK_INVALID, code="invalid_token")
-    if not token or len(token) > 500:
-        raise invalid
-    data: Any = None
+    claims = None
     for salt, max_age in (
         (RESET_SALT, RESET_MAX_AGE_SECONDS),
         (INVITATION_SALT, INVITATION_MAX_AGE_SECONDS),
     ):
         try:
-            data = _serializer(settings.secret_key, salt).loads(token, max_age=max_age)
+            claims = passwords.read_password_link_token(
+                settings.secret_key, salt, token, max_age=max_age
+            )
+        except passwords.LinkExpired as exc:
+            raise invalid from exc
+        if claims is not None:
             break
-        except SignatureExpired:
-            raise invalid from None
-        except BadSignature:
-            continue
-    if not isinstance(data, dict):
+    if claims is None:
         raise invalid
-    staff_id, stamp = data.get("id"), data.get("h")
-    if not isinstance(staff_id, int) or isinstance(staff_id, bool):
-        raise invalid
-    staff = db.get(AgencyStaff, staff_id)
+    staff = db.get(AgencyStaff, claims[0])
     if (
         staff is None
         or not staff.is_active
-        or not passwords.stamp_matches(staff.password_hash, stamp)
+        or not passwords.stamp_matches(staff.password_hash, claims[1])
     ):
         raise invalid
     return staff
