@@ -36,8 +36,9 @@ from sqlalchemy.orm import Session, joinedload
 from events_app import passwords
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, Registration, Seeker
-from events_app.notifications import mail_environment, queue_mail
+from events_app.notifications import Notifier, mail_environment, queue_mail
 from events_app.places import ResolvedPlace, resolve_place
+from events_app.registrations import anonymise_registrations, cancel_registration
 from events_app.search import SearchQuery, SearchResult, search_events
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
@@ -438,3 +439,83 @@ def seeker_by_feed_token(db: Session, token: str) -> Seeker:
     if not hmac.compare_digest(seeker.feed_token.encode(), token.encode()):
         raise unknown
     return seeker
+
+
+# --- Personal data (GDPR): download and deletion ------------------------------------------
+
+
+def export_seeker_data(db: Session, seeker: Seeker) -> dict[str, Any]:
+    """Everything kept about a person with an account, as JSON-ready data."""
+    registrations = list(
+        db.scalars(
+            select(Registration)
+            .where(Registration.seeker_id == seeker.id)
+            .options(joinedload(Registration.event).joinedload(Event.agency))
+            .order_by(Registration.id)
+        ).unique()
+    )
+    return {
+        "compte": {
+            "email": seeker.email,
+            "prenom": seeker.first_name,
+            "nom": seeker.last_name,
+            "telephone": seeker.phone,
+            "cree_le": seeker.created_at.isoformat(),
+        },
+        "preferences": {
+            "lieu": seeker.home_place,
+            "rayon_km": seeker.radius_km,
+            "secteurs": list(seeker.sectors or []),
+            "types": list(seeker.types or []),
+            "formats": list(seeker.formats or []),
+            "agenda_personnel_actif": seeker.feed_token is not None,
+        },
+        "inscriptions": [
+            {
+                "evenement": r.event.title,
+                "organisme": r.event.agency.name,
+                "debut": r.event.starts_at.isoformat(),
+                "statut": r.status,
+                "position_liste_attente": r.waitlist_position,
+                "prenom": r.first_name,
+                "nom": r.last_name,
+                "email": r.email,
+                "telephone": r.phone,
+                "participation": r.attendance,
+                "inscrit_le": r.created_at.isoformat(),
+                "annulee_le": r.cancelled_at.isoformat() if r.cancelled_at else None,
+            }
+            for r in registrations
+        ],
+    }
+
+
+def delete_account(db: Session, seeker: Seeker, *, password: str, notifier: Notifier) -> int:
+    """Delete an account after checking its password.
+
+    Live registrations are cancelled first (each freed seat goes to the waiting list at once,
+    and the people promoted are told), then every registration of the account is anonymised,
+    the mails written to the person are deleted with the rest of their data, and the account
+    is removed. Returns how many registrations were cancelled. The
+    caller's transaction must hold the write lock (it changes seats).
+    """
+    matches, _ = passwords.verify_password(seeker.password_hash, password)
+    if not matches:
+        raise InvalidInput("password", "Mot de passe incorrect : le compte n'a pas été supprimé.")
+    registrations = list(
+        db.scalars(
+            select(Registration)
+            .where(Registration.seeker_id == seeker.id)
+            .order_by(Registration.id)
+        )
+    )
+    cancelled = 0
+    for registration in registrations:
+        if registration.status in ("confirmed", "waitlisted"):
+            cancel_registration(db, token=registration.token, notifier=notifier)
+            cancelled += 1
+    db.flush()
+    anonymise_registrations(db, registrations)
+    db.delete(seeker)
+    db.flush()
+    return cancelled

@@ -10,7 +10,13 @@ from typing import Any, TypedDict
 from asgi_csrf import asgi_csrf
 from jinja2 import Environment
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -18,12 +24,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from events_app.db import Database
-from events_app.errors import DomainError
+from events_app.errors import DomainError, RateLimited
 from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
+from events_app.resources import STATIC_DIR
 from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
 from events_app.web import accounts, agency, api, calendars, public
 from events_app.web.common import JSONResponse, in_transaction
@@ -80,7 +88,10 @@ def _error_response(
 
 async def domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
-    return _error_response(request, exc.status_code, exc.code, exc.message, exc.field)
+    response = _error_response(request, exc.status_code, exc.code, exc.message, exc.field)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = "60"
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -92,7 +103,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+# Database errors that say "not now" (down, restarting, locked, a lost race): the request may
+# succeed if retried, so they answer 503 with Retry-After. The others (a value the database
+# refuses, bad SQL) are bugs: a logged 500, never a 503 that hides them behind "try again".
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, InternalError, IntegrityError)
+
+
 async def database_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
+    if not isinstance(exc, TRANSIENT_DB_ERRORS) and not exc.connection_invalidated:
+        return await server_error(request, exc)
     log.warning("database unavailable: %s", type(exc).__name__)
     response = _error_response(request, 503, "unavailable", HTTP_MESSAGES[503])
     response.headers["Retry-After"] = "5"
@@ -100,7 +120,7 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_response(request, 500, "server_error", "Erreur interne. Réessayez plus tard.")
 
 
@@ -117,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
         try:
             yield {
                 "db": database,
@@ -144,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *calendars.routes,
         *accounts.routes,
         *agency.routes,
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *public.routes,
     ]
     middleware = [
@@ -172,7 +193,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             DomainError: domain_error,
             HTTPException: http_error,
-            OperationalError: database_unavailable,
             DBAPIError: database_unavailable,
             Exception: server_error,
         },

@@ -704,3 +704,51 @@ def personal_ics(
     for event, registration in entries:
         calendar.add_component(_personal_vevent(event, registration, settings, zones))
     return bytes(calendar.to_ical())
+
+
+# --- "add to my calendar" links of the event page -------------------------------------------
+
+# Calendar sites take the whole event in the URL: the description is cut to keep it short.
+ADD_LINK_DESCRIPTION_CHARS = 1_000
+
+
+def add_to_calendar_links(event: Event, settings: Settings) -> dict[str, str]:
+    """Links that open the event in a calendar site, ready to save: `google` (Google Calendar's
+    event template) and `outlook` (Outlook.com / Microsoft 365 compose page), plus `ics`, the
+    event's own file. Times are sent in UTC, which both sites convert to the person's zone.
+
+    The online link is never put in them: it is sent to registrants only."""
+    from urllib.parse import urlencode
+
+    text = html_to_text(event.description_html or "")
+    if len(text) > ADD_LINK_DESCRIPTION_CHARS:
+        text = text[: ADD_LINK_DESCRIPTION_CHARS - 1].rstrip() + "…"
+    page = event_url(event.id, settings)
+    details = f"{text}\n\n{page}" if text else page
+    location = "En ligne" if event.format == "online" else _location(event) or ""
+    if event.format == "hybrid" and location:
+        location += " (ou en ligne)"
+    starts, ends = event.starts_at.astimezone(UTC), event.ends_at.astimezone(UTC)
+    google = {
+        "action": "TEMPLATE",
+        "text": event.title,
+        "dates": f"{starts:%Y%m%dT%H%M%SZ}/{ends:%Y%m%dT%H%M%SZ}",
+        "details": details,
+        "location": location,
+    }
+    outlook = {
+        "path": "/calendar/action/compose",
+        "rru": "addevent",
+        "subject": event.title,
+        "startdt": f"{starts:%Y-%m-%dT%H:%M:%SZ}",
+        "enddt": f"{ends:%Y-%m-%dT%H:%M:%SZ}",
+        "body": details,
+        "location": location,
+    }
+    return {
+        "google": "https://calendar.google.com/calendar/render?"
+        + urlencode(google, quote_via=quote),
+        "outlook": "https://outlook.live.com/calendar/0/deeplink/compose?"
+        + urlencode(outlook, quote_via=quote),
+        "ics": f"{settings.base_url}/events/{event.id}.ics",
+    }

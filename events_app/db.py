@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,30 +60,44 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_db_engine(
+    url: str, *, pool_size: int = 10, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> Engine:
+    """An engine; on SQLite a write waits up to busy_timeout_ms for the lock, then fails with
+    "database is locked" (an OperationalError, which the app answers with a 503)."""
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             parsed,
             # We issue BEGIN ourselves (see _sqlite_begin) so that writes can take the lock
             # up front; pysqlite's own transaction handling would defer it.
-            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": busy_timeout_ms / 1000,
+                "isolation_level": None,
+            },
             pool_size=pool_size,
             max_overflow=20,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(parsed, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -98,8 +112,10 @@ def _sqlite_begin(conn: Any) -> None:
 class Database:
     """The engine and its two session factories: plain, and write-locking for SQLite."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.engine = create_db_engine(url, pool_size=pool_size)
+    def __init__(
+        self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    ) -> None:
+        self.engine = create_db_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.write_sessions = sessionmaker(

@@ -26,8 +26,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from events_app.db import Base, UTCDateTime, utcnow
 
 # Venues are filed in cells of GEO_CELL_DEG degrees so that a place search reads a few cells
-# through an index instead of scanning every event (see events_app.search).
-GEO_CELL_DEG = 0.2
+# through an index instead of scanning every event (see events_app.search). 0.05° is about
+# 5.5 km by 3.7 km in France: small enough that the first, small radius of a search in a dense
+# city reads only its neighbourhood, large enough that 30 km is about two hundred cells.
+GEO_CELL_DEG = 0.05
 _GEO_CELL_COLUMNS = 10_000
 
 

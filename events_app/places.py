@@ -359,6 +359,9 @@ def resolve_place(db: Session, text: str) -> ResolvedPlace:
         )
     if len(cleaned) > MAX_INPUT_LENGTH:
         raise InvalidInput(FIELD, "Le lieu indiqué est trop long.")
+    if "\x00" in cleaned:
+        # PostgreSQL refuses NUL in text: it would be a driver error, not "unknown place".
+        raise InvalidInput(FIELD, UNKNOWN_PLACE.format(text=cleaned.replace("\x00", "")))
 
     # A postal code written "93 100" would also read as coordinates: it goes first.
     if match := _POSTAL_CODE.match(cleaned):

@@ -19,13 +19,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
-from events_app.models import Event, Registration
+from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
 from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
 
@@ -229,7 +229,8 @@ def _last_position(db: Session, event_id: int, attendance: str) -> int:
 
 def get_registration(db: Session, token: str) -> Registration:
     """The registration behind a manage token, with its event. NotFound otherwise."""
-    if not token or len(token) > 64:
+    if not token or len(token) > 64 or "\x00" in token:
+        # NUL would reach PostgreSQL, which refuses it in text (a driver error, not a 404).
         raise NotFound("Inscription introuvable.", field="token")
     registration = db.scalars(
         select(Registration)
@@ -485,3 +486,37 @@ def registrants_csv(registrations: list[Registration]) -> bytes:
             ]
         )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def anonymise_registrations(db: Session, registrations: list[Registration]) -> int:
+    """Erase the names, emails and phones of these registrations, keep the rows (and so the
+    anonymous counts), unlink the account, and delete the mails written to these people (the
+    outbox keeps their address and their name in the body). Returns how many were erased."""
+    now = utcnow()
+    for registration in registrations:
+        registration.first_name = ""
+        registration.last_name = ""
+        registration.email = f"efface-{registration.id}@anonyme.invalid"
+        registration.phone = None
+        registration.seeker_id = None
+        registration.anonymised_at = now
+    ids = [registration.id for registration in registrations]
+    for start in range(0, len(ids), 500):
+        db.execute(
+            delete(OutboxMessage).where(OutboxMessage.registration_id.in_(ids[start : start + 500]))
+        )
+    db.flush()
+    return len(registrations)
+
+
+def erase_old_personal_data(db: Session, *, retention_days: int, batch: int = 5000) -> int:
+    """Anonymise the registrations of events that ended more than retention_days ago."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    due = db.scalars(
+        select(Registration)
+        .join(Event, Event.id == Registration.event_id)
+        .where(Event.ends_at < cutoff, Registration.anonymised_at.is_(None))
+        .order_by(Registration.id)
+        .limit(batch)
+    ).all()
+    return anonymise_registrations(db, list(due))

@@ -14,15 +14,15 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from events_app.db import Database, utcnow
 from events_app.mail import backend_from_settings, deliver_outbox
-from events_app.models import Event, Feed, JobLock, OutboxMessage, Registration
+from events_app.models import Event, Feed, JobLock
 from events_app.notifications import Notifier
-from events_app.registrations import send_reminders
+from events_app.registrations import erase_old_personal_data, send_reminders
 from events_app.settings import Settings
 
 log = logging.getLogger("events_app.scheduler")
@@ -110,30 +110,9 @@ def erase_personal_data(database: Database, settings: Settings) -> str:
     The link to the person's account goes, and so do the mails written to them (the outbox
     keeps their address and their name in the body).
     """
-    cutoff = utcnow() - timedelta(days=settings.retention_days)
     with database.transaction(lock=True) as db:
-        due = db.scalars(
-            select(Registration)
-            .join(Event, Event.id == Registration.event_id)
-            .where(Event.ends_at < cutoff, Registration.anonymised_at.is_(None))
-            .limit(5000)
-        ).all()
-        now = utcnow()
-        for registration in due:
-            registration.first_name = ""
-            registration.last_name = ""
-            registration.email = f"efface-{registration.id}@anonyme.invalid"
-            registration.phone = None
-            registration.seeker_id = None
-            registration.anonymised_at = now
-        ids = [registration.id for registration in due]
-        for start in range(0, len(ids), 500):
-            db.execute(
-                delete(OutboxMessage).where(
-                    OutboxMessage.registration_id.in_(ids[start : start + 500])
-                )
-            )
-    return f"{len(due)} registrations anonymised"
+        count = erase_old_personal_data(db, retention_days=settings.retention_days)
+    return f"{count} registrations anonymised"
 
 
 Job = Callable[[Database, Settings], str]

@@ -4,6 +4,12 @@ With a place, on-site and hybrid events within the radius come first, nearest fi
 events, which match any place, follow by date. The place filter reads a handful of geo cells
 through the (geo_cell, starts_at) index, trims them to the bounding box in SQL, and only then
 computes exact distances in Python for what is left.
+
+A page needs only the nearest events, so the search first looks within a sixteenth of the
+radius, then a quarter, then the whole radius, and stops at the first circle holding more
+matches than the page: every event outside that circle is farther than all of them. In a dense
+city with a million events the first small circle is enough, so the time of a search follows
+the number of events near the place, not the size of the table.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,10 +40,12 @@ from events_app.models import (
 from events_app.places import ResolvedPlace, distance_km, resolve_place
 
 PARIS = ZoneInfo("Europe/Paris")
-# Above this many cells the IN list stops paying; a plain bounding box on the indexed
-# columns takes over (only very large radii get there).
-MAX_CELLS = 400
+# Above this many cells (a radius of about 100 km) the IN list stops paying; a plain bounding
+# box takes over, read through the date index (only very large radii get there).
+MAX_CELLS = 1600
 KM_PER_DEG_LAT = 111.2
+# The circles a place search tries, as fractions of the radius asked for (see the docstring).
+SEARCH_STEPS = (1 / 16, 1 / 4, 1.0)
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,20 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return data
 
 
+# Cursors come back from clients: their numbers must fit a database column (a larger int is a
+# driver error, not a 400, if it gets that far).
+CURSOR_INT_RANGE = range(0, 2**63)
+
+
 def _cursor_field(data: dict[str, Any], key: str, kind: type) -> Any:
     value = data.get(key)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        value = float(value) if abs(value) < 2**1000 else math.inf
     if not isinstance(value, kind) or isinstance(value, bool):
+        raise InvalidInput("cursor", "Curseur de pagination invalide.")
+    if (isinstance(value, int) and value not in CURSOR_INT_RANGE) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
         raise InvalidInput("cursor", "Curseur de pagination invalide.")
     return value
 
@@ -102,6 +119,11 @@ def _date_cursor(data: dict[str, Any]) -> tuple[datetime, int]:
         raise InvalidInput("cursor", "Curseur de pagination invalide.") from exc
     if starts.tzinfo is None:
         raise InvalidInput("cursor", "Curseur de pagination invalide.")
+    try:
+        # Stored in UTC: "0001-01-01T00:00+14:00" has no UTC time a datetime can hold.
+        starts.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput("cursor", "Curseur de pagination invalide.") from exc
     return starts, _cursor_field(data, "i", int)
 
 
@@ -220,6 +242,41 @@ def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bo
     return and_(Event.geo_cell.in_(cells), box)
 
 
+def _nearest(
+    db: Session,
+    conditions: list[ColumnElement[bool]],
+    place: ResolvedPlace,
+    radius_km: float,
+    limit: int,
+    after: tuple[float, int] | None,
+) -> list[tuple[float, int]]:
+    """(distance, id) of on-site and hybrid matches within radius_km, nearest first and after
+    the cursor: at least limit + 1 of them when there are that many, else all of them."""
+    # Circles inside the cursor's distance hold nothing new: start beyond it.
+    start = after[0] if after is not None else 0.0
+    circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
+    ranked: list[tuple[float, int]] = []
+    for circle in circles:
+        rows = db.execute(
+            select(Event.id, Event.venue_lat, Event.venue_lon).where(
+                *conditions,
+                Event.format != "online",
+                _geo_condition(place.lat, place.lon, circle),
+            )
+        ).all()
+        ranked = sorted(
+            (d, event_id)
+            for event_id, lat, lon in rows
+            # The geo condition only matches rows with coordinates.
+            if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= circle
+            and (after is None or (d, event_id) > after)
+        )
+        # More than a page inside this circle: nothing outside it can come first.
+        if len(ranked) > limit:
+            break
+    return ranked
+
+
 def _search_near(
     db: Session,
     conditions: list[ColumnElement[bool]],
@@ -236,22 +293,10 @@ def _search_near(
     online_after: tuple[datetime, int] | None = None
 
     if phase == "d":
-        rows = db.execute(
-            select(Event.id, Event.venue_lat, Event.venue_lon).where(
-                *conditions,
-                Event.format != "online",
-                _geo_condition(place.lat, place.lon, radius_km),
-            )
-        ).all()
-        ranked = sorted(
-            (d, event_id)
-            for event_id, lat, lon in rows
-            # The geo condition only matches rows with coordinates.
-            if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= radius_km
-        )
+        after = None
         if cursor is not None:
             after = (_cursor_field(cursor, "d", float), _cursor_field(cursor, "i", int))
-            ranked = [item for item in ranked if item > after]
+        ranked = _nearest(db, conditions, place, radius_km, limit, after)
         hits = [(event_id, d) for d, event_id in ranked[:limit]]
         if len(ranked) > limit:
             d, event_id = ranked[limit - 1]

@@ -31,6 +31,8 @@ class Settings:
     # limits' notation: "N/second|minute|hour", per client address.
     rate_limit_registration: str = "300/minute"
     rate_limit_signin: str = "10/minute"
+    # SQLite: how long a write waits for another writer's lock before the request gets a 503.
+    db_busy_timeout_ms: int = 30_000
 
     @property
     def host(self) -> str:
@@ -71,4 +73,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=config("LOG_LEVEL", default="INFO"),
         rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
         rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),
+        db_busy_timeout_ms=config("DB_BUSY_TIMEOUT_MS", cast=int, default=30_000),
     )

@@ -26,8 +26,10 @@ from events_app.accounts import (
     RESET_MAX_AGE_SECONDS,
     authenticate,
     check_reset_token,
+    delete_account,
     ensure_feed_token,
     events_for_me,
+    export_seeker_data,
     has_preferences,
     my_registrations,
     password_stamp,
@@ -47,10 +49,12 @@ from events_app.web.calendars import (
     personal_feed_url,
 )
 from events_app.web.common import (
+    JSONResponse,
     check_rate,
     current_seeker_id,
     deliver_mail_soon,
     in_transaction,
+    notifier,
     settings_of,
 )
 
@@ -167,6 +171,7 @@ async def sign_in_page(request: Request) -> Response:
         {
             "next": _safe_next(request.query_params.get("suivant")),
             "signed_out": request.query_params.get("deconnecte") == "1",
+            "deleted": request.query_params.get("supprime") == "1",
         },
     )
 
@@ -425,6 +430,60 @@ async def reset_form(request: Request) -> Response:
     return RedirectResponse(f"{HOME}?motdepasse=1", status_code=303)
 
 
+# --- Personal data: download and deletion -------------------------------------------------------
+
+
+async def download_data(request: Request) -> Response:
+    seeker_id = current_seeker_id(request)
+    stamp = request.session.get(SESSION_STAMP)
+
+    def work(db: Session) -> dict[str, Any] | None:
+        seeker = seeker_of_session(db, seeker_id, stamp)
+        return None if seeker is None else export_seeker_data(db, seeker)
+
+    data = await in_transaction(request, work)
+    if data is None:
+        return _to_sign_in(request)
+    return JSONResponse(
+        data,
+        headers={
+            "Content-Disposition": 'attachment; filename="mes-donnees.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def delete_page(request: Request) -> Response:
+    if current_seeker_id(request) is None:
+        return _to_sign_in(request)
+    return _render(request, "delete.html", {"errors": {}})
+
+
+async def delete_form(request: Request) -> Response:
+    seeker_id = current_seeker_id(request)
+    stamp = request.session.get(SESSION_STAMP)
+    raw = await request.form()
+    password = str(raw.get("password") or "")
+
+    def work(db: Session) -> bool:
+        seeker = seeker_of_session(db, seeker_id, stamp)
+        if seeker is None:
+            return False
+        delete_account(db, seeker, password=password, notifier=notifier(request, db))
+        return True
+
+    try:
+        deleted = await in_transaction(request, work, lock=True)
+    except InvalidInput as exc:
+        return _render(request, "delete.html", {"errors": _errors(exc)}, status_code=400)
+    if not deleted:
+        return _to_sign_in(request)
+    request.session.clear()
+    return RedirectResponse(
+        "/compte/connexion?supprime=1", status_code=303, background=deliver_mail_soon(request)
+    )
+
+
 routes: list[BaseRoute] = [
     Route("/compte", home, methods=["GET"], name="account:home"),
     Route("/compte/inscription", sign_up_page, methods=["GET"], name="account:sign_up"),
@@ -438,6 +497,9 @@ routes: list[BaseRoute] = [
         methods=["POST"],
         name="account:regenerate_feed",
     ),
+    Route("/compte/donnees.json", download_data, methods=["GET"], name="account:data"),
+    Route("/compte/suppression", delete_page, methods=["GET"], name="account:delete"),
+    Route("/compte/suppression", delete_form, methods=["POST"], name="account:delete_post"),
     Route("/compte/preferences", preferences_page, methods=["GET"], name="account:preferences"),
     Route(
         "/compte/preferences",

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -31,6 +38,7 @@ from events_app.search import (
     search_events,
 )
 from events_app.web.common import (
+    MAX_DB_ID,
     JSONResponse,
     check_rate,
     deliver_mail_soon,
@@ -72,10 +80,76 @@ def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dic
     return body
 
 
+# The public search is the same for everyone, and the same few searches (a big city, a sector,
+# the coming weeks) come back again and again. Each worker keeps the pages it served for
+# SEARCH_CACHE_SECONDS, by query string: a change to an event (or a seat count) shows up in
+# the search within that time, and on the event's own page at once. Registration never reads
+# this: it checks seats under the event's lock.
+SEARCH_CACHE_SECONDS = 10.0
+SEARCH_CACHE_ENTRIES = 1024
+# A search is Python work (ORM rows, distances) in a worker thread. Past two at once in one
+# process, the threads only take turns at the GIL and each gets slower: under 32 connections,
+# letting every request run gave 236 searches/s on SQLite, two at a time 360.
+SEARCHES_AT_ONCE = 2
+
+
+@dataclass
+class SearchPages:
+    """What the search endpoint keeps in each worker: the JSON pages it served in the last
+    `ttl` seconds, by query string (least recently used first out), and the gate that lets
+    SEARCHES_AT_ONCE searches run at a time."""
+
+    ttl: float = SEARCH_CACHE_SECONDS
+    max_entries: int = SEARCH_CACHE_ENTRIES
+    clock: Callable[[], float] = time.monotonic
+    _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
+    # Created here, in the worker's event loop, on the first request.
+    running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
+
+    def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, body = entry
+        if self.clock() - stored_at > self.ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return body
+
+    def store(self, key: str, body: bytes) -> None:
+        self._entries[key] = (self.clock(), body)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def search_pages_of(app: Starlette) -> SearchPages:
+    """The application's SearchPages, created on first use (each app, each test, has its own)."""
+    pages: SearchPages | None = getattr(app.state, "search_pages", None)
+    if pages is None:
+        pages = SearchPages()
+        app.state.search_pages = pages
+    return pages
+
+
 async def list_events(request: Request) -> Response:
-    query = parse_search_query(request.query_params)
-    result = await in_transaction(request, lambda db: search_events(db, query))
-    return JSONResponse(_page(result, request, with_distance=query.near is not None))
+    pages = search_pages_of(request.app)
+    # The raw query string, as the feed cache keys it: building request.url would be a good
+    # part of the cost of an answer from the cache.
+    key = request.scope["query_string"].decode("latin-1")
+    body = pages.get(key)
+    if body is None:
+        query = parse_search_query(request.query_params)
+        async with pages.running:
+            result = await in_transaction(request, lambda db: search_events(db, query))
+        body = orjson.dumps(_page(result, request, with_distance=query.near is not None))
+        pages.store(key, body)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Cache-Control": f"public, max-age={SEARCH_CACHE_SECONDS:.0f}"},
+    )
 
 
 async def show_event(request: Request) -> Response:
@@ -198,6 +272,9 @@ async def agency_cancel_event(request: Request) -> Response:
     message = request.query_params.get("message")
     if message is not None and len(message) > 2000:
         raise InvalidInput("message", "Le message d'annulation dépasse 2000 caractères.")
+    if message is not None and "\x00" in message:
+        # PostgreSQL refuses NUL in text; no honest message contains one.
+        raise InvalidInput("message", "Le message d'annulation contient un caractère interdit.")
 
     def work(db: Session) -> dict[str, Any]:
         agency = authenticate_agency(db, token)
@@ -219,7 +296,7 @@ def _registrant_cursor(cursor: str | None) -> int | None:
         return None
     data = decode_cursor(cursor)
     after = data.get("r")
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_DB_ID:
         raise InvalidInput("cursor", "Curseur de pagination invalide.")
     return after
 

@@ -55,7 +55,9 @@ async def in_transaction(
 
 def path_id(request: Request, name: str = "id") -> int:
     raw = request.path_params[name]
-    value = int(raw) if isinstance(raw, int) or str(raw).isdigit() else -1
+    text = str(raw)
+    # Only ASCII digits, and few: int() refuses "²" and more than 4300 digits.
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else -1
     if not 0 < value <= MAX_DB_ID:
         raise NotFound("Événement introuvable.", field=name)
     return value

@@ -14,6 +14,7 @@ from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 TRUE = {"1", "true", "yes", "on", "oui"}
 FALSE = {"0", "false", "no", "off", "non", ""}
 MAX_RADIUS_KM = 1000.0
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
 def _multi(params: QueryParams, name: str, allowed: dict[str, str], label: str) -> tuple[str, ...]:
@@ -35,9 +36,13 @@ def _date(params: QueryParams, name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError as exc:
         raise InvalidInput(name, f"Date invalide pour « {name} » : attendu AAAA-MM-JJ.") from exc
+    # Year 1 or 9999 would overflow once turned into an instant in Paris (then UTC).
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise InvalidInput(name, f"Date hors limites pour « {name} » : de {MIN_YEAR} à {MAX_YEAR}.")
+    return day
 
 
 def _text(params: QueryParams, name: str, max_len: int = 200) -> str | None:
@@ -66,7 +71,10 @@ def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> Searc
     limit_raw = (params.get("limit") or "").strip()
     limit = default_limit
     if limit_raw:
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 100:
+        # isdigit() alone lets "²" and other Unicode digits through to int(), which refuses them.
+        if not (limit_raw.isascii() and limit_raw.isdigit() and len(limit_raw) <= 3) or not (
+            1 <= int(limit_raw) <= 100
+        ):
             raise InvalidInput("limit", "Le paramètre « limit » doit être un entier de 1 à 100.")
         limit = int(limit_raw)
 

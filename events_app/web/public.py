@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
+from events_app.calendars import add_to_calendar_links
 from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
@@ -37,6 +38,16 @@ from events_app.web.common import (
 from events_app.web.params import parse_search_query
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
+# Values that pass clean_person, put in place of a field already found wrong, so that the next
+# run names the next wrong field: the form then reports every error at once, not one per try.
+VALID_STAND_INS: dict[str, str | None] = {
+    "first_name": "A",
+    "last_name": "A",
+    "email": "a@example.org",
+    "phone": None,
+    "attendance": None,
+    "consent": "oui",
+}
 
 
 def _templates(request: Request) -> Jinja2Templates:
@@ -48,6 +59,12 @@ def _next_page_url(request: Request, cursor: str) -> str:
     items = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     items.append(("cursor", cursor))
     return f"{request.url.path}?{QueryParams(items)}"
+
+
+def _first_page_query(request: Request) -> str:
+    return str(
+        QueryParams([(k, v) for k, v in request.query_params.multi_items() if k != "cursor"])
+    )
 
 
 async def home(request: Request) -> Response:
@@ -87,6 +104,7 @@ async def search_page(request: Request) -> Response:
         if result and result.next_cursor
         else None,
         "is_continuation": bool(request.query_params.get("cursor")),
+        "first_query": _first_page_query(request),
         "subscribe": feed_links(settings_of(request), request.query_params),
     }
     return _templates(request).TemplateResponse(
@@ -115,6 +133,7 @@ def _event_page(
             "errors": errors or {},
             "notice": notice,
             "retention_days": settings_of(request).retention_days,
+            "calendar_links": add_to_calendar_links(event, settings_of(request)),
             "subscribe": feed_links(
                 settings_of(request), QueryParams({"agency": event.agency.slug})
             ),
@@ -144,25 +163,42 @@ async def event_page(request: Request) -> Response:
     return _event_page(request, event, form=prefill)
 
 
+def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Every invalid field of the registration form with its message (empty when valid)."""
+    errors: dict[str, str] = {}
+    values = dict(payload)
+    for _ in VALID_STAND_INS:
+        try:
+            clean_person(values, require_consent=True)
+        except InvalidInput as exc:
+            field = exc.field or "form"
+            if field in errors or field not in VALID_STAND_INS:
+                errors.setdefault(field, exc.message)
+                break
+            errors[field] = exc.message
+            values[field] = VALID_STAND_INS[field]
+        else:
+            break
+    return errors
+
+
 async def register_form(request: Request) -> Response:
     event_id = path_id(request)
     settings = settings_of(request)
     raw = await request.form()
     form = {key: str(raw.get(key) or "") for key in PERSON_FORM_FIELDS}
     seeker_id = current_seeker_id(request)
+    person_payload: dict[str, Any] = {
+        "first_name": form["first_name"],
+        "last_name": form["last_name"],
+        "email": form["email"],
+        "phone": form["phone"] or None,
+        "attendance": form["attendance"] or None,
+        "consent": form["consent"],
+    }
     try:
         check_rate(request, "registration", settings.rate_limit_registration)
-        person = clean_person(
-            {
-                "first_name": form["first_name"],
-                "last_name": form["last_name"],
-                "email": form["email"],
-                "phone": form["phone"] or None,
-                "attendance": form["attendance"] or None,
-                "consent": form["consent"],
-            },
-            require_consent=True,
-        )
+        person = clean_person(person_payload, require_consent=True)
 
         stamp = request.session.get("seeker_stamp")
 
@@ -180,6 +216,10 @@ async def register_form(request: Request) -> Response:
     except (InvalidInput, Conflict, RateLimited) as exc:
         event = await in_transaction(request, lambda db: get_event(db, event_id))
         errors = {exc.field or "form": exc.message}
+        if isinstance(exc, InvalidInput) and exc.field in VALID_STAND_INS:
+            errors = person_errors({**person_payload, "attendance": None}) or errors
+            if exc.field == "attendance":
+                errors.setdefault("attendance", exc.message)
         return _event_page(request, event, form=form, errors=errors, status_code=exc.status_code)
     if not outcome.created:
         event = await in_transaction(request, lambda db: get_event(db, event_id))
@@ -206,6 +246,7 @@ async def registration_page(request: Request) -> Response:
             "event": registration.event,
             "just_created": request.query_params.get("nouvelle") == "1",
             "just_cancelled": request.query_params.get("annulee") == "1",
+            "calendar_links": add_to_calendar_links(registration.event, settings_of(request)),
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -221,6 +262,10 @@ async def cancel_form(request: Request) -> Response:
     return RedirectResponse(
         f"/inscriptions/{token}?annulee=1", status_code=303, background=deliver_mail_soon(request)
     )
+
+
+async def accessibility_page(request: Request) -> Response:
+    return _templates(request).TemplateResponse(request, "public/accessibility.html", {})
 
 
 async def privacy_page(request: Request) -> Response:
@@ -244,4 +289,5 @@ routes: list[BaseRoute] = [
         name="public:cancel_registration",
     ),
     Route("/donnees-personnelles", privacy_page, methods=["GET"], name="public:privacy"),
+    Route("/accessibilite", accessibility_page, methods=["GET"], name="public:accessibility"),
 ]

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+
 from starlette.templating import Jinja2Templates
 
 from events_app import vocab
 from events_app.events import sanitise_html
 from events_app.formatting import fr_date, fr_datetime, fr_km, fr_number, fr_time
-from events_app.resources import TEMPLATES_DIR
+from events_app.resources import STATIC_DIR, TEMPLATES_DIR
+
+
+@cache
+def _static_version(path: str) -> str:
+    try:
+        return hashlib.sha256((STATIC_DIR / path).read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
+def static_url(path: str) -> str:
+    """The URL of a static file, with a version taken from its bytes: a new release of the
+    stylesheet or script is fetched at once, however long browsers keep the old one."""
+    return f"/static/{path}?v={_static_version(path)}"
 
 
 def build_templates() -> Jinja2Templates:
@@ -31,5 +48,6 @@ def build_templates() -> Jinja2Templates:
         EVENT_STATUSES=vocab.EVENT_STATUSES,
         REGISTRATION_STATUSES=vocab.REGISTRATION_STATUSES,
         SERVICE_NAME="Événements emploi",
+        static_url=static_url,
     )
     return templates
