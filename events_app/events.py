@@ -57,6 +57,22 @@ def sanitise_html(html: str) -> str:
     )
 
 
+def plain_text(value: str) -> str:
+    """A plain-text field (a title, a venue) with any markup removed by the sanitiser.
+
+    Entities are decoded afterwards, and cleaning repeats until nothing changes, so that an
+    escaped tag (&lt;script&gt;) cannot come back to life once decoded. "a < b" stays as typed.
+    """
+    import html as html_module
+
+    for _ in range(5):
+        cleaned = html_module.unescape(nh3.clean(value, tags=set()))
+        if cleaned == value:
+            break
+        value = cleaned
+    return value.strip()
+
+
 def html_to_text(html: str) -> str:
     """Plain text of sanitised HTML, for calendars and mails."""
     block = nh3.clean(
@@ -246,7 +262,8 @@ def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"venue.{name}", f"Champ inconnu : « venue.{name} ».")
     result: dict[str, Any] = {}
     for key in ("name", "address", "city"):
-        result[key] = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
+        text = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
+        result[key] = (plain_text(text) or None) if text else None
     result["postal_code"] = _optional_text(
         venue, "postal_code", max_len=10, field="venue.postal_code"
     )
@@ -276,14 +293,15 @@ def clean_event_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str
     out: dict[str, Any] = {}
     for key in payload:
         if key == "title":
-            title = _text(payload, key, max_len=MAX_TITLE)
+            title = plain_text(_text(payload, key, max_len=MAX_TITLE))
             if not title:
                 raise InvalidInput("title", "Le titre est obligatoire.")
             out[key] = title
         elif key == "description":
             out[key] = sanitise_html(_optional_text(payload, key, max_len=MAX_DESCRIPTION) or "")
         elif key == "accessibility_notes":
-            out[key] = _optional_text(payload, key, max_len=2000)
+            notes = _optional_text(payload, key, max_len=2000)
+            out[key] = plain_text(notes) or None if notes else None
         elif key == "type":
             out[key] = _choice(payload, key, EVENT_TYPES, "Type d'événement")
         elif key == "format":

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import InvalidInput
-from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, sanitise_html
+from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, plain_text, sanitise_html
 from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
@@ -128,17 +128,17 @@ def prepare(
     if opens is not None and closes is not None and opens >= closes:
         opens = None
     values: dict[str, Any] = {
-        "title": item.title[:200],
+        "title": plain_text(item.title)[:200] or "Sans titre",
         "description_html": sanitise_html(item.description_html or ""),
         "type": item.type,
         "format": item.format,
         "starts_at": item.starts_at,
         "ends_at": item.ends_at,
         "timezone": item.timezone,
-        "venue_name": _cut(venue.name, 200),
-        "venue_address": _cut(venue.address, 300),
+        "venue_name": _cut(_plain(venue.name), 200),
+        "venue_address": _cut(_plain(venue.address), 300),
         "venue_postal_code": _cut(venue.postal_code, 10),
-        "venue_city": _cut(venue.city, 200),
+        "venue_city": _cut(_plain(venue.city), 200),
         "venue_lat": lat,
         "venue_lon": lon,
         "online_url": _cut(item.online_url, 2000),
@@ -158,6 +158,10 @@ def prepare(
         item.sectors,
         warnings,
     )
+
+
+def _plain(value: str | None) -> str | None:
+    return (plain_text(value) or None) if value else None
 
 
 def _cut(value: str | None, size: int) -> str | None:
