@@ -29,6 +29,7 @@ from starlette.templating import Jinja2Templates
 
 from events_app.db import Database
 from events_app.errors import DomainError, RateLimited
+from events_app.logs import install_redaction
 from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
 from events_app.resources import STATIC_DIR
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.is_production and settings.secret_key == DEFAULT_SECRET_KEY:
         raise RuntimeError("SECRET_KEY must be set in production (APP_ENV=production).")
     templates = build_templates()
+    install_redaction()
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
