@@ -90,7 +90,9 @@ def pytest_report_header() -> list[str]:
     return [reason] if reason else [f"browser tests: {CHROMIUM} driven by Playwright"]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in this thread while it
+# is open, and every later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert sync_playwright is not None
     with sync_playwright() as playwright:
