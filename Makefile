@@ -43,10 +43,11 @@ lint: install
 	$(BIN)/ruff check events_app importers tests bench
 	$(BIN)/mypy
 	$(BIN)/pip freeze --exclude-editable > $(VENV)/audit-requirements.txt
-	@status=0; $(BIN)/pip-audit --disable-pip --no-deps --progress-spinner off \
+	@rm -f $(VENV)/audit-report.txt; status=0; \
+	  $(BIN)/pip-audit --disable-pip --no-deps --progress-spinner off \
 	    -r $(VENV)/audit-requirements.txt -o $(VENV)/audit-report.txt || status=$$?; \
-	  cat $(VENV)/audit-report.txt; \
-	  unchecked=$$(grep -c "could not be audited" $(VENV)/audit-report.txt); \
+	  touch $(VENV)/audit-report.txt; cat $(VENV)/audit-report.txt; \
+	  unchecked=$$(grep -c "could not be audited" $(VENV)/audit-report.txt || true); \
 	  if [ "$$unchecked" -gt 0 ]; then \
 	    echo "!!! pip-audit could NOT check $$unchecked installed packages (listed above):" >&2; \
 	    echo "!!! no vulnerability check was done for them. AUDIT=$(AUDIT)" >&2; \

@@ -10,7 +10,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -31,6 +33,42 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", "postgres", "--", *cmd]
     return cmd
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    data: Path
+    options: str
+    log: Path
+
+
+# The clusters this process started, by port: the fault tests stop and restart them.
+_RUNNING: dict[int, _Cluster] = {}
+
+
+def _pg_ctl(url: str, *args: str) -> None:
+    found = _RUNNING[urlsplit(url).port or 5432]
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(found.data), "-l", str(found.log), *args]),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def stop(url: str) -> None:
+    """Stop the cluster serving url (a fast shutdown: clients are disconnected, no crash)."""
+    _pg_ctl(url, "-m", "fast", "-w", "stop")
+
+
+def start(url: str) -> None:
+    """Start again a cluster stopped by stop(); returns once it accepts connections."""
+    _pg_ctl(url, "-o", _RUNNING[urlsplit(url).port or 5432].options, "-w", "start")
+
+
+def restart(url: str) -> None:
+    """pg_ctl restart: clients are disconnected, and it returns once it accepts connections."""
+    _pg_ctl(url, "-o", _RUNNING[urlsplit(url).port or 5432].options, "-m", "fast", "-w", "restart")
 
 
 @contextmanager
@@ -80,9 +118,11 @@ def cluster() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    _RUNNING[port] = _Cluster(data, options, root / "log")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
+        del _RUNNING[port]
         subprocess.run(
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
             capture_output=True,

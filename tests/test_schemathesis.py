@@ -195,13 +195,16 @@ def _path_segment(value: str) -> str:
     return {".": "%2E", "..": "%2E%2E"}.get(value, quote(value, safe=""))
 
 
+NO_BODY = object()
+
+
 def _call(
     seeded: Seeded,
     operation: APIOperation,
     *,
     path: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
-    body: Any = None,
+    body: Any = NO_BODY,
 ) -> int:
     """Send one request built by hand, and check its answer against the document."""
     path_parameters = dict(path or {})
@@ -220,7 +223,7 @@ def _call(
         }
     kwargs: dict[str, Any] = {"path_parameters": path_parameters, "query": query or {}}
     if operation.body:
-        kwargs["body"] = body if body is not None else {}
+        kwargs["body"] = {} if body is NO_BODY else body
         kwargs["media_type"] = "application/json"
     case = operation.Case(**kwargs)
     response = case.call_and_validate(
@@ -275,6 +278,36 @@ def test_hostile_values_get_documented_errors(
     seeded: Seeded, label: str, request_parts: dict[str, Any], status: int
 ) -> None:
     assert _call(seeded, _operation(label), **request_parts) == status
+
+
+def test_registrants_as_csv_are_documented(seeded: Seeded) -> None:
+    case = _operation(REGISTRANTS).Case(path_parameters={"id": str(seeded.event_ids[0])})
+    response = case.call_and_validate(
+        headers={**seeded.headers_for(case.operation), "Accept": "text/csv"},
+        checks=CHECKS,
+        app=seeded.app,
+    )
+    assert response.headers["content-type"][0].startswith("text/csv")
+    assert response.content.startswith("\ufeffPrénom;Nom;".encode())
+
+
+def test_too_many_registrations_get_a_documented_429(seeded: Seeded, settings: Settings) -> None:
+    app = create_app(replace(settings, rate_limit_registration="2/minute"))
+    operation = _operation("POST /api/v1/events/{id}/registrations")
+    statuses = []
+    try:
+        for n in range(3):
+            case = operation.Case(
+                path_parameters={"id": str(seeded.event_ids[0])},
+                body={"first_name": "Ana", "last_name": "Lima", "email": f"ana{n}@example.org"},
+                media_type="application/json",
+            )
+            response = case.call_and_validate(checks=CHECKS, app=app)
+            statuses.append(response.status_code)
+    finally:
+        shutdown_lifespans()
+    assert statuses[-1] == 429
+    assert response.headers["retry-after"] == ["60"]
 
 
 # Text as a person (or a script) may send it: any character but lone surrogates, which UTF-8
@@ -333,5 +366,5 @@ def test_any_text_in_any_parameter_gets_a_documented_answer(
     for parameter in operation.query:
         if data.draw(st.booleans(), label=f"send {parameter.name}"):
             query[parameter.name] = data.draw(TRICKY | TEXT, label=parameter.name)
-    body = data.draw(_body_strategy(operation), label="body") if operation.body else None
+    body = data.draw(_body_strategy(operation), label="body") if operation.body else NO_BODY
     assert _call(seeded, operation, path=path, query=query, body=body) < 500

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,15 +96,37 @@ SEARCHES_AT_ONCE = 2
 @dataclass
 class SearchPages:
     """What the search endpoint keeps in each worker: the JSON pages it served in the last
-    `ttl` seconds, by query string (least recently used first out), and the gate that lets
-    SEARCHES_AT_ONCE searches run at a time."""
+    `ttl` seconds, by query string (least recently used first out), the searches running now
+    (a page that expires under load is computed once, not once per waiting request), and the
+    gate that lets SEARCHES_AT_ONCE searches run at a time."""
 
     ttl: float = SEARCH_CACHE_SECONDS
     max_entries: int = SEARCH_CACHE_ENTRIES
     clock: Callable[[], float] = time.monotonic
     _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
+    _inflight: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
     # Created here, in the worker's event loop, on the first request.
     running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
+
+    async def page(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The page for key: from memory while fresh, else from compute(), shared by every
+        request that asks for the same key meanwhile. Errors reach each of them."""
+        body = self.get(key)
+        if body is not None:
+            return body
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._compute(key, compute))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+        # Shielded: a client hanging up must not cancel the search the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _compute(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        async with self.running:
+            body = await compute()
+        self.store(key, body)
+        return body
 
     def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
@@ -138,13 +160,13 @@ async def list_events(request: Request) -> Response:
     # The raw query string, as the feed cache keys it: building request.url would be a good
     # part of the cost of an answer from the cache.
     key = request.scope["query_string"].decode("latin-1")
-    body = pages.get(key)
-    if body is None:
+
+    async def compute() -> bytes:
         query = parse_search_query(request.query_params)
-        async with pages.running:
-            result = await in_transaction(request, lambda db: search_events(db, query))
-        body = orjson.dumps(_page(result, request, with_distance=query.near is not None))
-        pages.store(key, body)
+        result = await in_transaction(request, lambda db: search_events(db, query))
+        return orjson.dumps(_page(result, request, with_distance=query.near is not None))
+
+    body = await pages.page(key, compute)
     return Response(
         body,
         media_type="application/json",
