@@ -10,6 +10,7 @@ event) are the backstops, never the mechanism.
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import secrets
 from collections.abc import Mapping
@@ -240,7 +241,9 @@ def get_registration(db: Session, token: str) -> Registration:
             joinedload(Registration.event).selectinload(Event.sector_rows),
         )
     ).first()
-    if registration is None:
+    # The lookup goes through the unique index; the final comparison is constant-time, so the
+    # answer's timing says nothing about how much of a guessed token was right.
+    if registration is None or not hmac.compare_digest(registration.token, token):
         raise NotFound("Inscription introuvable.", field="token")
     return registration
 
