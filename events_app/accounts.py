@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +42,7 @@ from events_app.search import SearchQuery, SearchResult, search_events
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = passwords.MIN_PASSWORD_LENGTH
 MIN_RADIUS_KM = 1
 MAX_RADIUS_KM = 200
 DEFAULT_RADIUS_KM = 30
@@ -75,32 +74,6 @@ def stamp_matches(seeker: Seeker, stamp: object) -> bool:
 # --- Input -------------------------------------------------------------------------------------
 
 
-def normalise_email(raw: str) -> str:
-    return raw.strip().lower()
-
-
-def _clean_email(raw: str) -> str:
-    if not raw.strip():
-        raise InvalidInput("email", "Indiquez votre adresse e-mail.")
-    if len(raw.strip()) > 254:
-        raise InvalidInput("email", "L’adresse e-mail dépasse 254 caractères.")
-    try:
-        normalized = validate_email(raw.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(
-            "email", "Adresse e-mail invalide (exemple\u00a0: prenom.nom@exemple.fr)."
-        ) from exc
-    return normalise_email(normalized)
-
-
-def _lookup_email(raw: str) -> str:
-    """The form under which an address typed at sign-in was stored (no error if malformed)."""
-    try:
-        return normalise_email(validate_email(raw.strip(), check_deliverability=False).normalized)
-    except EmailNotValidError:
-        return normalise_email(raw)
-
-
 def _clean_name(raw: str, field: str, label: str) -> str:
     value = " ".join(raw.split())
     if not value:
@@ -108,18 +81,6 @@ def _clean_name(raw: str, field: str, label: str) -> str:
     if len(value) > 100:
         raise InvalidInput(field, f"Votre {label} dépasse 100 caractères.")
     return value
-
-
-def _check_new_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            "password",
-            f"Choisissez un mot de passe d’au moins {MIN_PASSWORD_LENGTH} caractères.",
-        )
-    if len(password) > passwords.MAX_PASSWORD_LENGTH:
-        raise InvalidInput(
-            "password", f"Le mot de passe dépasse {passwords.MAX_PASSWORD_LENGTH} caractères."
-        )
 
 
 def _seeker_by_email(db: Session, email: str) -> Seeker | None:
@@ -134,8 +95,8 @@ def sign_up(db: Session, *, email: str, password: str, first_name: str, last_nam
     already has an account (saying no more than that, and pointing to the reset)."""
     first = _clean_name(first_name, "first_name", "prénom")
     last = _clean_name(last_name, "last_name", "nom")
-    address = _clean_email(email)
-    _check_new_password(password)
+    address = passwords.clean_email(email)
+    passwords.check_new_password(password)
     conflict = Conflict(
         "Impossible de créer un compte avec cette adresse e-mail. Si vous avez déjà un compte, "
         "connectez-vous ou choisissez «\u00a0Mot de passe oublié\u00a0».",
@@ -172,7 +133,7 @@ def authenticate(db: Session, *, email: str, password: str) -> Seeker:
         raise InvalidInput("email", "Indiquez votre adresse e-mail.")
     if not password:
         raise InvalidInput("password", "Indiquez votre mot de passe.")
-    seeker = _seeker_by_email(db, _lookup_email(email)[:254])
+    seeker = _seeker_by_email(db, passwords.lookup_email(email)[:254])
     matches, new_hash = passwords.verify_password(
         seeker.password_hash if seeker is not None else None, password
     )
@@ -324,7 +285,7 @@ def request_password_reset(
     Says nothing either way: the caller shows the same message whether or not an account
     exists. Raises InvalidInput only for an empty or malformed address.
     """
-    address = _clean_email(email)
+    address = passwords.clean_email(email)
     seeker = _seeker_by_email(db, address)
     if seeker is None:
         return
@@ -372,7 +333,7 @@ def reset_password(db: Session, *, token: str, new_password: str, settings: Sett
     that mailbox. Raises InvalidInput("token") or InvalidInput("password").
     """
     seeker = check_reset_token(db, token=token, settings=settings)
-    _check_new_password(new_password)
+    passwords.check_new_password(new_password)
     seeker.password_hash = passwords.hash_password(new_password)
     db.flush()
     attach_past_registrations(db, seeker)

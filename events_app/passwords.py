@@ -1,4 +1,5 @@
-"""Password hashing (argon2id via argon2-cffi), shared by job seekers and agency staff."""
+"""Credentials shared by job seekers and agency staff: addresses, password rules, argon2id
+hashing (argon2-cffi) and the signed links that set a password."""
 
 from __future__ import annotations
 
@@ -8,9 +9,47 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from events_app.errors import InvalidInput
+
 MAX_PASSWORD_LENGTH = 1024
+MIN_PASSWORD_LENGTH = 10
+
+
+def clean_email(raw: str) -> str:
+    """A sign-up address, validated (email-validator) and stored trimmed and lower-case."""
+    address = raw.strip()
+    if not address:
+        raise InvalidInput("email", "Indiquez votre adresse e-mail.")
+    if len(address) > 254:
+        raise InvalidInput("email", "L’adresse e-mail dépasse 254 caractères.")
+    try:
+        normalized = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(
+            "email", "Adresse e-mail invalide (exemple\u00a0: prenom.nom@exemple.fr)."
+        ) from exc
+    return normalized.strip().lower()
+
+
+def lookup_email(raw: str) -> str:
+    """The form under which an address typed at sign-in was stored (no error if malformed)."""
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized.strip().lower()
+    except EmailNotValidError:
+        return raw.strip().lower()
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            "password",
+            f"Choisissez un mot de passe d’au moins {MIN_PASSWORD_LENGTH} caractères.",
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"Le mot de passe dépasse {MAX_PASSWORD_LENGTH} caractères.")
 
 
 def _hasher() -> PasswordHasher:

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +36,7 @@ from events_app.registrations import list_registrants, lock_event
 from events_app.settings import Settings
 from events_app.vocab import REGISTRATION_STATUSES
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = passwords.MIN_PASSWORD_LENGTH
 RESET_MAX_AGE_SECONDS = 3600
 INVITATION_MAX_AGE_SECONDS = 7 * 24 * 3600
 RESET_SALT = "staff-password-reset"
@@ -58,41 +57,6 @@ ATTENDANCE_STATUSES = ("confirmed", "attended", "absent")
 
 
 # --- Input -------------------------------------------------------------------------------------
-
-
-def _clean_email(raw: str) -> str:
-    address = raw.strip()
-    if not address:
-        raise InvalidInput("email", "Indiquez l’adresse e-mail.")
-    if len(address) > 254:
-        raise InvalidInput("email", "L’adresse e-mail dépasse 254 caractères.")
-    try:
-        normalized = validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(
-            "email", "Adresse e-mail invalide (exemple\u00a0: prenom.nom@exemple.fr)."
-        ) from exc
-    return normalized.strip().lower()
-
-
-def _lookup_email(raw: str) -> str:
-    """The form under which an address typed at sign-in was stored (no error if malformed)."""
-    try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        return raw.strip().lower()
-
-
-def _check_new_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            "password",
-            f"Choisissez un mot de passe d’au moins {MIN_PASSWORD_LENGTH} caractères.",
-        )
-    if len(password) > passwords.MAX_PASSWORD_LENGTH:
-        raise InvalidInput(
-            "password", f"Le mot de passe dépasse {passwords.MAX_PASSWORD_LENGTH} caractères."
-        )
 
 
 def _staff_by_email(db: Session, email: str) -> AgencyStaff | None:
@@ -124,12 +88,12 @@ def create_staff(
     """
     if password is None and settings is None:
         raise TypeError("create_staff without a password needs the settings to sign the token")
-    address = _clean_email(email)
+    address = passwords.clean_email(email)
     clean_name = " ".join((name or "").split()) or None
     if clean_name is not None and len(clean_name) > 200:
         raise InvalidInput("name", "Le nom dépasse 200 caractères.")
     if password is not None:
-        _check_new_password(password)
+        passwords.check_new_password(password)
     conflict = Conflict(
         f"Un compte d’organisateur existe déjà pour «\u00a0{address}\u00a0».",
         field="email",
@@ -165,7 +129,7 @@ def authenticate_staff(db: Session, *, email: str, password: str) -> AgencyStaff
         raise InvalidInput("email", "Indiquez votre adresse e-mail.")
     if not password:
         raise InvalidInput("password", "Indiquez votre mot de passe.")
-    staff = _staff_by_email(db, _lookup_email(email)[:254])
+    staff = _staff_by_email(db, passwords.lookup_email(email)[:254])
     matches, new_hash = passwords.verify_password(
         staff.password_hash if staff is not None else None, password
     )
@@ -260,7 +224,7 @@ def request_staff_password_reset(
 
     Says nothing either way; raises InvalidInput only for an empty or malformed address.
     """
-    staff = _staff_by_email(db, _clean_email(email))
+    staff = _staff_by_email(db, passwords.clean_email(email))
     if staff is None or not staff.is_active:
         return
     env = env or mail_environment()
@@ -320,7 +284,7 @@ def reset_staff_password(
 ) -> AgencyStaff:
     """Set a password from a reset or invitation link; the link then stops working."""
     staff = check_staff_token(db, token=token, settings=settings)
-    _check_new_password(new_password)
+    passwords.check_new_password(new_password)
     staff.password_hash = passwords.hash_password(new_password)
     db.flush()
     return staff
