@@ -12,7 +12,6 @@ import math
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import psycopg
 
 from events_app.db import normalise_url
 from tests import pg
+from tests.server import serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
@@ -180,45 +180,6 @@ def demo_database(database_url: str, events: int) -> float:
 # --- servers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(command: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    environ = {**os.environ, "BASE_URL": base_url, **env}
-    full = [*command, "--host", "127.0.0.1", "--port", str(port)]
-    # The server's output goes to a file: a pipe nobody reads would block it once full.
-    with log.open("ab") as out:
-        process = subprocess.Popen(full, env=environ, cwd=ROOT, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start within 60 s")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def serve_app(database_url: str, workers: int, workdir: Path, **env: str) -> Iterator[str]:
     """`events-app serve` on a free port, configured as in production; yields its base URL."""
@@ -229,14 +190,14 @@ def serve_app(database_url: str, workers: int, workdir: Path, **env: str) -> Ite
         **env,
     }
     command = [sys.executable, "-m", "events_app.cli", "serve", "--workers", str(workers)]
-    with _serve(command, environ, workdir / "server.log") as base_url:
+    with serve_command(command, environ, workdir / "server.log") as base_url:
         yield base_url
 
 
 @contextmanager
 def serve_hello(workers: int, workdir: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "bench.hello", "--workers", str(workers)]
-    with _serve(command, {}, workdir / "hello.log") as base_url:
+    with serve_command(command, {}, workdir / "hello.log") as base_url:
         yield base_url
 
 
