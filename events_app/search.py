@@ -18,13 +18,28 @@ import base64
 import binascii
 import json
 import math
+import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+import snowballstemmer
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    column,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
@@ -131,6 +146,42 @@ def paris_day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
 
+_WORD = re.compile(r"[^\W_]+")
+# A Snowball stemmer keeps its word in itself: one thread at a time (searches run in a pool).
+_stemmer = snowballstemmer.stemmer("french")
+_stemmer_lock = threading.Lock()
+_EVENTS_FTS = table("events_fts", column("rowid"))
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+
+
+def text_terms(q: str) -> list[str]:
+    """The stems a text search asks for: each word of q, folded, cut to its French stem.
+
+    An event matches when each stem begins one of the words of its title, venue or city
+    (events.search_key), so that « recrutement » (stem « recrut ») finds « recruteurs »
+    and « salons » finds « salon ». SQLite's FTS5 and PostgreSQL's GIN full-text index answer
+    it, and both give the same events (tests/test_search_text.py).
+    """
+    words = _WORD.findall(fold_text(q))
+    with _stemmer_lock:
+        return sorted({_stemmer.stemWord(word) for word in words})
+
+
+def _text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
+    if not terms:
+        # Punctuation only: no word can match.
+        return false()
+    if db.get_bind().dialect.name == "postgresql":
+        tsquery = " & ".join(f"{term}:*" for term in terms)
+        vector = func.to_tsvector(_SIMPLE, Event.search_key)
+        return vector.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
+    fts_query = " ".join('"' + term.replace('"', '""') + '"*' for term in terms)
+    matching = select(_EVENTS_FTS.c.rowid).where(
+        literal_column("events_fts").op("MATCH")(fts_query)
+    )
+    return Event.id.in_(matching)
+
+
 def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.date_from is None:
@@ -141,9 +192,7 @@ def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     if query.date_to is not None:
         conditions.append(Event.starts_at < paris_day_start(query.date_to + timedelta(days=1)))
     if query.q:
-        for word in fold_text(query.q).split():
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(Event.search_key.like(f"%{escaped}%", escape="\\"))
+        conditions.append(_text_condition(db, text_terms(query.q)))
     if query.sectors:
         wanted = [*query.sectors, "all"]
         conditions.append(
@@ -184,38 +233,181 @@ def _load(db: Session, ids: Sequence[int]) -> dict[int, Event]:
     return {event.id: event for event in rows}
 
 
-def search_events(db: Session, query: SearchQuery) -> SearchResult:
-    """Run a search. Raises InvalidInput for an unknown place, agency or a broken cursor."""
+@dataclass(frozen=True, slots=True)
+class AgencyRef:
+    id: int
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """What a result list shows of an event, read with one Core query (no ORM identity map,
+    no description): the API's search page is served from these. Same attribute names as
+    `Event`, so the serialiser and events.registration_state read either."""
+
+    id: int
+    title: str
+    type: str
+    format: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    venue_name: str | None
+    venue_address: str | None
+    venue_postal_code: str | None
+    venue_city: str | None
+    venue_lat: float | None
+    venue_lon: float | None
+    online_url: str | None
+    capacity: int | None
+    remote_capacity: int | None
+    seats_taken: int
+    remote_seats_taken: int
+    waitlist: bool
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    registration_closed: bool
+    job_offers: int | None
+    status: str
+    revision: int
+    agency: AgencyRef
+    sectors: list[str]
+
+
+_SUMMARY_COLUMNS = (
+    Event.id,
+    Event.title,
+    Event.type,
+    Event.format,
+    Event.starts_at,
+    Event.ends_at,
+    Event.timezone,
+    Event.venue_name,
+    Event.venue_address,
+    Event.venue_postal_code,
+    Event.venue_city,
+    Event.venue_lat,
+    Event.venue_lon,
+    Event.online_url,
+    Event.capacity,
+    Event.remote_capacity,
+    Event.seats_taken,
+    Event.remote_seats_taken,
+    Event.waitlist,
+    Event.registration_opens_at,
+    Event.registration_closes_at,
+    Event.registration_closed,
+    Event.job_offers,
+    Event.status,
+    Event.revision,
+)
+
+
+def _load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
+    """One statement: the events, their agency, and their sectors joined in one string."""
+    if not ids:
+        return {}
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        joined = func.string_agg(EventSector.sector, literal_column("','"))
+    else:
+        joined = func.group_concat(EventSector.sector, literal_column("','"))
+    sectors = (
+        select(joined).where(EventSector.event_id == Event.id).correlate(Event).scalar_subquery()
+    )
+    statement = (
+        select(*_SUMMARY_COLUMNS, Agency.id, Agency.name, Agency.slug, sectors)
+        .join(Agency, Agency.id == Event.agency_id)
+        .where(Event.id.in_(ids))
+    )
+    summaries: dict[int, EventSummary] = {}
+    width = len(_SUMMARY_COLUMNS)
+    row: Any
+    for row in connection.execute(statement):
+        agency_id, agency_name, agency_slug, joined_sectors = row[width:]
+        summaries[row[0]] = EventSummary(  # type: ignore[call-arg]
+            *row[:width],
+            AgencyRef(agency_id, agency_name, agency_slug),
+            sorted(joined_sectors.split(",")) if joined_sectors else [],
+        )
+    return summaries
+
+
+@dataclass
+class Ranking:
+    """A page of a search before its events are loaded: (event id, distance) in order."""
+
+    hits: list[tuple[int, float | None]]
+    next_cursor: str | None
+    place: ResolvedPlace | None = None
+
+
+@dataclass
+class SummaryResult:
+    hits: list[tuple[EventSummary, float | None]]
+    next_cursor: str | None
+    place: ResolvedPlace | None = None
+
+
+def rank_events(db: Session, query: SearchQuery) -> Ranking:
+    """The ids of a search's page, in order, and the cursor of the next one. Raises
+    InvalidInput for an unknown place, agency or a broken cursor."""
     cursor = decode_cursor(query.cursor) if query.cursor else None
     conditions = _filters(db, query)
     if query.near is None:
-        return _search_by_date(db, conditions, query.limit, cursor)
+        after = _date_cursor(cursor) if cursor is not None else None
+        return _rank_by_date(db, select(Event.id).where(*conditions), query.limit, after)
     place = resolve_place(db, query.near)
-    result = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
-    result.place = place
-    return result
+    ranking = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
+    ranking.place = place
+    return ranking
+
+
+def search_events(db: Session, query: SearchQuery) -> SearchResult:
+    """Run a search and load its events (ORM rows, with agency and sectors)."""
+    ranking = rank_events(db, query)
+    events = _load(db, [event_id for event_id, _ in ranking.hits])
+    hits = [SearchHit(events[event_id], d) for event_id, d in ranking.hits]
+    return SearchResult(hits, ranking.next_cursor, ranking.place)
+
+
+def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
+    """The same search as search_events, its events read as EventSummary: the API's page."""
+    ranking = rank_events(db, query)
+    events = _load_summaries(db, [event_id for event_id, _ in ranking.hits])
+    hits = [(events[event_id], d) for event_id, d in ranking.hits]
+    return SummaryResult(hits, ranking.next_cursor, ranking.place)
 
 
 def _date_page(
     db: Session,
-    statement: Select[int],
+    statement: Select[Any],
     limit: int,
     after: tuple[datetime, int] | None,
-) -> tuple[list[int], bool]:
+) -> tuple[list[tuple[int, datetime]], bool]:
+    """(id, start) of up to `limit` events after the cursor, by date; and whether more follow."""
     if after is not None:
         starts, last_id = after
         statement = statement.where(
             or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
         )
-    ids = list(db.scalars(statement.order_by(Event.starts_at, Event.id).limit(limit + 1)))
-    return ids[:limit], len(ids) > limit
+    ordered = statement.add_columns(Event.starts_at).order_by(Event.starts_at, Event.id)
+    page = [(event_id, starts) for event_id, starts in db.execute(ordered.limit(limit + 1))]
+    return page[:limit], len(page) > limit
 
 
-def _search_by_date(
-    db: Session, conditions: list[ColumnElement[bool]], limit: int, cursor: dict[str, Any] | None
-) -> SearchResult:
-    after = _date_cursor(cursor) if cursor is not None else None
-    return _search_by_date_from(db, select(Event.id).where(*conditions), limit, after)
+def _date_cursor_of(last: tuple[int, datetime]) -> dict[str, Any]:
+    event_id, starts = last
+    return {"s": starts.isoformat(), "i": event_id}
+
+
+def _rank_by_date(
+    db: Session, statement: Select[Any], limit: int, after: tuple[datetime, int] | None
+) -> Ranking:
+    page, more = _date_page(db, statement, limit, after)
+    next_cursor = encode_cursor(_date_cursor_of(page[-1])) if more and page else None
+    return Ranking([(event_id, None) for event_id, _ in page], next_cursor)
 
 
 def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
@@ -257,13 +449,15 @@ def _nearest(
     circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
     ranked: list[tuple[float, int]] = []
     for circle in circles:
+        # The columns read and filtered here are in the covering index ix_events_geo_search:
+        # the scan of the candidates need not visit the table (a lookup per candidate).
         rows = db.execute(
             select(Event.id, Event.venue_lat, Event.venue_lon).where(
                 *conditions,
                 Event.format != "online",
                 _geo_condition(place.lat, place.lon, circle),
             )
-        ).all()
+        )
         ranked = sorted(
             (d, event_id)
             for event_id, lat, lon in rows
@@ -284,7 +478,7 @@ def _search_near(
     radius_km: float,
     limit: int,
     cursor: dict[str, Any] | None,
-) -> SearchResult:
+) -> Ranking:
     phase = cursor.get("p", "d") if cursor is not None else "d"
     if phase not in ("d", "o"):
         raise InvalidInput("cursor", "Curseur de pagination invalide.")
@@ -304,22 +498,18 @@ def _search_near(
     elif cursor is not None and "s" in cursor:
         online_after = _date_cursor(cursor)
 
-    online_ids: list[int] = []
-    more_online = False
     online = select(Event.id).where(*conditions, Event.format == "online")
     if next_cursor is None:
         remaining = limit - len(hits)
         if remaining > 0:
-            online_ids, more_online = _date_page(db, online, remaining, online_after)
-            hits.extend((event_id, None) for event_id in online_ids)
+            page, more_online = _date_page(db, online, remaining, online_after)
+            hits.extend((event_id, None) for event_id, _ in page)
+            if more_online and page:
+                next_cursor = encode_cursor({"p": "o", **_date_cursor_of(page[-1])})
         elif db.scalar(online.limit(1)) is not None:
             # The distance phase filled the page exactly; online events follow from the start.
             next_cursor = encode_cursor({"p": "o"})
-    events = _load(db, [event_id for event_id, _ in hits])
-    if more_online and online_ids:
-        last = events[online_ids[-1]]
-        next_cursor = encode_cursor({"p": "o", "s": last.starts_at.isoformat(), "i": last.id})
-    return SearchResult([SearchHit(events[i], d) for i, d in hits], next_cursor)
+    return Ranking(hits, next_cursor)
 
 
 def list_agency_events(
@@ -327,19 +517,6 @@ def list_agency_events(
 ) -> SearchResult:
     """Every event of one agency (past and cancelled included), by date, paged like search."""
     after = _date_cursor(decode_cursor(cursor)) if cursor else None
-    return _search_by_date_from(
-        db, select(Event.id).where(Event.agency_id == agency_id), limit, after
-    )
-
-
-def _search_by_date_from(
-    db: Session, statement: Select[int], limit: int, after: tuple[datetime, int] | None
-) -> SearchResult:
-    ids, more = _date_page(db, statement, limit, after)
-    events = _load(db, ids)
-    hits = [SearchHit(events[i]) for i in ids]
-    next_cursor = None
-    if more and hits:
-        last = hits[-1].event
-        next_cursor = encode_cursor({"s": last.starts_at.isoformat(), "i": last.id})
-    return SearchResult(hits, next_cursor)
+    ranking = _rank_by_date(db, select(Event.id).where(Event.agency_id == agency_id), limit, after)
+    events = _load(db, [event_id for event_id, _ in ranking.hits])
+    return SearchResult([SearchHit(events[i]) for i, _ in ranking.hits], ranking.next_cursor)

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from geopy.distance import geodesic
+from geopy.distance import geodesic, great_circle
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
@@ -419,3 +421,19 @@ def test_distance_is_close_to_geodesic() -> None:
     assert abs(fast - exact) / exact < 0.01
     assert 385 < fast < 400
     assert distance_km(*paris, *paris) == 0.0
+
+
+@given(
+    st.floats(min_value=-60, max_value=60),
+    st.floats(min_value=-180, max_value=180),
+    st.floats(min_value=-60, max_value=60),
+    st.floats(min_value=-180, max_value=180),
+)
+def test_distance_matches_geopy_great_circle(
+    lat1: float, lon1: float, lat2: float, lon2: float
+) -> None:
+    # The float haversine replaces geopy's great_circle on the search's hot path: same sphere,
+    # same radius, so the same distances (to well under a metre).
+    assert distance_km(lat1, lon1, lat2, lon2) == pytest.approx(
+        great_circle((lat1, lon1), (lat2, lon2)).km, abs=1e-6
+    )

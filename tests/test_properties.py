@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -29,13 +30,20 @@ from sqlalchemy.orm import Session, selectinload
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput
 from events_app.events import clean_event_fields, create_event
-from events_app.models import Agency, Commune, CommunePostalCode, Event, Registration, fold_text
+from events_app.models import Agency, Commune, CommunePostalCode, Event, Registration
 from events_app.notifications import Notifier
 from events_app.places import ResolvedPlace, distance_km, normalise_name, resolve_place
 from events_app.registrations import Person, cancel_registration, register
-from events_app.search import SearchQuery, paris_day_start, search_events
-from events_app.settings import Settings
+from events_app.search import (
+    SearchQuery,
+    paris_day_start,
+    search_event_summaries,
+    search_events,
+    text_terms,
+)
+from events_app.settings import Settings, load_settings
 from events_app.vocab import FORMATS
+from events_app.web.serializers import event_item
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.csv import _COLUMNS
@@ -191,7 +199,17 @@ def test_coordinates_round_trip(
 
 # --- the search filters -------------------------------------------------------------------
 
-WORDS = ["forum", "emploi", "santé", "logistique", "atelier", "numérique", "btp"]
+WORDS = [
+    "forum",
+    "emploi",
+    "santé",
+    "logistique",
+    "atelier",
+    "numérique",
+    "btp",
+    "recrutement",
+    "recruteurs",
+]
 # Few values of each, so that events and filters often meet.
 SECTOR_POOL = ["all", "J", "M", "N"]
 TYPE_POOL = ["job_dating", "forum", "workshop", "other"]
@@ -352,8 +370,11 @@ def _matches(
         query.date_to + timedelta(days=1)
     ):
         return False
-    if query.q and not all(word in event.search_key for word in fold_text(query.q).split()):
-        return False
+    if query.q:
+        # Each stem of the query begins a word of the title, venue or city.
+        words = re.findall(r"[^\W_]+", event.search_key)
+        if not all(any(w.startswith(t) for w in words) for t in text_terms(query.q)):
+            return False
     if query.sectors and not set(event.sectors) & {*query.sectors, "all"}:
         return False
     if query.types and event.type not in query.types:
@@ -380,6 +401,9 @@ def _matches(
     return True
 
 
+SETTINGS = load_settings({})
+
+
 def _all_pages(db: Session, query: SearchQuery) -> tuple[list[tuple[Event, float | None]], int]:
     hits: list[tuple[Event, float | None]] = []
     cursor: str | None = None
@@ -390,6 +414,15 @@ def _all_pages(db: Session, query: SearchQuery) -> tuple[list[tuple[Event, float
         result = search_events(db, replace(query, cursor=cursor))
         assert len(result.hits) <= query.limit
         hits.extend((hit.event, hit.distance_km) for hit in result.hits)
+        # The API's fast path (Core rows, no ORM) serves the very same page, item for item.
+        fast = search_event_summaries(db, replace(query, cursor=cursor))
+        assert fast.next_cursor == result.next_cursor
+        assert [
+            event_item(event, SETTINGS, distance_km=d, with_distance=True) for event, d in fast.hits
+        ] == [
+            event_item(hit.event, SETTINGS, distance_km=hit.distance_km, with_distance=True)
+            for hit in result.hits
+        ]
         if result.next_cursor is None:
             return hits, pages
         cursor = result.next_cursor

@@ -32,10 +32,11 @@ from events_app.registrations import (
 )
 from events_app.search import (
     SearchResult,
+    SummaryResult,
     decode_cursor,
     encode_cursor,
     list_agency_events,
-    search_events,
+    search_event_summaries,
 )
 from events_app.web.common import (
     MAX_DB_ID,
@@ -58,14 +59,19 @@ from events_app.web.serializers import (
 )
 
 
-def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dict[str, Any]:
+def _page(
+    result: SearchResult | SummaryResult, request: Request, *, with_distance: bool
+) -> dict[str, Any]:
     settings = settings_of(request)
+    hits = (
+        [(hit.event, hit.distance_km) for hit in result.hits]
+        if isinstance(result, SearchResult)
+        else result.hits
+    )
     body: dict[str, Any] = {
         "items": [
-            event_item(
-                hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance
-            )
-            for hit in result.hits
+            event_item(event, settings, distance_km=distance, with_distance=with_distance)
+            for event, distance in hits
         ],
         "next_cursor": result.next_cursor,
     }
@@ -163,7 +169,7 @@ async def list_events(request: Request) -> Response:
 
     async def compute() -> bytes:
         query = parse_search_query(request.query_params)
-        result = await in_transaction(request, lambda db: search_events(db, query))
+        result = await in_transaction(request, lambda db: search_event_summaries(db, query))
         return orjson.dumps(_page(result, request, with_distance=query.near is not None))
 
     body = await pages.page(key, compute)

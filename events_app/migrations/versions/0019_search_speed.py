@@ -1,0 +1,75 @@
+"""search speed: a covering index for the place search, full-text search for `q`
+
+Revision ID: 0019
+Revises: 0001
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0019"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+COVERING = (
+    "geo_cell",
+    "starts_at",
+    "venue_lat",
+    "venue_lon",
+    "format",
+    "type",
+    "status",
+    "ends_at",
+)
+
+# SQLite: an FTS5 index over events.search_key (the folded title, venue and city), kept in
+# step by triggers, so that every way of writing an event (ORM, bulk import, demo) feeds it.
+SQLITE_FTS = (
+    "CREATE VIRTUAL TABLE events_fts USING fts5("
+    "search_key, content='events', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN "
+    "INSERT INTO events_fts(rowid, search_key) VALUES (new.id, new.search_key); END",
+    "CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN "
+    "INSERT INTO events_fts(events_fts, rowid, search_key) "
+    "VALUES ('delete', old.id, old.search_key); END",
+    "CREATE TRIGGER events_fts_update AFTER UPDATE OF search_key ON events BEGIN "
+    "INSERT INTO events_fts(events_fts, rowid, search_key) "
+    "VALUES ('delete', old.id, old.search_key); "
+    "INSERT INTO events_fts(rowid, search_key) VALUES (new.id, new.search_key); END",
+    "INSERT INTO events_fts(events_fts) VALUES ('rebuild')",
+)
+SQLITE_FTS_DROP = (
+    "DROP TRIGGER events_fts_update",
+    "DROP TRIGGER events_fts_delete",
+    "DROP TRIGGER events_fts_insert",
+    "DROP TABLE events_fts",
+)
+# PostgreSQL: a GIN full-text index over the same folded words. Accents are folded and the
+# query's words stemmed (French Snowball) by the app, the same way for both engines, so that
+# a search gives the same events on either (see events_app.search.text_terms).
+POSTGRESQL_FTS = (
+    "CREATE INDEX ix_events_fulltext ON events "
+    "USING gin (to_tsvector('simple'::regconfig, search_key))"
+)
+
+
+def upgrade() -> None:
+    op.drop_index("ix_events_geo_cell_starts_at", table_name="events")
+    op.create_index("ix_events_geo_search", "events", list(COVERING))
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_FTS:
+            op.execute(statement)
+    else:
+        op.execute(POSTGRESQL_FTS)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_FTS_DROP:
+            op.execute(statement)
+    else:
+        op.execute("DROP INDEX ix_events_fulltext")
+    op.drop_index("ix_events_geo_search", table_name="events")
+    op.create_index("ix_events_geo_cell_starts_at", "events", ["geo_cell", "starts_at"])
