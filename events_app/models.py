@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from datetime import datetime
 from typing import Any
@@ -45,8 +46,18 @@ def fold_text(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a text as free-text search sees them: folded, punctuation dropped."""
+    return _WORD.findall(fold_text(text))
+
+
 def search_key(*parts: str | None) -> str:
-    return " ".join(fold_text(part) for part in parts if part)
+    """The searchable words of an event (title, venue, city), folded and separated by single
+    spaces: what the full-text index reads, and what a word-prefix LIKE can test."""
+    return " ".join(word for part in parts if part for word in search_words(part))
 
 
 class Commune(Base):

@@ -18,7 +18,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -49,8 +49,8 @@ from events_app.models import (
     Agency,
     Event,
     EventSector,
-    fold_text,
     geo_cell,
+    search_words,
 )
 from events_app.places import ResolvedPlace, distance_km, resolve_place
 
@@ -146,12 +146,18 @@ def paris_day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
 
-_WORD = re.compile(r"[^\W_]+")
 # A Snowball stemmer keeps its word in itself: one thread at a time (searches run in a pool).
 _stemmer = snowballstemmer.stemmer("french")
 _stemmer_lock = threading.Lock()
 _EVENTS_FTS = table("events_fts", column("rowid"))
 _SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+# SQLite has no statistics on full-text matches, so the search weighs the two plans itself.
+# Driven by the full-text index, a search reads every match (about 5 µs each: its row, then a
+# sort by date); driven by the dates, it tests each event's words as they come (about 1 µs
+# each) and stops at the page's 20 matches, after about 20 × events ÷ matches rows. The first
+# costs less below about 2 × √events matches: a rare word is found through the index, a common
+# one through the dates, and neither grows with the size of the table as much as its matches.
+FTS_MIN_DRIVE = 200
 
 
 def text_terms(q: str) -> list[str]:
@@ -162,24 +168,35 @@ def text_terms(q: str) -> list[str]:
     and « salons » finds « salon ». SQLite's FTS5 and PostgreSQL's GIN full-text index answer
     it, and both give the same events (tests/test_search_text.py).
     """
-    words = _WORD.findall(fold_text(q))
     with _stemmer_lock:
-        return sorted({_stemmer.stemWord(word) for word in words})
+        return sorted({_stemmer.stemWord(word) for word in search_words(q)})
 
 
 def _text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
     if not terms:
         # Punctuation only: no word can match.
         return false()
-    if db.get_bind().dialect.name == "postgresql":
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        # The planner weighs the GIN index against the date order itself (its statistics
+        # know how common each word is).
         tsquery = " & ".join(f"{term}:*" for term in terms)
         vector = func.to_tsvector(_SIMPLE, Event.search_key)
         return vector.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
-    fts_query = " ".join('"' + term.replace('"', '""') + '"*' for term in terms)
+    fts_query = " ".join(f'"{term}"*' for term in terms)
     matching = select(_EVENTS_FTS.c.rowid).where(
         literal_column("events_fts").op("MATCH")(fts_query)
     )
-    return Event.id.in_(matching)
+    events = connection.scalar(select(func.max(Event.id))) or 0
+    threshold = max(FTS_MIN_DRIVE, int(2 * math.sqrt(events)))
+    first = matching.limit(threshold).subquery()
+    found = connection.scalar(select(func.count()).select_from(first))
+    if found is not None and found < threshold:
+        return Event.id.in_(matching)
+    # A common word: the same test on the words themselves (search_key holds them separated
+    # by single spaces), which SQLite can apply while it walks the dates.
+    spaced = literal(" ") + Event.search_key
+    return and_(*(spaced.like(f"% {term}%") for term in terms))
 
 
 def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
@@ -393,7 +410,8 @@ def _date_page(
             or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
         )
     ordered = statement.add_columns(Event.starts_at).order_by(Event.starts_at, Event.id)
-    page = [(event_id, starts) for event_id, starts in db.execute(ordered.limit(limit + 1))]
+    rows = db.connection().execute(ordered.limit(limit + 1))
+    page = [(event_id, starts) for event_id, starts in rows]
     return page[:limit], len(page) > limit
 
 
@@ -448,10 +466,12 @@ def _nearest(
     start = after[0] if after is not None else 0.0
     circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
     ranked: list[tuple[float, int]] = []
+    # Core on the session's connection: these rows are plain tuples, not ORM entities.
+    connection = db.connection()
     for circle in circles:
         # The columns read and filtered here are in the covering index ix_events_geo_search:
         # the scan of the candidates need not visit the table (a lookup per candidate).
-        rows = db.execute(
+        rows = connection.execute(
             select(Event.id, Event.venue_lat, Event.venue_lon).where(
                 *conditions,
                 Event.format != "online",

@@ -28,6 +28,7 @@ from events_app.places import (
     _wkb_outer_rings,
     _wkb_point,
     distance_km,
+    find_place,
     load_communes,
     normalise_name,
     resolve_place,
@@ -61,7 +62,8 @@ def db(database: Database, loaded: dict[str, Any]) -> Iterator[Session]:
 
 
 def resolve(db: Session, text: str) -> ResolvedPlace:
-    return resolve_place(db, text)
+    # The gazetteer's own answer, not the per-engine memory of it (tested on its own below).
+    return find_place(db, text)
 
 
 # --- Loading -----------------------------------------------------------------------------------
@@ -437,3 +439,23 @@ def test_distance_matches_geopy_great_circle(
     assert distance_km(lat1, lon1, lat2, lon2) == pytest.approx(
         great_circle((lat1, lon1), (lat2, lon2)).km, abs=1e-6
     )
+
+
+def test_resolved_places_are_remembered_per_engine(database: Database, db: Session) -> None:
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    first = resolve_place(db, "Montreuil 93100")
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        again = resolve_place(db, "Montreuil 93100")
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    assert again == first == find_place(db, "Montreuil 93100")
+    assert statements == []
+    with pytest.raises(InvalidInput):
+        resolve_place(db, "Nullepartville")
+    with pytest.raises(InvalidInput):  # failures are not remembered as places
+        resolve_place(db, "Nullepartville")

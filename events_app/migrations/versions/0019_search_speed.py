@@ -4,8 +4,11 @@ Revision ID: 0019
 Revises: 0001
 """
 
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
@@ -55,7 +58,51 @@ POSTGRESQL_FTS = (
 )
 
 
+# search_key as this revision writes it (events_app.models.search_key): folded words separated
+# by single spaces. Kept here, so that the migration does not change with the app.
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> Iterator[str]:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    yield from _WORD.findall("".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def _search_key(*parts: str | None) -> str:
+    return " ".join(word for part in parts if part for word in _words(part))
+
+
+def _rewrite_search_keys() -> None:
+    connection = op.get_bind()
+    events = sa.table(
+        "events",
+        sa.column("id"),
+        sa.column("title"),
+        sa.column("venue_name"),
+        sa.column("venue_city"),
+        sa.column("search_key"),
+    )
+    rows = connection.execute(
+        sa.select(events.c.id, events.c.title, events.c.venue_name, events.c.venue_city)
+    ).all()
+    update = (
+        sa.update(events)
+        .where(events.c.id == sa.bindparam("event_id"))
+        .values(search_key=sa.bindparam("key"))
+    )
+    for start in range(0, len(rows), 5000):
+        batch = rows[start : start + 5000]
+        connection.execute(
+            update,
+            [
+                {"event_id": r.id, "key": _search_key(r.title, r.venue_name, r.venue_city)}
+                for r in batch
+            ],
+        )
+
+
 def upgrade() -> None:
+    _rewrite_search_keys()
     op.drop_index("ix_events_geo_cell_starts_at", table_name="events")
     op.create_index("ix_events_geo_search", "events", list(COVERING))
     if op.get_bind().dialect.name == "sqlite":
