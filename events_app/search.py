@@ -151,6 +151,7 @@ _stemmer = snowballstemmer.stemmer("french")
 _stemmer_lock = threading.Lock()
 _EVENTS_FTS = table("events_fts", column("rowid"))
 _SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+_SEARCH_VECTOR: ColumnElement[Any] = literal_column("events.search_vector")
 # SQLite has no statistics on full-text matches, so the search weighs the two plans itself.
 # Driven by the full-text index, a search reads every match (about 5 µs each: its row, then a
 # sort by date); driven by the dates, it tests each event's words as they come (about 1 µs
@@ -178,11 +179,11 @@ def _text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
         return false()
     connection = db.connection()
     if connection.dialect.name == "postgresql":
-        # The planner weighs the GIN index against the date order itself (its statistics
-        # know how common each word is).
+        # events.search_vector: the stored tsvector of search_key (migration 0019). The
+        # planner weighs its GIN index against the date order itself (its statistics know how
+        # common each word is).
         tsquery = " & ".join(f"{term}:*" for term in terms)
-        vector = func.to_tsvector(_SIMPLE, Event.search_key)
-        return vector.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
+        return _SEARCH_VECTOR.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
     fts_query = " ".join(f'"{term}"*' for term in terms)
     matching = select(_EVENTS_FTS.c.rowid).where(
         literal_column("events_fts").op("MATCH")(fts_query)

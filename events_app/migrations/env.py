@@ -12,10 +12,10 @@ config = context.config
 target_metadata = Base.metadata
 
 
-# Full-text search lives outside the models: SQLite's FTS5 table (and its shadow tables) and
-# PostgreSQL's expression index are created by their migration (0019) and kept by the database
-# itself, so `alembic check` must not see them as drift.
-FULL_TEXT_NAMES = ("events_fts", "ix_events_fulltext")
+# Full-text search lives outside the models: SQLite's FTS5 table (and its shadow tables),
+# PostgreSQL's generated tsvector column and its index are created by their migration (0019)
+# and kept by the database itself, so `alembic check` must not see them as drift.
+FULL_TEXT_NAMES = ("events_fts", "ix_events_fulltext", "search_vector")
 
 
 def _include_name(name: str | None, type_: str, _parents: object) -> bool:

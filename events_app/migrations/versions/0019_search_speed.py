@@ -49,12 +49,16 @@ SQLITE_FTS_DROP = (
     "DROP TRIGGER events_fts_insert",
     "DROP TABLE events_fts",
 )
-# PostgreSQL: a GIN full-text index over the same folded words. Accents are folded and the
-# query's words stemmed (French Snowball) by the app, the same way for both engines, so that
-# a search gives the same events on either (see events_app.search.text_terms).
+# PostgreSQL: the same folded words as a stored tsvector, with a GIN index. Accents are folded
+# and the query's words stemmed (French Snowball) by the app, the same way for both engines,
+# so that a search gives the same events on either (see events_app.search.text_terms). Stored,
+# not an expression index: the planner can then walk the dates and test each row cheaply for a
+# common word (0.2-0.6 ms at 100,000 events against 28 ms recomputing it), and it keeps the
+# GIN index for rare ones.
 POSTGRESQL_FTS = (
-    "CREATE INDEX ix_events_fulltext ON events "
-    "USING gin (to_tsvector('simple'::regconfig, search_key))"
+    "ALTER TABLE events ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
+    "(to_tsvector('simple'::regconfig, search_key)) STORED",
+    "CREATE INDEX ix_events_fulltext ON events USING gin (search_vector)",
 )
 
 
@@ -109,7 +113,8 @@ def upgrade() -> None:
         for statement in SQLITE_FTS:
             op.execute(statement)
     else:
-        op.execute(POSTGRESQL_FTS)
+        for statement in POSTGRESQL_FTS:
+            op.execute(statement)
 
 
 def downgrade() -> None:
@@ -118,5 +123,6 @@ def downgrade() -> None:
             op.execute(statement)
     else:
         op.execute("DROP INDEX ix_events_fulltext")
+        op.execute("ALTER TABLE events DROP COLUMN search_vector")
     op.drop_index("ix_events_geo_search", table_name="events")
     op.create_index("ix_events_geo_cell_starts_at", "events", ["geo_cell", "starts_at"])
