@@ -61,13 +61,28 @@ MAX_CELLS = 1600
 KM_PER_DEG_LAT = 111.2
 # The circles a place search tries, as fractions of the radius asked for (see the docstring).
 SEARCH_STEPS = (1 / 16, 1 / 4, 1.0)
+# One rule for every radius a person gives: a search, an account's preferences, an alert.
+DEFAULT_RADIUS_KM = 30
+MIN_RADIUS_KM = 1
+MAX_RADIUS_KM = 200
+RADIUS_RULE = f"Le rayon doit être compris entre {MIN_RADIUS_KM} et {MAX_RADIUS_KM}\u00a0km."
+SORTS = ("distance", "date")
+# A sort by date around a place reads the dates in batches of this many candidates.
+DATE_BATCH = 200
+
+
+def check_radius(radius_km: float) -> float:
+    """The radius, or InvalidInput("radius_km") when outside MIN_RADIUS_KM..MAX_RADIUS_KM."""
+    if not math.isfinite(radius_km) or not MIN_RADIUS_KM <= radius_km <= MAX_RADIUS_KM:
+        raise InvalidInput("radius_km", RADIUS_RULE)
+    return radius_km
 
 
 @dataclass(frozen=True)
 class SearchQuery:
     q: str | None = None
     near: str | None = None
-    radius_km: float = 30.0
+    radius_km: float = DEFAULT_RADIUS_KM
     sectors: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     formats: tuple[str, ...] = ()
@@ -77,6 +92,9 @@ class SearchQuery:
     agency: str | None = None
     limit: int = 20
     cursor: str | None = None
+    # With a place: "distance" (nearest first, then online events by date) or "date" (every
+    # match by date, online events among them). Without a place, always by date.
+    sort: str = "distance"
 
 
 @dataclass
@@ -377,7 +395,11 @@ def rank_events(db: Session, query: SearchQuery) -> Ranking:
         after = _date_cursor(cursor) if cursor is not None else None
         return _rank_by_date(db, select(Event.id).where(*conditions), query.limit, after)
     place = resolve_place(db, query.near)
-    ranking = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
+    if query.sort == "date":
+        after = _date_cursor(cursor) if cursor is not None else None
+        ranking = _rank_near_by_date(db, conditions, place, query.radius_km, query.limit, after)
+    else:
+        ranking = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
     ranking.place = place
     return ranking
 
@@ -453,43 +475,93 @@ def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bo
     return and_(Event.geo_cell.in_(cells), box)
 
 
+Ranked = tuple[float, datetime, int]
+
+
 def _nearest(
     db: Session,
     conditions: list[ColumnElement[bool]],
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
-    after: tuple[float, int] | None,
-) -> list[tuple[float, int]]:
-    """(distance, id) of on-site and hybrid matches within radius_km, nearest first and after
-    the cursor: at least limit + 1 of them when there are that many, else all of them."""
+    after: Ranked | None,
+) -> list[Ranked]:
+    """(distance, start, id) of on-site and hybrid matches within radius_km, nearest first
+    (then soonest: the events of one venue come by date), after the cursor: at least limit + 1
+    of them when there are that many, else all of them."""
     # Circles inside the cursor's distance hold nothing new: start beyond it.
     start = after[0] if after is not None else 0.0
     circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
-    ranked: list[tuple[float, int]] = []
+    ranked: list[Ranked] = []
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
     for circle in circles:
         # The columns read and filtered here are in the covering index ix_events_geo_search:
         # the scan of the candidates need not visit the table (a lookup per candidate).
         rows = connection.execute(
-            select(Event.id, Event.venue_lat, Event.venue_lon).where(
+            select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
                 *conditions,
                 Event.format != "online",
                 _geo_condition(place.lat, place.lon, circle),
             )
         )
         ranked = sorted(
-            (d, event_id)
-            for event_id, lat, lon in rows
+            (d, starts, event_id)
+            for event_id, lat, lon, starts in rows
             # The geo condition only matches rows with coordinates.
             if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= circle
-            and (after is None or (d, event_id) > after)
+            and (after is None or (d, starts, event_id) > after)
         )
         # More than a page inside this circle: nothing outside it can come first.
         if len(ranked) > limit:
             break
     return ranked
+
+
+def _rank_near_by_date(
+    db: Session,
+    conditions: list[ColumnElement[bool]],
+    place: ResolvedPlace,
+    radius_km: float,
+    limit: int,
+    after: tuple[datetime, int] | None,
+) -> Ranking:
+    """Every match around a place, by date: online events, and on-site or hybrid ones whose
+    venue is within the radius (the box narrows in SQL, the exact distance in Python, so the
+    dates are read in batches until the page is full)."""
+    near = and_(Event.format != "online", _geo_condition(place.lat, place.lon, radius_km))
+    candidates = (
+        select(Event.id, Event.starts_at, Event.format, Event.venue_lat, Event.venue_lon)
+        .where(*conditions, or_(Event.format == "online", near))
+        .order_by(Event.starts_at, Event.id)
+        .limit(DATE_BATCH)
+    )
+    connection = db.connection()
+    hits: list[tuple[int, float | None]] = []
+    last_hit: tuple[int, datetime] | None = None
+    position = after
+    while True:
+        statement = candidates
+        if position is not None:
+            starts, last_id = position
+            statement = statement.where(
+                or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
+            )
+        rows = connection.execute(statement).all()
+        for event_id, starts, format_, lat, lon in rows:
+            position = (starts, event_id)
+            distance = None
+            if format_ != "online":
+                distance = distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)
+                if distance > radius_km:
+                    continue
+            if last_hit is not None and len(hits) == limit:
+                # A match beyond a full page: there is a next one.
+                return Ranking(hits, encode_cursor(_date_cursor_of(last_hit)))
+            hits.append((event_id, distance))
+            last_hit = (event_id, starts)
+        if len(rows) < DATE_BATCH:
+            return Ranking(hits, None)
 
 
 def _search_near(
@@ -510,12 +582,13 @@ def _search_near(
     if phase == "d":
         after = None
         if cursor is not None:
-            after = (_cursor_field(cursor, "d", float), _cursor_field(cursor, "i", int))
+            starts, event_id = _date_cursor(cursor)
+            after = (_cursor_field(cursor, "d", float), starts, event_id)
         ranked = _nearest(db, conditions, place, radius_km, limit, after)
-        hits = [(event_id, d) for d, event_id in ranked[:limit]]
+        hits = [(event_id, d) for d, _, event_id in ranked[:limit]]
         if len(ranked) > limit:
-            d, event_id = ranked[limit - 1]
-            next_cursor = encode_cursor({"p": "d", "d": d, "i": event_id})
+            d, starts, event_id = ranked[limit - 1]
+            next_cursor = encode_cursor({"p": "d", "d": d, **_date_cursor_of((event_id, starts))})
     elif cursor is not None and "s" in cursor:
         online_after = _date_cursor(cursor)
 

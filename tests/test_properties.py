@@ -274,6 +274,7 @@ class Filters:
     available: bool
     agency: int | None
     limit: int
+    sort: str
 
 
 def _subset(values: list[str], size: int) -> st.SearchStrategy[tuple[str, ...]]:
@@ -308,6 +309,7 @@ FILTERS = st.builds(
     available=st.booleans(),
     agency=_rarely(st.integers(0, 1), None),
     limit=st.integers(1, 6),
+    sort=st.sampled_from(["distance", "date"]),
 )
 
 
@@ -454,6 +456,7 @@ def test_search_returns_exactly_the_matching_events_in_order(
             available=filters.available,
             agency=None if filters.agency is None else agencies[filters.agency].slug,
             limit=filters.limit,
+            sort=filters.sort,
         )
         agency_id = None if filters.agency is None else agencies[filters.agency].id
         hits, pages = _all_pages(db, query)
@@ -477,14 +480,14 @@ def test_search_returns_exactly_the_matching_events_in_order(
         expected = {e.id for e in everything if _matches(e, query, agency_id, place, now)}
         assert set(ids) == expected
 
-        if place is None:
+        if place is None or query.sort == "date":
             keys = [(event.starts_at, event.id) for event, _ in hits]
             assert keys == sorted(keys)
         else:
-            # Nearest first, then the online events (which match any place) by date.
+            # Nearest first (then soonest), then the online events (any place) by date.
             formats = [event.format == "online" for event, _ in hits]
             assert formats == sorted(formats)
-            near = [(d, e.id) for e, d in hits if e.format != "online"]
+            near = [(d, e.starts_at, e.id) for e, d in hits if e.format != "online"]
             online = [(e.starts_at, e.id) for e, _ in hits if e.format == "online"]
             assert near == sorted(near) and online == sorted(online)
 

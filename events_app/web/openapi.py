@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from events_app.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_TITLE
+from events_app.search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, MIN_RADIUS_KM, SORTS
 from events_app.settings import Settings
 from events_app.vocab import (
     ATTENDANCE_MODES,
@@ -317,7 +318,18 @@ _SEARCH_PARAMS: list[dict[str, Any]] = [
     {
         "name": "radius_km",
         "in": "query",
-        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30},
+        "schema": {
+            "type": "number",
+            "minimum": MIN_RADIUS_KM,
+            "maximum": MAX_RADIUS_KM,
+            "default": DEFAULT_RADIUS_KM,
+        },
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "description": "Avec « near » : « distance » (par défaut) ou « date ».",
+        "schema": {"type": "string", "enum": list(SORTS), "default": "distance"},
     },
     _multi("sector", list(SECTORS), "Secteur (codes ROME A à N)."),
     _multi("type", list(EVENT_TYPES), "Type d'événement."),
