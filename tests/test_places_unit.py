@@ -24,6 +24,7 @@ from events_app.db import Base, Database
 from events_app.errors import InvalidInput
 from events_app.models import Commune, CommunePostalCode
 from events_app.places import (
+    AmbiguousPlace,
     ResolvedPlace,
     _wkb_outer_rings,
     _wkb_point,
@@ -181,10 +182,10 @@ def test_postal_code_or_department_picks_among_homonyms(db: Session, text: str, 
     assert resolve(db, text).insee == insee
 
 
-def test_saint_denis_alone_gives_the_most_populous(db: Session) -> None:
-    candidates = {insee: _population(db, insee) for insee in ("93066", "97411", "11339", "30247")}
-    expected = max(candidates, key=lambda insee: candidates[insee])
-    assert resolve(db, "Saint-Denis").insee == expected
+def test_saint_denis_alone_is_asked(db: Session) -> None:
+    # La Réunion and Seine-Saint-Denis are comparable: the person chooses (test_place_choice).
+    with pytest.raises(AmbiguousPlace):
+        resolve(db, "Saint-Denis")
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from events_app.agencies import authenticate_agency
 from events_app.errors import InvalidInput
 from events_app.events import clean_event_fields, create_event, get_event
 from events_app.models import Registration
+from events_app.places import suggest_places
 from events_app.registrations import (
     cancel_agency_event,
     cancel_registration,
@@ -57,6 +58,8 @@ from events_app.web.serializers import (
     registrant_item,
     registration_item,
 )
+
+MAX_PLACE_QUERY = 100
 
 
 def _page(
@@ -184,6 +187,15 @@ async def show_event(request: Request) -> Response:
     event_id = path_id(request)
     event = await in_transaction(request, lambda db: get_event(db, event_id))
     return JSONResponse(event_detail(event, settings_of(request)))
+
+
+async def list_places(request: Request) -> Response:
+    """Autocomplete of the place field: communes, postal codes and départements."""
+    text = (request.query_params.get("q") or "")[:MAX_PLACE_QUERY].replace("\x00", "")
+    places = await in_transaction(request, lambda db: suggest_places(db, text))
+    body = {"items": [{"label": p.label, "kind": p.kind, "value": p.value} for p in places]}
+    # The gazetteer changes only with a new release of it: browsers may keep answers a day.
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def bearer_token(request: Request) -> str | None:
@@ -371,6 +383,7 @@ async def openapi(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/events", list_events, methods=["GET"], name="api:events"),
     Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
+    Route("/places", list_places, methods=["GET"], name="api:places"),
     Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
     Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
     Route("/agency/events/{id}", agency_show_event, methods=["GET"], name="api:agency_event"),

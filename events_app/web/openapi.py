@@ -645,6 +645,53 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/places": {
+                "get": {
+                    "operationId": "suggestPlaces",
+                    "summary": "Lieux commençant par ce qui est tapé (communes, codes postaux, "
+                    "départements), pour compléter le champ « near »",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "description": "Le début d'un nom, d'un code postal ou d'un "
+                            "numéro de département.",
+                            "schema": {"type": "string", "maxLength": 100},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Au plus dix lieux ; « value » se donne tel quel à "
+                            "« near »",
+                            "content": {
+                                "application/json": {
+                                    "schema": _closed(
+                                        {
+                                            "items": {
+                                                "type": "array",
+                                                "items": _closed(
+                                                    {
+                                                        "label": {"type": "string"},
+                                                        "kind": {
+                                                            "enum": [
+                                                                "commune",
+                                                                "postal_code",
+                                                                "department",
+                                                            ]
+                                                        },
+                                                        "value": {"type": "string"},
+                                                    }
+                                                ),
+                                            }
+                                        }
+                                    )
+                                }
+                            },
+                        },
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
