@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,6 +72,19 @@ def plain_text(value: str) -> str:
             break
         value = cleaned
     return value.strip()
+
+
+def one_line(value: str) -> str:
+    """Text that must hold on one line: line breaks of any kind (\\n, \\r, U+2028, U+0085…)
+    and other control characters become spaces, runs of spaces one. What a title, a venue or a
+    name is, since it goes into mail subjects, calendar summaries and CSV cells."""
+    printable = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return " ".join(printable.split())
+
+
+def one_line_text(value: str) -> str:
+    """A one-line plain-text field: markup removed (plain_text), then on one line."""
+    return one_line(plain_text(value))
 
 
 def html_to_text(html: str) -> str:
@@ -291,7 +305,7 @@ def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key in ("name", "address", "city"):
         text = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
-        result[key] = (plain_text(text) or None) if text else None
+        result[key] = (one_line_text(text) or None) if text else None
     result["postal_code"] = _optional_text(
         venue, "postal_code", max_len=10, field="venue.postal_code"
     )
@@ -321,7 +335,7 @@ def clean_event_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str
     out: dict[str, Any] = {}
     for key in payload:
         if key == "title":
-            title = plain_text(_text(payload, key, max_len=MAX_TITLE))
+            title = one_line_text(_text(payload, key, max_len=MAX_TITLE))
             if not title:
                 raise InvalidInput("title", "Le titre est obligatoire.")
             out[key] = title

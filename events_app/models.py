@@ -327,6 +327,9 @@ class Registration(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True)
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the person's links were last mailed again (a second registration with the same
+    # address): at most once per LINKS_RESEND_INTERVAL (events_app.registrations).
+    links_resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -339,6 +342,7 @@ class OutboxMessage(Base):
     """A mail to send. Written in the transaction that caused it, sent (and retried) later."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_address: Mapped[str] = mapped_column(String(254))
@@ -356,6 +360,12 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # pending -> sending (claimed by a sender until next_attempt_at) -> sent | failed; a
+    # failure goes back to pending with a later next_attempt_at (see events_app.mail).
+    status: Mapped[str] = mapped_column(
+        String(10), default="pending", server_default=text("'pending'")
+    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class JobLock(Base):

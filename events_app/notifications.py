@@ -12,13 +12,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy.orm import Session
 
 from events_app.calendars import invite_ics
-from events_app.events import html_to_text
+from events_app.events import html_to_text, one_line
 from events_app.formatting import fr_date, fr_datetime, fr_time
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.resources import TEMPLATES_DIR
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS
 
+MAX_SUBJECT = 300  # the outbox column
 SUBJECTS = {
     "confirmed": "Inscription confirmée : {title}",
     "waitlisted": "Liste d'attente : {title}",
@@ -27,6 +28,7 @@ SUBJECTS = {
     "event_changed": "Changement de date, d'horaire ou de lieu : {title}",
     "event_cancelled": "Événement annulé : {title}",
     "reminder": "Rappel : {title}, demain",
+    "links_resent": "Votre lien d'inscription : {title}",
 }
 
 
@@ -53,10 +55,14 @@ def queue_mail(
     kind: str,
     registration_id: int | None = None,
 ) -> OutboxMessage:
-    """Render `template`.txt and `template`.html into an outbox message (not sent here)."""
+    """Render `template`.txt and `template`.html into an outbox message (not sent here).
+
+    The subject is put on one line whatever the data holds: a line break in a header makes
+    the email library refuse the whole mail.
+    """
     message = OutboxMessage(
         to_address=to,
-        subject=subject,
+        subject=one_line(subject)[:MAX_SUBJECT],
         body_text=env.get_template(f"{template}.txt").render(context),
         body_html=env.get_template(f"{template}.html").render(context),
         kind=kind,
@@ -132,6 +138,9 @@ class Notifier:
 
     def event_cancelled(self, registration: Registration, event: Event) -> None:
         self._queue("event_cancelled", registration, event, ics_method="CANCEL")
+
+    def links_resent(self, registration: Registration) -> None:
+        self._queue("links_resent", registration, registration.event)
 
     def reminder(self, registration: Registration, event: Event) -> None:
         self._queue("reminder", registration, event, ics_method="REQUEST")

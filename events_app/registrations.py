@@ -154,6 +154,15 @@ def _live(db: Session, event_id: int, email: str) -> Registration | None:
     ).first()
 
 
+# Whoever types someone's address again gets nothing but this mail sent to that address; not
+# more often than this, so that the form cannot be used to flood a mailbox.
+LINKS_RESEND_INTERVAL = timedelta(minutes=10)
+ALREADY_REGISTERED = (
+    "Cette adresse e-mail est déjà inscrite à cet événement. Nous venons d'y renvoyer le lien "
+    "pour gérer l'inscription (s'il n'arrive pas, vérifiez les courriers indésirables)."
+)
+
+
 def register(
     db: Session,
     *,
@@ -164,7 +173,9 @@ def register(
 ) -> RegistrationOutcome:
     """Sign a person up: confirmed while seats last, then waitlisted (if the event has a list).
 
-    The same email again returns the existing registration (created=False). Raises NotFound,
+    The same email again returns the existing registration (created=False) whatever the
+    event's state, and mails the person their links again, at most once per
+    LINKS_RESEND_INTERVAL: the caller must show nothing of it. Raises NotFound,
     Conflict with the French reason (closed, cancelled, past, full without a waiting list), or
     InvalidInput when a hybrid event is missing the attendance mode.
     """
@@ -172,6 +183,11 @@ def register(
     existing = _live(db, event_id, person.email)
     if existing is not None:
         existing.event = event
+        now = utcnow()
+        last = existing.links_resent_at
+        if last is None or now - last >= LINKS_RESEND_INTERVAL:
+            existing.links_resent_at = now
+            notifier.links_resent(existing)
         return RegistrationOutcome(existing, created=False)
     state = registration_state(event)
     if not state.open:

@@ -77,9 +77,9 @@ def import_due_feeds(database: Database, settings: Settings) -> str:
 
 
 def deliver_mail(database: Database, settings: Settings) -> str:
-    with database.transaction(lock=True) as db:
-        sent, failed = deliver_outbox(db, backend_from_settings(settings))
-    return f"{sent} sent, {failed} failed"
+    # Not one transaction: deliver_outbox claims, sends and records in short steps of its own.
+    done = deliver_outbox(database, backend_from_settings(settings))
+    return f"{done.sent} sent, {done.retried} to retry, {done.failed} given up"
 
 
 def remind(database: Database, settings: Settings) -> str:

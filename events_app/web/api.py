@@ -22,6 +22,7 @@ from events_app.events import clean_event_fields, create_event, get_event
 from events_app.models import Registration
 from events_app.places import suggest_places
 from events_app.registrations import (
+    ALREADY_REGISTERED,
     cancel_agency_event,
     cancel_registration,
     clean_person,
@@ -241,15 +242,12 @@ async def register_for_event(request: Request) -> Response:
 
     def work(db: Session) -> tuple[dict[str, Any], bool]:
         outcome = register(db, event_id=event_id, person=person, notifier=notifier(request, db))
-        body = registration_item(outcome.registration, settings, with_links=outcome.created)
         if not outcome.created:
-            # The same email again: the existing registration, without its secret links, or
-            # anyone knowing an address could cancel that person's place.
-            body["message"] = (
-                "Vous êtes déjà inscrit·e à cet événement. Retrouvez le lien pour gérer votre "
-                "inscription dans l'e-mail de confirmation."
-            )
-        return body, outcome.created
+            # The same address again: whoever typed it learns nothing of that person (name,
+            # phone, position, links); the links go to the address itself.
+            already = {"id": outcome.registration.id, "status": "already_registered"}
+            return {**already, "message": ALREADY_REGISTERED}, False
+        return registration_item(outcome.registration, settings), True
 
     body, created = await in_transaction(request, work, lock=True)
     return JSONResponse(

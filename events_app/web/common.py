@@ -91,8 +91,7 @@ def deliver_mail_soon(request: Request) -> BackgroundTask | None:
     database: Database = request.state.db
 
     def deliver() -> None:
-        with database.transaction(lock=True) as db:
-            deliver_outbox(db, backend)
+        deliver_outbox(database, backend)
 
     return BackgroundTask(deliver)
 

@@ -510,7 +510,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "201": _json(
                             "Registration", "Inscrit·e (confirmé·e ou en liste d'attente)"
                         ),
-                        "200": _json("Registration", "Déjà inscrit·e avec cette adresse"),
+                        "200": _json(
+                            "AlreadyRegistered",
+                            "Cette adresse est déjà inscrite : rien n'est dévoilé, le lien est "
+                            "renvoyé à l'adresse (au plus une fois par 10 minutes)",
+                        ),
                         "400": _BAD_REQUEST,
                         "404": _error("Événement inconnu"),
                         "409": _error("Inscriptions fermées, événement annulé, passé ou complet"),
@@ -735,6 +739,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "EventPage": _page("Event"),
                 "RegistrationInput": _REGISTRATION_INPUT,
                 "Registration": _REGISTRATION,
+                "AlreadyRegistered": _closed(
+                    {
+                        "id": {"type": "integer"},
+                        "status": {"const": "already_registered"},
+                        "message": {"type": "string"},
+                    }
+                ),
                 "Registrant": _REGISTRANT,
                 "RegistrantPage": _page("Registrant"),
             },

@@ -18,6 +18,7 @@ from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
 from events_app.registrations import (
+    ALREADY_REGISTERED,
     RegistrationOutcome,
     cancel_registration,
     clean_person,
@@ -223,11 +224,9 @@ async def register_form(request: Request) -> Response:
         return _event_page(request, event, form=form, errors=errors, status_code=exc.status_code)
     if not outcome.created:
         event = await in_transaction(request, lambda db: get_event(db, event_id))
-        notice = (
-            "Vous êtes déjà inscrit·e à cet événement avec cette adresse e-mail. Le lien pour "
-            "gérer votre inscription se trouve dans l'e-mail de confirmation."
-        )
-        return _event_page(request, event, notice=notice)
+        response = _event_page(request, event, notice=ALREADY_REGISTERED)
+        response.background = deliver_mail_soon(request)
+        return response
     return RedirectResponse(
         f"/inscriptions/{outcome.registration.token}?nouvelle=1",
         status_code=303,

@@ -1,0 +1,44 @@
+"""mail delivery in steps: outbox status and next attempt; registration links resent
+
+Revision ID: 0012
+Revises: 0019
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import events_app.db
+
+revision: str = "0012"
+down_revision: str | None = "0019"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(
+            sa.Column(
+                "status", sa.String(length=10), server_default=sa.text("'pending'"), nullable=False
+            )
+        )
+        batch.add_column(
+            sa.Column("next_attempt_at", events_app.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch.create_index("ix_outbox_status_next_attempt_at", ["status", "next_attempt_at"])
+    op.execute("UPDATE outbox SET status = 'sent' WHERE sent_at IS NOT NULL")
+    with op.batch_alter_table("registrations") as batch:
+        batch.add_column(
+            sa.Column("links_resent_at", events_app.db.UTCDateTime(timezone=True), nullable=True)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("registrations") as batch:
+        batch.drop_column("links_resent_at")
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_index("ix_outbox_status_next_attempt_at")
+        batch.drop_column("next_attempt_at")
+        batch.drop_column("status")
