@@ -202,15 +202,14 @@ def deliver_outbox(
 
 
 def send_one(backend: MailBackend, message: OutboxMessage) -> None:
-    """Hand one mail to the backend; PermanentFailure when no retry can help."""
+    """Hand one mail to the backend; PermanentFailure when no retry can help: the server
+    refuses this recipient, or the email library refuses to build the mail. Any other refusal
+    (a relay answering 5xx to everything while it is misconfigured, say) is retried until
+    GIVE_UP_AFTER, so that fixing the server loses no mail."""
     try:
         backend.send(message)
-    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+    except smtplib.SMTPRecipientsRefused as exc:
         raise PermanentFailure(f"{type(exc).__name__}: {exc}") from exc
-    except smtplib.SMTPResponseException as exc:
-        if 500 <= exc.smtp_code < 600:
-            raise PermanentFailure(f"{type(exc).__name__}: {exc}") from exc
-        raise
     except (ValueError, TypeError, UnicodeError) as exc:
         # The email library refuses to build it (a header with a line break, …).
         raise PermanentFailure(f"{type(exc).__name__}: {exc}") from exc

@@ -293,6 +293,9 @@ class Seeker(Base):
     formats: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Secret of the personal calendar feed; replaced (and so revoked) on demand.
     feed_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Set when the owner of the address followed the link mailed at sign-up (or a password
+    # reset): until then the account cannot be signed in to.
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -6,12 +6,15 @@ registration never sends one, and a committed one always will (see events_app.ma
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import delete, func
 from sqlalchemy.orm import Session
 
 from events_app.calendars import invite_ics
+from events_app.db import utcnow
 from events_app.events import html_to_text, one_line
 from events_app.formatting import fr_date, fr_datetime, fr_time
 from events_app.models import Event, OutboxMessage, Registration
@@ -70,6 +73,27 @@ def queue_mail(
     )
     db.add(message)
     return message
+
+
+def delete_mails_to(db: Session, address: str) -> int:
+    """Delete every mail written to an address, sent or not (they hold the person's name and
+    links): when the person deletes their account."""
+    result = db.execute(
+        delete(OutboxMessage).where(func.lower(OutboxMessage.to_address) == address.lower())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_old_mails(db: Session, *, retention_days: int) -> int:
+    """Delete the mails sent (or given up) more than retention_days ago: the outbox is a
+    queue, not an archive of what was written to whom."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    result = db.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at < cutoff
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class Notifier:

@@ -24,6 +24,7 @@ from events_app.accounts import (
     RESET_MAX_AGE_SECONDS,
     authenticate,
     check_reset_token,
+    confirm_account,
     delete_account,
     ensure_feed_token,
     events_for_me,
@@ -138,16 +139,18 @@ async def sign_up_form(request: Request) -> Response:
     try:
         check_rate(request, "signup", settings.rate_limit_signin)
 
-        def work(db: Session) -> Seeker:
-            return sign_up(
+        def work(db: Session) -> None:
+            # A new account or a known address: the same answer (the mail differs).
+            sign_up(
                 db,
                 email=form["email"],
                 password=password,
                 first_name=form["first_name"],
                 last_name=form["last_name"],
+                settings=settings,
             )
 
-        seeker = await in_transaction(request, work)
+        await in_transaction(request, work)
     except FORM_ERRORS as exc:
         return _render(
             request,
@@ -155,6 +158,33 @@ async def sign_up_form(request: Request) -> Response:
             {"form": form, "errors": _errors(exc)},
             status_code=exc.status_code,
         )
+    return RedirectResponse(
+        "/compte/inscription/envoyee", status_code=303, background=deliver_mail_soon(request)
+    )
+
+
+async def sign_up_sent(request: Request) -> Response:
+    return _render(request, "sign_up_sent.html", {})
+
+
+async def confirm_page(request: Request) -> Response:
+    """The link of the sign-up mail opens this page; only its button (a POST) confirms, since
+    mail scanners follow links."""
+    token = request.query_params.get("token", "")[:500]
+    return _render(request, "confirm.html", {"token": token})
+
+
+async def confirm_form(request: Request) -> Response:
+    settings = settings_of(request)
+    raw = await request.form()
+    token = _text(raw, "token")
+    try:
+        check_rate(request, "password_reset", settings.rate_limit_signin)
+        seeker = await in_transaction(
+            request, lambda db: confirm_account(db, token=token, settings=settings)
+        )
+    except (InvalidInput, RateLimited) as exc:
+        return _render(request, "confirm.html", {"invalid": exc.message}, status_code=400)
     _sign_in_session(request, seeker)
     return RedirectResponse(f"{HOME}?bienvenue=1", status_code=303)
 
@@ -486,6 +516,11 @@ routes: list[BaseRoute] = [
     Route("/compte", home, methods=["GET"], name="account:home"),
     Route("/compte/inscription", sign_up_page, methods=["GET"], name="account:sign_up"),
     Route("/compte/inscription", sign_up_form, methods=["POST"], name="account:sign_up_post"),
+    Route(
+        "/compte/inscription/envoyee", sign_up_sent, methods=["GET"], name="account:sign_up_sent"
+    ),
+    Route("/compte/confirmation", confirm_page, methods=["GET"], name="account:confirm"),
+    Route("/compte/confirmation", confirm_form, methods=["POST"], name="account:confirm_post"),
     Route("/compte/connexion", sign_in_page, methods=["GET"], name="account:sign_in"),
     Route("/compte/connexion", sign_in_form, methods=["POST"], name="account:sign_in_post"),
     Route("/compte/deconnexion", sign_out, methods=["POST"], name="account:sign_out"),

@@ -1,4 +1,4 @@
-"""mail delivery in steps: outbox status and next attempt; registration links resent
+"""mail delivery in steps, links resent, sign-up confirmed by mail
 
 Revision ID: 0012
 Revises: 0019
@@ -33,9 +33,17 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("links_resent_at", events_app.db.UTCDateTime(timezone=True), nullable=True)
         )
+    with op.batch_alter_table("seekers") as batch:
+        batch.add_column(
+            sa.Column("email_confirmed_at", events_app.db.UTCDateTime(timezone=True), nullable=True)
+        )
+    # Accounts made before sign-up was confirmed by mail keep working.
+    op.execute("UPDATE seekers SET email_confirmed_at = created_at")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("seekers") as batch:
+        batch.drop_column("email_confirmed_at")
     with op.batch_alter_table("registrations") as batch:
         batch.drop_column("links_resent_at")
     with op.batch_alter_table("outbox") as batch:
