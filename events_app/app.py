@@ -37,6 +37,8 @@ from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
 from events_app.web import accounts, agency, api, calendars, public
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
+    TOO_LARGE_MESSAGE,
+    BodyLimitMiddleware,
     ProtectedPaths,
     RateLimiter,
     SecurityHeadersMiddleware,
@@ -160,6 +162,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         return template.render({"status": 403, "message": message}).encode()
 
+    def render_too_large() -> bytes:
+        template = templates.get_template("errors/error.html")
+        return template.render({"status": 413, "message": TOO_LARGE_MESSAGE}).encode()
+
     routes = [
         Route("/healthz", healthz, methods=["GET"], name="health"),
         Mount("/api/v1", routes=api.routes),
@@ -171,6 +177,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        # Before the CSRF middleware, which reads whole form bodies into memory.
+        Middleware(BodyLimitMiddleware, render_page=render_too_large),
         Middleware(
             asgi_csrf,
             signing_secret=settings.secret_key,

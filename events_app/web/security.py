@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -45,6 +46,86 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+MAX_BODY_BYTES = 1_000_000
+TOO_LARGE_MESSAGE = "Corps de requête trop volumineux (1 Mo au plus)."
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over max_bytes with 413, on every route, before anything reads them.
+
+    It sits outside the CSRF middleware (which buffers form bodies) and every handler: a declared
+    Content-Length over the limit is refused without reading a byte, and a body without one
+    (chunked) is counted as it streams in and cut at the limit.
+    """
+
+    def __init__(
+        self, app: ASGIApp, render_page: Callable[[], bytes], max_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        self.app = app
+        self.render_page = render_page
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await self._refuse(scope, send)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except _BodyTooLarge:
+            if started:  # too late for a 413: drop the connection
+                raise
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if path.startswith("/api/"):
+            error = {"code": "too_large", "message": TOO_LARGE_MESSAGE, "field": "body"}
+            body = orjson.dumps({"error": error})
+            content_type = b"application/json"
+        else:
+            body = self.render_page()
+            content_type = b"text/html; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is not read: the connection cannot be reused.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class ProtectedPaths:
