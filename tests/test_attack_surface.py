@@ -6,7 +6,12 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
+
+from events_app.db import Database
+from events_app.models import Registration
+from tests.factories import make_agency, make_event
 
 CHUNK = 64 * 1024
 TWO_MB = 2 * 1024 * 1024
@@ -124,3 +129,66 @@ def test_a_body_under_the_limit_still_reaches_the_handler(client: TestClient) ->
         headers={"content-type": "application/json"},
     )
     assert answer.status_code in (400, 404)
+
+
+# --- the JSON API reads application/json only (SPEC §7) ---------------------------------------
+
+
+def _event_and_token(committed: Database) -> tuple[int, str]:
+    with committed.transaction() as db:
+        agency, token = make_agency(db)
+        return make_event(db, agency).id, token
+
+
+PERSON = b'{"first_name": "Awa", "last_name": "Diallo", "email": "awa@example.org"}'
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_cross_site_form_cannot_register_anyone(
+    client: TestClient, committed: Database, content_type: str | None
+) -> None:
+    event_id, _ = _event_and_token(committed)
+    headers = {"content-type": content_type} if content_type else {}
+    # httpx adds no content type to raw bytes; a form would say text/plain or urlencoded.
+    answer = client.post(
+        f"/api/v1/events/{event_id}/registrations", content=PERSON, headers=headers
+    )
+    assert answer.status_code == 415
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("unsupported_media_type", "content-type")
+    assert "application/json" in error["message"]
+    with committed.transaction() as db:
+        assert db.scalar(select(func.count()).select_from(Registration)) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+def test_json_with_or_without_charset_is_read(
+    client: TestClient, committed: Database, content_type: str
+) -> None:
+    event_id, _ = _event_and_token(committed)
+    answer = client.post(
+        f"/api/v1/events/{event_id}/registrations",
+        content=PERSON,
+        headers={"content-type": content_type},
+    )
+    assert answer.status_code == 201
+
+
+def test_the_agency_api_reads_json_only(client: TestClient, committed: Database) -> None:
+    event_id, token = _event_and_token(committed)
+    headers = {"Authorization": f"Bearer {token}", "content-type": "text/plain"}
+    created = client.post("/api/v1/agency/events", content=b"{}", headers=headers)
+    patched = client.patch(
+        f"/api/v1/agency/events/{event_id}", content=b'{"title": "X"}', headers=headers
+    )
+    assert (created.status_code, patched.status_code) == (415, 415)
+    # Without a valid token the answer stays 401: nothing is learnt before authentication.
+    stranger = client.post(
+        "/api/v1/agency/events", content=b"{}", headers={"content-type": "text/plain"}
+    )
+    assert stranger.status_code == 401
