@@ -11,6 +11,8 @@ from starlette.testclient import TestClient
 
 from events_app.db import Database
 from events_app.models import Registration
+from events_app.web import api as web_api
+from events_app.web import calendars as web_calendars
 from tests.factories import make_agency, make_event
 
 CHUNK = 64 * 1024
@@ -192,3 +194,74 @@ def test_the_agency_api_reads_json_only(client: TestClient, committed: Database)
         "/api/v1/agency/events", content=b"{}", headers={"content-type": "text/plain"}
     )
     assert stranger.status_code == 401
+
+
+# --- unknown query parameters never change what is cached (SPEC §7) ----------------------------
+
+
+class Calls:
+    """Wraps a real function and counts its calls (the work a cache hit must not do)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+        self.count = 0
+        real = getattr(module, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+
+def test_unknown_parameters_do_not_defeat_the_feed_cache(
+    client: TestClient, committed: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _event_and_token(committed)
+    renders = Calls(monkeypatch, web_calendars, "list_feed_events")
+    first = client.get("/calendar.ics?sector=J&type=forum&format=onsite")
+    assert first.status_code == 200
+    assert renders.count == 1
+    for n, url in enumerate(
+        [
+            "/calendar.ics?sector=J&type=forum&format=onsite&x=1",
+            "/calendar.ics?x=2&format=onsite&type=forum&sector=J",
+            "/calendar.ics?type=forum&sector=J&format=onsite&utm_source=mail&radius_km=30",
+            "/calendar.ics?sector=J&type=forum&format=onsite&limit=5&available=non",
+        ]
+    ):
+        again = client.get(url)
+        assert again.status_code == 200, url
+        assert again.headers["etag"] == first.headers["etag"], url
+        assert again.content == first.content, url
+        assert renders.count == 1, (n, url)
+    assert client.get("/calendar.ics?sector=J").headers["etag"] != first.headers["etag"]
+    assert renders.count == 2
+    conditional = client.get(
+        "/calendar.ics?format=onsite&x=3&sector=J&type=forum",
+        headers={"If-None-Match": first.headers["etag"]},
+    )
+    assert conditional.status_code == 304
+
+
+def test_unknown_parameters_do_not_defeat_the_search_cache(
+    client: TestClient, committed: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _event_and_token(committed)
+    searches = Calls(monkeypatch, web_api, "search_events")
+    first = client.get("/api/v1/events?sector=J,N&limit=5")
+    assert first.status_code == 200
+    for url in [
+        "/api/v1/events?sector=J,N&limit=5&x=1",
+        "/api/v1/events?x=2&limit=5&sector=N&sector=J",
+        "/api/v1/events?limit=5&sector=N,J&_=1733300000",
+    ]:
+        again = client.get(url)
+        assert again.status_code == 200, url
+        assert again.content == first.content, url
+    assert searches.count == 1
+    client.get("/api/v1/events?sector=J&limit=5")
+    assert searches.count == 2
+    # A malformed known parameter is still a 400, named.
+    bad = client.get("/api/v1/events?limit=0&x=1")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["field"] == "limit"

@@ -49,7 +49,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.openapi import openapi_document
-from events_app.web.params import parse_search_query
+from events_app.web.params import canonical_key, canonical_query, parse_search_query
 from events_app.web.serializers import (
     event_detail,
     event_item,
@@ -157,12 +157,12 @@ def search_pages_of(app: Starlette) -> SearchPages:
 
 async def list_events(request: Request) -> Response:
     pages = search_pages_of(request.app)
-    # The raw query string, as the feed cache keys it: building request.url would be a good
-    # part of the cost of an answer from the cache.
-    key = request.scope["query_string"].decode("latin-1")
+    # Keyed by the parsed query, never the raw string: unknown parameters are ignored and
+    # cannot make every request miss the cache (SPEC §7).
+    query = canonical_query(parse_search_query(request.query_params))
+    key = canonical_key(query)
 
     async def compute() -> bytes:
-        query = parse_search_query(request.query_params)
         result = await in_transaction(request, lambda db: search_events(db, query))
         return orjson.dumps(_page(result, request, with_distance=query.near is not None))
 

@@ -58,10 +58,15 @@ from events_app.db import utcnow
 from events_app.errors import InvalidInput
 from events_app.events import get_event
 from events_app.models import Event
-from events_app.search import PARIS, paris_day_start
+from events_app.search import PARIS, SearchQuery, paris_day_start
 from events_app.settings import Settings
 from events_app.web.common import in_transaction, path_id, settings_of
-from events_app.web.params import parse_search_query
+from events_app.web.params import (
+    canonical_key,
+    canonical_params,
+    canonical_query,
+    parse_search_query,
+)
 
 __all__ = [
     "CalendarDocument",
@@ -355,12 +360,16 @@ def _feed_last_modified(version: DataVersion, now: datetime) -> datetime:
 async def calendar_feed(request: Request) -> Response:
     cache = feed_cache_of(request.app)
     now = utcnow()
-    # The window is part of the key: a feed rendered yesterday covers other days.
-    query_string = request.scope.get("query_string", b"").decode("latin-1")
-    key = f"{feed_window(now)[0].isoformat()}|{query_string}"
+    try:
+        query = canonical_query(parse_search_query(request.query_params))
+    except InvalidInput as exc:
+        return _plain_error(exc)
+    # The window is part of the key: a feed rendered yesterday covers other days. The rest is
+    # the parsed query, so unknown parameters change neither the key nor the bytes (SPEC §7).
+    key = f"{feed_window(now)[0].isoformat()}|{canonical_key(query, paging=False)}"
 
     def produce() -> asyncio.Future[CalendarDocument]:
-        return asyncio.ensure_future(_render_feed(request, cache, key, now))
+        return asyncio.ensure_future(_render_feed(request, cache, key, now, query))
 
     try:
         document = await cache.get(key, produce)
@@ -370,10 +379,13 @@ async def calendar_feed(request: Request) -> Response:
 
 
 async def _render_feed(
-    request: Request, cache: FeedCache[DataVersion], key: str, now: datetime
+    request: Request,
+    cache: FeedCache[DataVersion],
+    key: str,
+    now: datetime,
+    query: SearchQuery,
 ) -> CalendarDocument:
     settings = settings_of(request)
-    query = parse_search_query(request.query_params)
 
     # Read here, on the event loop, like every other use of the cache (it is not thread-safe).
     known = cache.version_of(key)
@@ -396,7 +408,7 @@ async def _render_feed(
             events,
             settings,
             name=feed_name(query),
-            url=feed_url(settings, request.query_params),
+            url=feed_url(settings, QueryParams(canonical_params(query, paging=False))),
         )
         return CalendarDocument.build(
             body, _feed_last_modified(version, now), filename="evenements-emploi.ics"

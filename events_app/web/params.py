@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date
+from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
@@ -15,6 +17,7 @@ TRUE = {"1", "true", "yes", "on", "oui"}
 FALSE = {"0", "false", "no", "off", "non", ""}
 MAX_RADIUS_KM = 1000.0
 MIN_YEAR, MAX_YEAR = 1900, 2999
+DEFAULT_RADIUS_KM = 30.0
 
 
 def _multi(params: QueryParams, name: str, allowed: dict[str, str], label: str) -> tuple[str, ...]:
@@ -57,7 +60,7 @@ def _text(params: QueryParams, name: str, max_len: int = 200) -> str | None:
 def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> SearchQuery:
     """Read every filter of GET /api/v1/events. Raises InvalidInput naming the parameter."""
     radius_raw = (params.get("radius_km") or "").strip()
-    radius = 30.0
+    radius = DEFAULT_RADIUS_KM
     if radius_raw:
         try:
             radius = float(radius_raw.replace(",", "."))
@@ -101,3 +104,48 @@ def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> Searc
         limit=limit,
         cursor=_text(params, "cursor", 500),
     )
+
+
+def canonical_query(query: SearchQuery) -> SearchQuery:
+    """The same search with its repeatable filters in one order: what caches are keyed by."""
+    return dataclasses.replace(
+        query,
+        sectors=tuple(sorted(query.sectors)),
+        types=tuple(sorted(query.types)),
+        formats=tuple(sorted(query.formats)),
+    )
+
+
+def canonical_params(query: SearchQuery, *, paging: bool = True) -> list[tuple[str, str]]:
+    """A parsed search as query parameters, in a fixed order, with normalised values and the
+    defaults left out. Two URLs that mean the same search (unknown parameters, another order,
+    `radius_km=30.0` or none, `available=oui` or `1`) give the same list, so caches keyed by it
+    cannot be made to miss by whoever adds `?x=N`."""
+    query = canonical_query(query)
+    pairs: list[tuple[str, str]] = []
+    if query.q:
+        pairs.append(("q", query.q))
+    if query.near:
+        pairs.append(("near", query.near))
+    if query.radius_km != DEFAULT_RADIUS_KM:
+        pairs.append(("radius_km", repr(query.radius_km)))
+    pairs.extend(("sector", value) for value in query.sectors)
+    pairs.extend(("type", value) for value in query.types)
+    pairs.extend(("format", value) for value in query.formats)
+    if query.date_from:
+        pairs.append(("from", query.date_from.isoformat()))
+    if query.date_to:
+        pairs.append(("to", query.date_to.isoformat()))
+    if query.available:
+        pairs.append(("available", "true"))
+    if query.agency:
+        pairs.append(("agency", query.agency))
+    if paging:
+        pairs.append(("limit", str(query.limit)))
+        if query.cursor:
+            pairs.append(("cursor", query.cursor))
+    return pairs
+
+
+def canonical_key(query: SearchQuery, *, paging: bool = True) -> str:
+    return urlencode(canonical_params(query, paging=paging))
