@@ -20,7 +20,6 @@ from sqlalchemy.exc import (
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -45,6 +44,12 @@ from events_app.web.security import (
     csrf_failed_sender,
     skip_csrf,
 )
+from events_app.web.sessions import (
+    DatabaseSessionStore,
+    RedisSessionStore,
+    ServerSessionMiddleware,
+    SessionStore,
+)
 from events_app.web.templating import build_templates
 
 log = logging.getLogger("events_app")
@@ -68,6 +73,7 @@ class State(TypedDict):
     mail_backend: MailBackend
     mail_env: Environment
     rate_limiter: RateLimiter
+    session_store: SessionStore
 
 
 def _wants_json(request: Request) -> bool:
@@ -142,6 +148,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
         database = Database(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
+        session_store: SessionStore = (
+            RedisSessionStore(settings.redis_url)
+            if settings.redis_url
+            else DatabaseSessionStore(database)
+        )
         try:
             yield {
                 "db": database,
@@ -150,8 +161,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "mail_backend": backend_from_settings(settings),
                 "mail_env": mail_environment(),
                 "rate_limiter": RateLimiter(),
+                "session_store": session_store,
             }
         finally:
+            await session_store.close()
             database.dispose()
 
     def render_csrf_failure() -> bytes:
@@ -187,14 +200,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             cookie_secure=settings.secure_cookies,
             send_csrf_failed=csrf_failed_sender(render_csrf_failure),
         ),
-        Middleware(
-            SessionMiddleware,
-            secret_key=settings.secret_key,
-            session_cookie="session",
-            max_age=14 * 24 * 3600,
-            same_site="lax",
-            https_only=settings.secure_cookies,
-        ),
+        Middleware(ServerSessionMiddleware, https_only=settings.secure_cookies),
     ]
     return Starlette(
         routes=routes,
