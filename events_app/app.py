@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from events_app.db import Database
 from events_app.errors import DomainError, RateLimited
@@ -160,7 +161,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "templates": templates,
                 "mail_backend": backend_from_settings(settings),
                 "mail_env": mail_environment(),
-                "rate_limiter": RateLimiter(),
+                "rate_limiter": RateLimiter(settings.redis_url),
                 "session_store": session_store,
             }
         finally:
@@ -189,6 +190,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *public.routes,
     ]
     middleware = [
+        # Trusted proxies only (FORWARDED_ALLOW_IPS): the client address that rate limits count.
+        # `events-app serve` leaves proxy headers to this layer, whatever serves the app.
+        *(
+            [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)]
+            if settings.forwarded_allow_ips.strip()
+            else []
+        ),
         Middleware(SecurityHeadersMiddleware),
         # Before the CSRF middleware, which reads whole form bodies into memory.
         Middleware(BodyLimitMiddleware, render_page=render_too_large),

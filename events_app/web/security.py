@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -159,10 +159,16 @@ def csrf_failed_sender(render: Callable[[], bytes]) -> Callable[..., Any]:
 
 
 class RateLimiter:
-    """Per-client moving-window limits (in memory: each worker counts its own requests)."""
+    """Per-client moving-window limits: in memory (each worker counts its own requests), or in
+    Redis with REDIS_URL (one count for every worker and machine).
 
-    def __init__(self) -> None:
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+    The client is the peer of the connection, or the address a trusted proxy put in
+    X-Forwarded-For (FORWARDED_ALLOW_IPS, applied by the app's ProxyHeadersMiddleware).
+    """
+
+    def __init__(self, storage_uri: str | None = None) -> None:
+        storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(storage)
 
     def check(self, request: Request, bucket: str, rule: str, *keys: str) -> None:
         client = request.client.host if request.client else "unknown"
