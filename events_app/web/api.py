@@ -49,7 +49,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.openapi import openapi_document
-from events_app.web.params import canonical_key, canonical_query, parse_search_query
+from events_app.web.params import CanonicalQueries, parse_search_query
 from events_app.web.serializers import (
     event_detail,
     event_item,
@@ -105,6 +105,7 @@ class SearchPages:
     clock: Callable[[], float] = time.monotonic
     _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
     _inflight: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    queries: CanonicalQueries = field(default_factory=lambda: CanonicalQueries(paging=True))
     # Created here, in the worker's event loop, on the first request.
     running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
 
@@ -159,8 +160,7 @@ async def list_events(request: Request) -> Response:
     pages = search_pages_of(request.app)
     # Keyed by the parsed query, never the raw string: unknown parameters are ignored and
     # cannot make every request miss the cache (SPEC §7).
-    query = canonical_query(parse_search_query(request.query_params))
-    key = canonical_key(query)
+    key, query = pages.queries.get(request.scope["query_string"])
 
     async def compute() -> bytes:
         result = await in_transaction(request, lambda db: search_events(db, query))

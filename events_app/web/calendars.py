@@ -61,12 +61,7 @@ from events_app.models import Event
 from events_app.search import PARIS, SearchQuery, paris_day_start
 from events_app.settings import Settings
 from events_app.web.common import in_transaction, path_id, settings_of
-from events_app.web.params import (
-    canonical_key,
-    canonical_params,
-    canonical_query,
-    parse_search_query,
-)
+from events_app.web.params import CanonicalQueries, canonical_params, parse_search_query
 
 __all__ = [
     "CalendarDocument",
@@ -326,6 +321,15 @@ def feed_cache_of(app: Starlette) -> FeedCache[DataVersion]:
     return cache
 
 
+def feed_queries_of(app: Starlette) -> CanonicalQueries:
+    """The canonical form of the feed queries seen lately, created on first use (per app)."""
+    queries: CanonicalQueries | None = getattr(app.state, "calendar_feed_queries", None)
+    if queries is None:
+        queries = CanonicalQueries(paging=False)
+        app.state.calendar_feed_queries = queries
+    return queries
+
+
 def feed_params(params: QueryParams) -> list[tuple[str, str]]:
     return [(k, v) for k, v in params.multi_items() if k not in PAGING_PARAMS and v != ""]
 
@@ -361,12 +365,12 @@ async def calendar_feed(request: Request) -> Response:
     cache = feed_cache_of(request.app)
     now = utcnow()
     try:
-        query = canonical_query(parse_search_query(request.query_params))
+        canonical, query = feed_queries_of(request.app).get(request.scope.get("query_string", b""))
     except InvalidInput as exc:
         return _plain_error(exc)
     # The window is part of the key: a feed rendered yesterday covers other days. The rest is
     # the parsed query, so unknown parameters change neither the key nor the bytes (SPEC §7).
-    key = f"{feed_window(now)[0].isoformat()}|{canonical_key(query, paging=False)}"
+    key = f"{feed_window(now)[0].isoformat()}|{canonical}"
 
     def produce() -> asyncio.Future[CalendarDocument]:
         return asyncio.ensure_future(_render_feed(request, cache, key, now, query))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from datetime import date
 from urllib.parse import urlencode
 
@@ -149,3 +150,28 @@ def canonical_params(query: SearchQuery, *, paging: bool = True) -> list[tuple[s
 
 def canonical_key(query: SearchQuery, *, paging: bool = True) -> str:
     return urlencode(canonical_params(query, paging=paging))
+
+
+class CanonicalQueries:
+    """The canonical key and parsed query of the last `size` raw query strings seen (per
+    worker), so that a cached answer costs a dictionary lookup, not a parse. Strings that differ
+    only by unknown parameters get the same key; invalid ones raise and are not kept."""
+
+    def __init__(self, *, paging: bool, size: int = 4096) -> None:
+        self.paging = paging
+        self.size = size
+        self._seen: OrderedDict[bytes, tuple[str, SearchQuery]] = OrderedDict()
+
+    def get(self, raw: bytes) -> tuple[str, SearchQuery]:
+        """For a raw query string (the ASGI scope's `query_string`)."""
+        entry = self._seen.get(raw)
+        if entry is not None:
+            self._seen.move_to_end(raw)
+            return entry
+        # Parsed as Starlette parses request.query_params.
+        query = canonical_query(parse_search_query(QueryParams(raw)))
+        entry = (canonical_key(query, paging=self.paging), query)
+        self._seen[raw] = entry
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return entry
