@@ -28,6 +28,7 @@ from events_app import sessions
 from events_app.db import Database, utcnow
 
 SESSION_MAX_AGE = 14 * 24 * 3600
+SESSIONLESS_PREFIXES = ("/api/", "/static/", "/agenda/", "/healthz")
 # The session keys that name who is signed in (web/accounts.py and web/agency.py).
 OWNER_KEYS = (("staff_id", "staff"), ("seeker_id", "seeker"))
 
@@ -168,6 +169,13 @@ class ServerSessionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        if path.startswith(SESSIONLESS_PREFIXES) or path.endswith(".ics"):
+            # The API, calendar feeds and static files never use a session: browsers send the
+            # cookie with each of them, and it must not cost a lookup.
+            scope["session"] = {}
             await self.app(scope, receive, send)
             return
         store = session_store_of(scope)
