@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from asgi_csrf import asgi_csrf
 from jinja2 import Environment
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import (
     DBAPIError,
@@ -129,6 +130,14 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def redis_unavailable(request: Request, exc: Exception) -> Response:
+    # Redis (REDIS_URL) down or unreachable: like a database that does not answer, "not now".
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    response = _error_response(request, 503, "unavailable", HTTP_MESSAGES[503])
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_response(request, 500, "server_error", "Erreur interne. Réessayez plus tard.")
@@ -218,6 +227,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             DomainError: domain_error,
             HTTPException: http_error,
             DBAPIError: database_unavailable,
+            RedisError: redis_unavailable,
             Exception: server_error,
         },
     )

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 from events_app.app import create_app
 from events_app.db import Database
 from events_app.settings import Settings
+from tests.redis_server import running_redis
 from tests.server import running_server
 
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
@@ -93,3 +95,41 @@ def test_x_forwarded_for_is_ignored_from_anyone_else(
     ) as client:
         statuses = [_register(client, f"203.0.113.{n}") for n in range(3)]
     assert statuses == [400, 400, 429]
+
+
+def test_redis_down_is_a_503_not_a_500(
+    committed: Database, settings: Settings, tmp_path: Path
+) -> None:
+    with running_redis(tmp_path) as url:
+        client = TestClient(
+            create_app(dataclasses.replace(settings, redis_url=url)),
+            raise_server_exceptions=False,
+        )
+        client.__enter__()
+        page = client.get("/compte/inscription")
+        match = CSRF.search(page.text)
+        assert match is not None
+        form = {
+            "first_name": "Camille",
+            "last_name": "Martin",
+            "email": "camille.martin@exemple.fr",
+            "password": "une phrase assez longue",
+            "csrftoken": match.group(1),
+        }
+        signed_up = client.post("/compte/inscription", data=form, follow_redirects=False)
+        assert signed_up.status_code == 303
+    try:
+        # Redis has stopped: sessions and rate limits cannot be read.
+        account = client.get("/compte", follow_redirects=False)
+        assert account.status_code == 503
+        assert account.headers["retry-after"] == "5"
+        client.cookies.delete("session")
+        sign_in = client.post(
+            "/compte/connexion",
+            data={"email": "a@example.org", "password": "x", "csrftoken": match.group(1)},
+            follow_redirects=False,
+        )
+        assert sign_in.status_code == 503
+        assert "momentanément indisponible" in sign_in.text
+    finally:
+        client.__exit__(None, None, None)

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events_app import sessions
@@ -182,7 +184,16 @@ class ServerSessionMiddleware:
         token = HTTPConnection(scope).cookies.get(self.cookie_name)
         # A token is URL-safe base64 of 32 bytes: anything else is not worth a lookup.
         old_id = _session_id(token) if token and len(token) <= 64 else None
-        loaded = await store.load(old_id) if old_id else None
+        try:
+            loaded = await store.load(old_id) if old_id else None
+        except RedisError:
+            # Who is signed in cannot be known: neither signed in nor signed out, but "not now".
+            await PlainTextResponse(
+                "Service momentanément indisponible. Réessayez dans un instant.",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )(scope, receive, send)
+            return
         initial = dict(loaded or {})
         scope["session"] = dict(initial)
 
