@@ -247,7 +247,7 @@ def test_unknown_parameters_do_not_defeat_the_search_cache(
     client: TestClient, committed: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _event_and_token(committed)
-    searches = Calls(monkeypatch, web_api, "search_events")
+    searches = Calls(monkeypatch, web_api, "search_event_summaries")
     first = client.get("/api/v1/events?sector=J,N&limit=5")
     assert first.status_code == 200
     for url in [
