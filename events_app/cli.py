@@ -38,7 +38,9 @@ def cmd_serve(
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # X-Forwarded-For is read by the app itself, from FORWARDED_ALLOW_IPS only (uvicorn
+        # would trust 127.0.0.1 by default).
+        proxy_headers=False,
         server_header=False,
         # Requests are logged by the reverse proxy in front; uvicorn's own access log line
         # costs about 5 % of a search and a third of a cached answer.

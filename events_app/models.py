@@ -379,3 +379,20 @@ class JobLock(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
     owner: Mapped[str] = mapped_column(String(100))
+
+
+class WebSession(Base):
+    """A signed-in browser session, kept server-side so that ending it (sign-out, a new
+    password, a deleted account) takes effect at once, whatever copies of the cookie exist.
+
+    The cookie holds a random token; only its SHA-256 is stored, so the table cannot be
+    replayed as cookies. `owner` ("seeker:12", "staff:3") finds every session of a person.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(40), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

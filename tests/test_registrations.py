@@ -293,8 +293,13 @@ def test_api_registration_errors(client: TestClient, committed: Database) -> Non
     assert client.post("/api/v1/events/999999/registrations", json=ok).status_code == 404
     bad = client.post(f"/api/v1/events/{event_id}/registrations", json={**ok, "email": "x"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "email"
-    not_json = client.post(f"/api/v1/events/{event_id}/registrations", content=b"first_name=A")
-    assert not_json.status_code == 400 and not_json.json()["error"]["field"] == "body"
+    not_json = client.post(
+        f"/api/v1/events/{event_id}/registrations",
+        content=b"{}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert not_json.status_code == 415
+    assert not_json.json()["error"]["field"] == "content-type"
     assert client.post(f"/api/v1/events/{event_id}/registrations", json=ok).status_code == 201
     full = client.post(
         f"/api/v1/events/{event_id}/registrations", json={**ok, "email": "c@example.org"}

@@ -56,6 +56,7 @@ from events_app.web.common import (
     notifier,
     settings_of,
 )
+from events_app.web.sessions import end_sessions
 
 SESSION_SEEKER = "seeker_id"
 SESSION_STAMP = "seeker_stamp"
@@ -454,6 +455,8 @@ async def reset_form(request: Request) -> Response:
             {"token": token, "errors": _errors(exc)},
             status_code=exc.status_code,
         )
+    # A new password ends every session opened with the old one, on every worker.
+    await end_sessions(request, f"seeker:{seeker.id}")
     _sign_in_session(request, seeker)
     return RedirectResponse(f"{HOME}?motdepasse=1", status_code=303)
 
@@ -506,6 +509,7 @@ async def delete_form(request: Request) -> Response:
         return _render(request, "delete.html", {"errors": _errors(exc)}, status_code=400)
     if not deleted:
         return _to_sign_in(request)
+    await end_sessions(request, f"seeker:{seeker_id}")
     request.session.clear()
     return RedirectResponse(
         "/compte/connexion?supprime=1", status_code=303, background=deliver_mail_soon(request)

@@ -52,7 +52,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.openapi import openapi_document
-from events_app.web.params import parse_search_query
+from events_app.web.params import CanonicalQueries, parse_search_query
 from events_app.web.serializers import (
     event_detail,
     event_item,
@@ -115,6 +115,7 @@ class SearchPages:
     clock: Callable[[], float] = time.monotonic
     _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
     _inflight: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    queries: CanonicalQueries = field(default_factory=lambda: CanonicalQueries(paging=True))
     # Created here, in the worker's event loop, on the first request.
     running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
 
@@ -167,12 +168,11 @@ def search_pages_of(app: Starlette) -> SearchPages:
 
 async def list_events(request: Request) -> Response:
     pages = search_pages_of(request.app)
-    # The raw query string, as the feed cache keys it: building request.url would be a good
-    # part of the cost of an answer from the cache.
-    key = request.scope["query_string"].decode("latin-1")
+    # Keyed by the parsed query, never the raw string: unknown parameters are ignored and
+    # cannot make every request miss the cache (SPEC §7).
+    key, query = pages.queries.get(request.scope["query_string"])
 
     async def compute() -> bytes:
-        query = parse_search_query(request.query_params)
         result = await in_transaction(request, lambda db: search_event_summaries(db, query))
         return orjson.dumps(_page(result, request, with_distance=query.near is not None))
 

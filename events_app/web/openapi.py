@@ -464,8 +464,20 @@ def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": media}}
 
 
+def _with_body_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that reads a body may answer 413 (over 1 MB) and 415 (not JSON)."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("413", _error("Corps de plus de 1 Mo"))
+                operation["responses"].setdefault(
+                    "415", _error("Corps d'un autre type que application/json")
+                )
+    return document
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Événements emploi",
@@ -751,3 +763,4 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+    return _with_body_errors(document)
