@@ -197,7 +197,7 @@ def _text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
         return false()
     connection = db.connection()
     if connection.dialect.name == "postgresql":
-        # events.search_vector: the stored tsvector of search_key (migration 0019). The
+        # events.search_vector: the stored tsvector of search_key (migration 0002). The
         # planner weighs its GIN index against the date order itself (its statistics know how
         # common each word is).
         tsquery = " & ".join(f"{term}:*" for term in terms)

@@ -13,7 +13,7 @@ target_metadata = Base.metadata
 
 
 # Full-text search lives outside the models: SQLite's FTS5 table (and its shadow tables),
-# PostgreSQL's generated tsvector column and its index are created by their migration (0019)
+# PostgreSQL's generated tsvector column and its index are created by their migration (0002)
 # and kept by the database itself, so `alembic check` must not see them as drift.
 FULL_TEXT_NAMES = ("events_fts", "ix_events_fulltext", "search_vector")
 

@@ -1,7 +1,7 @@
 """mail delivery in steps, links resent, sign-up confirmed by mail
 
-Revision ID: 0012
-Revises: 0019
+Revision ID: 0003
+Revises: 0002
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import events_app.db
 
-revision: str = "0012"
-down_revision: str | None = "0019"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

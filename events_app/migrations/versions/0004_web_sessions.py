@@ -1,7 +1,7 @@
 """server-side web sessions
 
-Revision ID: 0012b
-Revises: 0019
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-04 18:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import events_app.db
 
-revision: str = "0012b"
-down_revision: str | None = "0019"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

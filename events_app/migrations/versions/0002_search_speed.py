@@ -1,6 +1,6 @@
 """search speed: a covering index for the place search, full-text search for `q`
 
-Revision ID: 0019
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
