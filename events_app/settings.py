@@ -33,6 +33,12 @@ class Settings:
     rate_limit_signin: str = "10/minute"
     # SQLite: how long a write waits for another writer's lock before the request gets a 503.
     db_busy_timeout_ms: int = 30_000
+    # The France Travail partner API (feed format ft-api).
+    ft_client_id: str | None = None
+    ft_client_secret: str | None = None
+    ft_token_url: str = (
+        "https://entreprise.francetravail.fr/connexion/oauth2/access_token?realm=/partenaire"  # noqa: S105 - a URL
+    )
 
     @property
     def host(self) -> str:
@@ -74,4 +80,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
         rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),
         db_busy_timeout_ms=config("DB_BUSY_TIMEOUT_MS", cast=int, default=30_000),
+        ft_client_id=config("FT_CLIENT_ID", default=None),
+        ft_client_secret=config("FT_CLIENT_SECRET", default=None),
+        ft_token_url=config("FT_TOKEN_URL", default=Settings.ft_token_url),
     )

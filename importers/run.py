@@ -19,6 +19,7 @@ from events_app.settings import Settings
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.fetch import Fetched, FetchError, fetch_source
+from importers.ftapi import fetch_ft_api
 from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
 
 log = logging.getLogger("importers")
@@ -92,12 +93,16 @@ def run_import(
         run_id = run.id
 
     try:
-        fetched: Fetched = fetch_source(
-            location,
-            etag=etag,
-            last_modified=last_modified,
-            allow_private=settings.feed_allow_private,
-        )
+        fetched: Fetched
+        if fmt == "ft-api":  # an API read page by page, not one document
+            fetched = fetch_ft_api(location, settings)
+        else:
+            fetched = fetch_source(
+                location,
+                etag=etag,
+                last_modified=last_modified,
+                allow_private=settings.feed_allow_private,
+            )
     except FetchError as exc:
         return _finish(database, run_id, status="failed", error=str(exc), fetch_outcome=str(exc))
     except Exception as exc:  # a bug must not leave the run "running" forever
