@@ -25,6 +25,7 @@ from events_app.registrations import (
     register,
 )
 from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.structured_data import event_jsonld
 from events_app.web.calendars import feed_links
 from events_app.web.common import (
     check_rate,
@@ -36,6 +37,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.params import parse_search_query
+from events_app.web.serializers import event_url
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 # Values that pass clean_person, put in place of a field already found wrong, so that the next
@@ -137,6 +139,7 @@ def _event_page(
             "subscribe": feed_links(
                 settings_of(request), QueryParams({"agency": event.agency.slug})
             ),
+            "structured_data": event_jsonld(event, url=event_url(settings_of(request), event.id)),
         },
         status_code=status_code,
     )
