@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
+from events_app.duplicates import Copy, copies_of
 from events_app.errors import InvalidInput
 from events_app.models import (
     GEO_CELL_DEG,
@@ -68,6 +69,8 @@ class SearchQuery:
 class SearchHit:
     event: Event
     distance_km: float | None = None
+    # The same event published by other agencies (events_app.duplicates).
+    duplicates: list[Copy] = field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +173,12 @@ def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
         if agency_id is None:
             raise InvalidInput("agency", f"Organisme inconnu : « {query.agency} ».")
         conditions.append(Event.agency_id == agency_id)
+    else:
+        # One result per event: the copies published by other agencies stay out (stored
+        # groups, see events_app.duplicates); an agency's own list shows all of its events.
+        conditions.append(
+            or_(Event.duplicate_group_id.is_(None), Event.duplicate_group_id == Event.id)
+        )
     return conditions
 
 
@@ -189,10 +198,14 @@ def search_events(db: Session, query: SearchQuery) -> SearchResult:
     cursor = decode_cursor(query.cursor) if query.cursor else None
     conditions = _filters(db, query)
     if query.near is None:
-        return _search_by_date(db, conditions, query.limit, cursor)
-    place = resolve_place(db, query.near)
-    result = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
-    result.place = place
+        result = _search_by_date(db, conditions, query.limit, cursor)
+    else:
+        place = resolve_place(db, query.near)
+        result = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
+        result.place = place
+    copies = copies_of(db, [hit.event for hit in result.hits])
+    for hit in result.hits:
+        hit.duplicates = copies[hit.event.id]
     return result
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from events_app.db import Database, utcnow
+from events_app.duplicates import refresh_duplicates, written_since
 from events_app.feeds import get_feed
 from events_app.models import Feed, ImportRun
 from events_app.notifications import Notifier
@@ -165,11 +166,14 @@ def _write(
         # written, and a deferred transaction upgraded late fails when another wrote meanwhile).
         with database.transaction(lock=True) as db:
             feed = get_feed(db, feed_id)
+            since = utcnow()
             report: SyncReport = apply(
                 db, feed=feed, collected=collected, notifier=Notifier(db, settings)
             )
             if report.refused is None:
                 _remember_fetch(feed, fetched)
+                if report.created or report.updated or report.cancelled:
+                    refresh_duplicates(db, written_since(db, feed_id, since))
     except Exception as exc:  # the write was rolled back as a whole; record why
         log.exception("import run %s failed while writing", run_id)
         return _finish(

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from events_app.agencies import authenticate_agency
+from events_app.duplicates import copies_of
 from events_app.errors import InvalidInput
 from events_app.events import clean_event_fields, create_event, get_event
 from events_app.models import Registration
@@ -63,7 +64,11 @@ def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dic
     body: dict[str, Any] = {
         "items": [
             event_item(
-                hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance
+                hit.event,
+                settings,
+                distance_km=hit.distance_km,
+                with_distance=with_distance,
+                duplicates=hit.duplicates,
             )
             for hit in result.hits
         ],
@@ -176,8 +181,13 @@ async def list_events(request: Request) -> Response:
 
 async def show_event(request: Request) -> Response:
     event_id = path_id(request)
-    event = await in_transaction(request, lambda db: get_event(db, event_id))
-    return JSONResponse(event_detail(event, settings_of(request)))
+
+    def work(db: Session) -> dict[str, Any]:
+        event = get_event(db, event_id)
+        copies = copies_of(db, [event])[event.id]
+        return event_detail(event, settings_of(request), duplicates=copies)
+
+    return JSONResponse(await in_transaction(request, work))
 
 
 def bearer_token(request: Request) -> str | None:
