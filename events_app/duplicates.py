@@ -247,7 +247,7 @@ def refresh_duplicates(db: Session, event_ids: Iterable[int]) -> int:
     ]
     if changes:
         # Core, not ORM: no mapper event or revision for a change no calendar shows.
-        table = Event.__table__
+        table = Event.metadata.tables["events"]
         db.execute(
             update(table)
             .where(table.c.id == bindparam("pk"))
