@@ -328,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # One line per request at INFO would bury the single line a failure prints.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code: int = args.handler(settings, args)
     except DomainError as exc:

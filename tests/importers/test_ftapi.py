@@ -8,6 +8,9 @@ and can throttle once, revoke a token, break a page or stop before its total.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -394,3 +397,44 @@ def test_retry_after_is_bounded() -> None:
     assert retry_after(None) == 1.0
     assert retry_after("n'importe quoi") == 1.0
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def events_app_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "events_app.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_line_imports_from_the_api(
+    committed: Database, database_url: str, fake: FakeApi
+) -> None:
+    fake.throttle_once = False
+    with committed.transaction() as db:
+        make_agency(db, slug="agence-api")
+    env = {
+        "DATABASE_URL": database_url,
+        "FEED_ALLOW_PRIVATE": "true",
+        "FT_CLIENT_ID": CLIENT_ID,
+        "FT_CLIENT_SECRET": CLIENT_SECRET,
+        "FT_TOKEN_URL": fake.token_url,
+    }
+    done = events_app_cli(env, "import", "--format", "ft-api", "--agency", "agence-api", fake.api)
+    assert done.returncode == 0, done.stderr
+    assert "250" in done.stdout
+    refused = events_app_cli(
+        {**env, "FT_CLIENT_SECRET": "faux"},
+        "import",
+        "--format",
+        "ft-api",
+        "--agency",
+        "agence-api",
+        fake.api,
+    )
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("Échec de l'import : Jeton refusé par France Travail (401)")
