@@ -109,6 +109,7 @@ class Row(NamedTuple):
     remote_seats_taken: int
     created_at: datetime
     group_id: int | None
+    copies: list[dict[str, Any]] | None
 
     @property
     def place(self) -> str | None:
@@ -141,6 +142,7 @@ _COLUMNS = (
     Event.remote_seats_taken,
     Event.created_at,
     Event.duplicate_group_id,
+    Event.duplicate_copies,
 )
 
 
@@ -232,18 +234,30 @@ def refresh_duplicates(db: Session, event_ids: Iterable[int]) -> int:
     members: dict[int, list[Row]] = defaultdict(list)
     for row in universe.values():
         members[find(row.id)].append(row)
-    wanted: dict[int, int | None] = {}
+    grouped_agencies = {r.agency_id for group in members.values() if len(group) > 1 for r in group}
+    names: dict[int, str] = {}
+    if grouped_agencies:
+        statement = select(Agency.id, Agency.name).where(Agency.id.in_(grouped_agencies))
+        names = {agency_id: name for agency_id, name in db.execute(statement)}
+    wanted: dict[int, tuple[int | None, list[dict[str, Any]] | None]] = {}
     for group in members.values():
         if len(group) < 2:
-            wanted[group[0].id] = None
+            wanted[group[0].id] = (None, None)
             continue
         shown = min(group, key=lambda r: (-r.seats, r.created_at, r.id))
+        # The shown event first, then by id.
+        ordered = sorted(group, key=lambda r: (r.id != shown.id, r.id))
         for row in group:
-            wanted[row.id] = shown.id
+            copies = [
+                Copy(other.id, other.agency_id, names[other.agency_id]).as_item()
+                for other in ordered
+                if other.id != row.id
+            ]
+            wanted[row.id] = (shown.id, copies)
     changes = [
-        {"pk": event_id, "group": group_id}
-        for event_id, group_id in wanted.items()
-        if universe[event_id].group_id != group_id
+        {"pk": event_id, "group": group_id, "copies": copies}
+        for event_id, (group_id, copies) in wanted.items()
+        if (universe[event_id].group_id, universe[event_id].copies) != (group_id, copies)
     ]
     if changes:
         # Core, not ORM: no mapper event or revision for a change no calendar shows.
@@ -251,7 +265,7 @@ def refresh_duplicates(db: Session, event_ids: Iterable[int]) -> int:
         db.execute(
             update(table)
             .where(table.c.id == bindparam("pk"))
-            .values(duplicate_group_id=bindparam("group")),
+            .values(duplicate_group_id=bindparam("group"), duplicate_copies=bindparam("copies")),
             changes,
         )
         # Keep the events already in the session in step (a page rendered in the same
@@ -260,6 +274,7 @@ def refresh_duplicates(db: Session, event_ids: Iterable[int]) -> int:
             loaded = db.identity_map.get(db.identity_key(Event, change["pk"]))
             if loaded is not None:
                 set_committed_value(loaded, "duplicate_group_id", change["group"])
+                set_committed_value(loaded, "duplicate_copies", change["copies"])
     return len(changes)
 
 
@@ -279,27 +294,16 @@ class Copy(NamedTuple):
         return {"id": self.id, "agency": {"id": self.agency_id, "name": self.agency_name}}
 
 
-def copies_of(db: Session, events: Sequence[Event]) -> dict[int, list[Copy]]:
-    """event id -> the other events of its group (with their agency), in one query."""
-    groups = {event.duplicate_group_id for event in events if event.duplicate_group_id}
-    found: dict[int, list[Copy]] = {event.id: [] for event in events}
-    if not groups:
-        return found
-    by_group: dict[int, list[Copy]] = defaultdict(list)
-    for event_id, group_id, agency_id, agency_name in db.execute(
-        select(Event.id, Event.duplicate_group_id, Agency.id, Agency.name)
-        .join(Agency, Agency.id == Event.agency_id)
-        .where(Event.duplicate_group_id.in_(groups))
-        .order_by(Event.id)
-    ):
-        if group_id is not None:
-            by_group[group_id].append(Copy(event_id, agency_id, agency_name))
-    for event in events:
-        if event.duplicate_group_id is not None:
-            found[event.id] = [
-                copy for copy in by_group[event.duplicate_group_id] if copy.id != event.id
-            ]
-    return found
+def copies_of(_db: Session, events: Sequence[Event]) -> dict[int, list[Copy]]:
+    """event id -> the other events of its group (with their agency), as stored with the
+    group: no query, so a search page costs the same with or without groups."""
+    return {
+        event.id: [
+            Copy(int(item["id"]), int(item["agency"]["id"]), str(item["agency"]["name"]))
+            for item in event.duplicate_copies or ()
+        ]
+        for event in events
+    }
 
 
 def dismiss_duplicates(db: Session, *, agency_id: int, event_id: int) -> int:

@@ -225,6 +225,9 @@ class Event(Base):
     # The same event published by other agencies (see events_app.duplicates): the id of the
     # group's shown event, on every member of the group; None when it has no copy.
     duplicate_group_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The other members of the group as the API lists them, [{"id", "agency": {"id", "name"}}],
+    # stored with the group so that a search page reads them without another query.
+    duplicate_copies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     agency: Mapped[Agency] = relationship(lazy="raise")
     sector_rows: Mapped[list[EventSector]] = relationship(

@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("duplicate_group_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("duplicate_copies", sa.JSON(), nullable=True))
         batch_op.create_index(
             batch_op.f("ix_events_duplicate_group_id"), ["duplicate_group_id"], unique=False
         )
@@ -57,4 +58,5 @@ def downgrade() -> None:
     op.drop_table("duplicate_dismissals")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_duplicate_group_id"))
+        batch_op.drop_column("duplicate_copies")
         batch_op.drop_column("duplicate_group_id")
