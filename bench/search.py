@@ -205,9 +205,10 @@ def grouping_ratio(database_url: str) -> tuple[float, float, float]:
     times: dict[bool, list[float]] = {False: [], True: []}
     ratios: list[float] = []
     try:
-        for _ in range(GROUPING_ROUNDS):
+        for round_ in range(GROUPING_ROUNDS):
             medians = {}
-            for grouped in (False, True):
+            # Each side goes first every other round.
+            for grouped in (False, True) if round_ % 2 == 0 else (True, False):
                 _set_groups(database, grouped)
                 round_times = []
                 for query in queries:
