@@ -21,7 +21,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from rapidfuzz import fuzz
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -294,7 +294,14 @@ class Copy(NamedTuple):
         return {"id": self.id, "agency": {"id": self.agency_id, "name": self.agency_name}}
 
 
-def copies_of(_db: Session, events: Sequence[Event]) -> dict[int, list[Copy]]:
+class _Grouped(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def duplicate_copies(self) -> list[dict[str, Any]] | None: ...
+
+
+def copies_of(_db: Session, events: Sequence[_Grouped]) -> dict[int, list[Copy]]:
     """event id -> the other events of its group (with their agency), as stored with the
     group: no query, so a search page costs the same with or without groups."""
     return {

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from events_app.duplicates import Copy
 from events_app.events import registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
+from events_app.search import EventSummary
 from events_app.settings import Settings
 
 
@@ -26,12 +25,11 @@ def local_iso(moment: datetime, tz: str) -> str:
 
 
 def event_item(
-    event: Event,
+    event: Event | EventSummary,
     settings: Settings,
     *,
     distance_km: float | None = None,
     with_distance: bool = False,
-    duplicates: Sequence[Copy] = (),
 ) -> dict[str, Any]:
     state = registration_state(event)
     item: dict[str, Any] = {
@@ -67,18 +65,16 @@ def event_item(
         "revision": event.revision,
         "url": event_url(settings, event.id),
         "ics_url": ics_url(settings, event.id),
-        # The same event published by other agencies (SPEC §11).
-        "duplicates": [copy.as_item() for copy in duplicates],
+        # The same event published by other agencies (SPEC §11), stored with its group.
+        "duplicates": list(event.duplicate_copies or ()),
     }
     if with_distance:
         item["distance_km"] = None if distance_km is None else round(distance_km, 2)
     return item
 
 
-def event_detail(
-    event: Event, settings: Settings, *, duplicates: Sequence[Copy] = ()
-) -> dict[str, Any]:
-    item = event_item(event, settings, duplicates=duplicates)
+def event_detail(event: Event, settings: Settings) -> dict[str, Any]:
+    item = event_item(event, settings)
     item["description"] = event.description_html
     item["accessibility_notes"] = event.accessibility_notes
     return item

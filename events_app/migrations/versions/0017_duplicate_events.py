@@ -1,7 +1,7 @@
 """the same event published by several agencies: stored groups and dismissals
 
 Revision ID: 0017
-Revises: 0001
+Revises: 0019
 Create Date: 2026-12-04 18:45:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import events_app.db
 
 revision: str = "0017"
-down_revision: str | None = "0001"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
