@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
+from events_app.duplicates import refresh_duplicates
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Event, EventSector
 from events_app.places import resolve_place
@@ -494,6 +495,7 @@ def create_event(db: Session, *, agency_id: int, fields: dict[str, Any]) -> Even
     apply_event_fields(db, event, fields)
     db.add(event)
     db.flush()
+    refresh_duplicates(db, [event.id])
     return event
 
 
@@ -505,4 +507,6 @@ def update_event(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
     if changed:
         event.updated_at = utcnow()
     db.flush()
+    if changed:
+        refresh_duplicates(db, [event.id])
     return changed

@@ -245,6 +245,12 @@ class Event(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The same event published by other agencies (see events_app.duplicates): the id of the
+    # group's shown event, on every member of the group; None when it has no copy.
+    duplicate_group_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The other members of the group as the API lists them, [{"id", "agency": {"id", "name"}}],
+    # stored with the group so that a search page reads them without another query.
+    duplicate_copies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     agency: Mapped[Agency] = relationship(lazy="raise")
     sector_rows: Mapped[list[EventSector]] = relationship(
@@ -273,6 +279,20 @@ class EventSector(Base):
         ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
     )
     sector: Mapped[str] = mapped_column(String(3), primary_key=True, index=True)
+
+
+class DuplicateDismissal(Base):
+    """An agency said these two events are not the same (event_id < other_event_id)."""
+
+    __tablename__ = "duplicate_dismissals"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    other_event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Seeker(Base):

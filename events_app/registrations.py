@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
+from events_app.duplicates import refresh_duplicates
 from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
 from events_app.models import Event, OutboxMessage, Registration
@@ -401,6 +402,8 @@ def cancel_event(db: Session, event: Event, *, notifier: Notifier, message: str 
         notifier.event_cancelled(registration, event)
         told += 1
     db.flush()
+    if event.duplicate_group_id is not None:  # its copies get another shown event
+        refresh_duplicates(db, [event.id])
     return told
 
 

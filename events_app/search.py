@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
+from events_app.duplicates import Copy, copies_of
 from events_app.errors import InvalidInput
 from events_app.models import (
     GEO_CELL_DEG,
@@ -101,6 +102,8 @@ class SearchQuery:
 class SearchHit:
     event: Event
     distance_km: float | None = None
+    # The same event published by other agencies (events_app.duplicates).
+    duplicates: list[Copy] = field(default_factory=list)
 
 
 @dataclass
@@ -255,6 +258,12 @@ def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
         if agency_id is None:
             raise InvalidInput("agency", f"Organisme inconnu : « {query.agency} ».")
         conditions.append(Event.agency_id == agency_id)
+    else:
+        # One result per event: the copies published by other agencies stay out (stored
+        # groups, see events_app.duplicates); an agency's own list shows all of its events.
+        conditions.append(
+            or_(Event.duplicate_group_id.is_(None), Event.duplicate_group_id == Event.id)
+        )
     return conditions
 
 
@@ -309,6 +318,8 @@ class EventSummary:
     revision: int
     agency: AgencyRef
     sectors: list[str]
+    # The same event published by other agencies, as stored with its group.
+    duplicate_copies: list[dict[str, Any]] | None = None
 
 
 _SUMMARY_COLUMNS = (
@@ -353,7 +364,9 @@ def _load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
         select(joined).where(EventSector.event_id == Event.id).correlate(Event).scalar_subquery()
     )
     statement = (
-        select(*_SUMMARY_COLUMNS, Agency.id, Agency.name, Agency.slug, sectors)
+        select(
+            *_SUMMARY_COLUMNS, Agency.id, Agency.name, Agency.slug, sectors, Event.duplicate_copies
+        )
         .join(Agency, Agency.id == Event.agency_id)
         .where(Event.id.in_(ids))
     )
@@ -361,11 +374,12 @@ def _load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
     width = len(_SUMMARY_COLUMNS)
     row: Any
     for row in connection.execute(statement):
-        agency_id, agency_name, agency_slug, joined_sectors = row[width:]
+        agency_id, agency_name, agency_slug, joined_sectors, copies = row[width:]
         summaries[row[0]] = EventSummary(  # type: ignore[call-arg]
             *row[:width],
             AgencyRef(agency_id, agency_name, agency_slug),
             sorted(joined_sectors.split(",")) if joined_sectors else [],
+            copies,
         )
     return summaries
 
@@ -408,7 +422,8 @@ def search_events(db: Session, query: SearchQuery) -> SearchResult:
     """Run a search and load its events (ORM rows, with agency and sectors)."""
     ranking = rank_events(db, query)
     events = _load(db, [event_id for event_id, _ in ranking.hits])
-    hits = [SearchHit(events[event_id], d) for event_id, d in ranking.hits]
+    copies = copies_of(db, list(events.values()))
+    hits = [SearchHit(events[e], d, copies[e]) for e, d in ranking.hits]
     return SearchResult(hits, ranking.next_cursor, ranking.place)
 
 

@@ -334,3 +334,52 @@ def fetch_source(
     if "://" in source:
         raise FetchError(f"Adresse non prise en charge : {source[:200]} (http ou https).")
     return read_file(source)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+    json_body: object = None,
+    allow_private: bool = False,
+    max_bytes: int = MAX_BYTES,
+) -> Answer:
+    """One request to an API under the same rules as a feed (private addresses refused unless
+    allowed, size cap), without following redirects. Any status comes back: the caller decides.
+    Raises FetchError with a French reason when nothing could be read."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError(f"Adresse non prise en charge : {url[:200]} (http ou https).")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise FetchError(f"Adresse invalide : {url[:200]}.") from exc
+    _check_host(parts.hostname, port, allow_private)
+    all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+    try:
+        with client.stream(method, url, headers=all_headers, data=data, json=json_body) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(f"Réponse trop volumineuse (plus de {_size(max_bytes)}).")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FetchError(f"Réponse trop volumineuse (plus de {_size(max_bytes)}).")
+                chunks.append(chunk)
+            return Answer(response.status_code, response.headers, b"".join(chunks))
+    except httpx.TimeoutException as exc:
+        raise FetchError(f"Délai dépassé en appelant {parts.hostname}.") from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise FetchError(f"Serveur injoignable : {parts.hostname} ({type(exc).__name__}).") from exc

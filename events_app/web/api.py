@@ -186,6 +186,7 @@ async def list_events(request: Request) -> Response:
 
 async def show_event(request: Request) -> Response:
     event_id = path_id(request)
+
     event = await in_transaction(request, lambda db: get_event(db, event_id))
     return JSONResponse(event_detail(event, settings_of(request)))
 

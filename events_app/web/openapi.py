@@ -131,6 +131,17 @@ _EVENT_PROPERTIES: dict[str, Any] = {
     "distance_km": {**_NULLABLE_NUM, "description": "Avec `near` seulement (null : en ligne)."},
     "url": _STR,
     "ics_url": _STR,
+    "duplicates": {
+        "type": "array",
+        "description": "Le même événement publié par d'autres organismes (une seule fois en "
+        "recherche ; chaque copie garde sa page et ses inscriptions).",
+        "items": _closed(
+            {
+                "id": {"type": "integer"},
+                "agency": _closed({"id": {"type": "integer"}, "name": _STR}),
+            }
+        ),
+    },
 }
 _EVENT = _closed(_EVENT_PROPERTIES, optional=("distance_km",))
 _EVENT_DETAIL = _closed(

@@ -65,6 +65,8 @@ def event_item(
         "revision": event.revision,
         "url": event_url(settings, event.id),
         "ics_url": ics_url(settings, event.id),
+        # The same event published by other agencies (SPEC §11), stored with its group.
+        "duplicates": list(event.duplicate_copies or ()),
     }
     if with_distance:
         item["distance_km"] = None if distance_km is None else round(distance_km, 2)
