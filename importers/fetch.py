@@ -158,6 +158,10 @@ class _PinnedBackend(httpcore.NetworkBackend):
         self._give_up = give_up
         self.pins: dict[str, str] = {}
 
+    def restart(self, deadline: float) -> None:
+        """A new exchange, with its own overall deadline (API clients make several)."""
+        self._give_up = time.monotonic() + deadline
+
     def connect_tcp(
         self,
         host: str,
@@ -336,6 +340,33 @@ def fetch_source(
     return read_file(source)
 
 
+class PinnedClient:
+    """An httpx client for API calls under the feed rules: each request's host is vetted and
+    pinned (see _PinnedBackend), and each exchange has its own overall deadline."""
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout | float = TIMEOUT,
+        deadline: float = DEADLINE,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self.deadline = deadline
+        self.backend = _PinnedBackend(time.monotonic() + deadline)
+        self.http = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=_PinnedTransport(self.backend, verify),
+        )
+
+    def __enter__(self) -> PinnedClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.http.close()
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -344,7 +375,7 @@ class Answer:
 
 
 def send(
-    client: httpx.Client,
+    client: PinnedClient,
     method: str,
     url: str,
     *,
@@ -364,10 +395,17 @@ def send(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise FetchError(f"Adresse invalide : {url[:200]}.") from exc
-    _check_host(parts.hostname, port, allow_private)
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii").lower().strip("[]")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise FetchError(f"Adresse invalide : {url[:200]}.") from exc
+    client.backend.pins[host] = _vetted_address(host, port, allow_private)
+    client.backend.restart(client.deadline)
     all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
     try:
-        with client.stream(method, url, headers=all_headers, data=data, json=json_body) as response:
+        with client.http.stream(
+            method, url, headers=all_headers, data=data, json=json_body
+        ) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise FetchError(f"Réponse trop volumineuse (plus de {_size(max_bytes)}).")

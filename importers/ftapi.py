@@ -23,11 +23,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
-import httpx
 import orjson
 
 from events_app.settings import Settings
-from importers.fetch import TIMEOUT, Answer, Fetched, FetchError, send
+from importers.fetch import TIMEOUT, Answer, Fetched, FetchError, PinnedClient, send
 
 DEFAULT_BASE_URL: Final = "https://api.francetravail.io/partenaire"
 DEFAULT_TOKEN_URL: Final = (
@@ -98,7 +97,7 @@ class FtApiClient:
     sleep: Callable[[float], None] = time.sleep
     stats: Stats = field(default_factory=Stats)
     _token: _Token | None = None
-    _http: httpx.Client | None = None
+    _http: PinnedClient | None = None
 
     def fetch(self) -> Fetched:
         """Every page, as one MEE document. Raises FetchError (French) when the run must fail."""
@@ -109,7 +108,7 @@ class FtApiClient:
             )
         size = max(1, min(self.page_size, MAX_PAGE_SIZE))
         content: list[Any] = []
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as http:
+        with PinnedClient(timeout=TIMEOUT) as http:
             self._http = http
             try:
                 total: int | None = None
