@@ -33,6 +33,8 @@ class Settings:
     rate_limit_signin: str = "10/minute"
     # SQLite: how long a write waits for another writer's lock before the request gets a 503.
     db_busy_timeout_ms: int = 30_000
+    # Without SMTP_HOST, delivered mails are also written here as .eml files (development).
+    mail_dir: Path | None = None
 
     @property
     def host(self) -> str:
@@ -74,4 +76,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
         rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),
         db_busy_timeout_ms=config("DB_BUSY_TIMEOUT_MS", cast=int, default=30_000),
+        mail_dir=Path(config("MAIL_DIR", default=str(Path.cwd() / "mails"))).resolve(),
     )
+
+
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """EVENTS_APP_DEBUG=1: the command line shows the traceback of an unexpected error.
+
+    Read on its own, because it must work when the other settings cannot be read."""
+    value = (os.environ if environ is None else environ).get("EVENTS_APP_DEBUG", "")
+    return value.strip().lower() not in ("", "0", "false", "no", "non")

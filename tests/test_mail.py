@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import email
+import email.policy
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from events_app.mail import LogBackend, SMTPBackend, deliver_outbox
+from events_app.mail import LogBackend, SMTPBackend, backend_from_settings, deliver_outbox
 from events_app.models import OutboxMessage
 from events_app.notifications import Notifier
 from events_app.registrations import Person, register
@@ -103,3 +106,24 @@ def test_log_backend_keeps_mails_in_the_outbox(db: Session, settings: Settings) 
     queued = _queue_confirmation(db, settings)
     assert deliver_outbox(db, LogBackend()) == (1, 0)
     assert queued.sent_at is not None
+
+
+def test_without_smtp_each_mail_is_also_an_eml_file(
+    db: Session, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    queued = _queue_confirmation(db, settings)
+    backend = backend_from_settings(replace(settings, smtp_host=None, mail_dir=tmp_path / "mails"))
+    with caplog.at_level(logging.INFO, logger="events_app.mail"):
+        assert deliver_outbox(db, backend) == (1, 0)
+    assert queued.sent_at is not None
+    files = list((tmp_path / "mails").iterdir())
+    assert [f.suffix for f in files] == [".eml"]
+    assert str(files[0]) in caplog.text
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert parsed["To"] == "zoe@example.org"
+    assert parsed["Subject"] == queued.subject
+    assert parsed["From"] == settings.mail_from
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None and "Zoé" in body.get_content()
+    parts = [part.get_content_type() for part in parsed.walk()]
+    assert "text/html" in parts and "text/calendar" in parts
