@@ -270,8 +270,8 @@ def test_due_feeds_are_imported_once_per_interval(
             interval_minutes=None,
         )
 
-    assert import_due_feeds(committed, local) == f"feed {due}: succeeded"
-    assert import_due_feeds(committed, local) == "no feed due"
+    assert import_due_feeds(committed, local) == f"flux {due} : succeeded"
+    assert import_due_feeds(committed, local) == "aucun flux à importer"
     assert feed_server.hits == 1
     with committed.transaction() as db:
         feed = db.get(Feed, due)
@@ -279,7 +279,7 @@ def test_due_feeds_are_imported_once_per_interval(
         # Once the interval has passed (and the lease expired) the feed is due again.
         feed.last_run_at = utcnow() - timedelta(minutes=6)
         db.execute(update(JobLock).values(locked_until=utcnow() - timedelta(seconds=1)))
-    assert import_due_feeds(committed, local) == f"feed {due}: succeeded"
+    assert import_due_feeds(committed, local) == f"flux {due} : succeeded"
     assert feed_server.hits == 2
 
 
@@ -318,7 +318,7 @@ def test_personal_data_is_erased_after_the_retention_period(
     _move(committed, old, -(settings.retention_days + 2))
     _move(committed, recent, -(settings.retention_days - 2))
 
-    assert erase_personal_data(committed, settings) == "3 registrations anonymised"
+    assert erase_personal_data(committed, settings) == "3 inscription(s) anonymisée(s)"
 
     with committed.transaction() as db:
         erased = db.scalars(
@@ -341,7 +341,7 @@ def test_personal_data_is_erased_after_the_retention_period(
     assert not any(f".{old}@" in address for address in mails_left)
     assert any(f".{recent}@" in address for address in mails_left)
 
-    assert erase_personal_data(committed, settings) == "0 registrations anonymised"
+    assert erase_personal_data(committed, settings) == "0 inscription(s) anonymisée(s)"
 
 
 def test_registrations_close_at_their_deadline(committed: Database, settings: Settings) -> None:
@@ -361,8 +361,8 @@ def test_registrations_close_at_their_deadline(committed: Database, settings: Se
             .values(registration_closes_at=utcnow() + timedelta(days=1))
         )
 
-    assert close_registrations(committed, settings) == "1 events closed"
-    assert close_registrations(committed, settings) == "0 events closed"
+    assert close_registrations(committed, settings) == "1 événement(s) fermé(s) aux inscriptions"
+    assert close_registrations(committed, settings) == "0 événement(s) fermé(s) aux inscriptions"
 
     with committed.transaction() as db:
         closed = dict(
