@@ -363,7 +363,10 @@ def test_mail_outlives_a_down_or_refusing_server_and_the_scheduler_sends_it(
     assert "ConnectionRefused" in (queued.last_error or "")
 
     with smtp_server(port, Inbox(refuse=True)):
-        assert run_job(committed, mail_settings, "deliver_mail", interval=1) == "0 sent, 1 failed"
+        assert (
+            run_job(committed, mail_settings, "deliver_mail", interval=1)
+            == "0 envoyé(s), 1 en échec"
+        )
     [queued] = _outbox(committed)
     assert queued.sent_at is None and queued.attempts == 2 and "554" in (queued.last_error or "")
 

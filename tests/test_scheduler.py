@@ -192,6 +192,7 @@ def test_two_schedulers_run_each_job_once(
         "DATABASE_URL": database_url,
         "FEED_ALLOW_PRIVATE": "1",
         "LOG_LEVEL": "INFO",
+        "MAIL_DIR": str(tmp_path / "mails"),
     }
     logs = [tmp_path / f"scheduler-{n}.log" for n in (1, 2)]
     processes: list[subprocess.Popen[bytes]] = []
@@ -238,6 +239,7 @@ def test_two_schedulers_run_each_job_once(
     assert feed_server.hits == 1
     assert len(messages) == 3
     assert all(m.sent_at is not None and m.attempts == 1 for m in messages), output
+    assert len(list((tmp_path / "mails").glob("*.eml"))) == 3  # one file per mail, once
 
 
 # --- the jobs themselves -----------------------------------------------------------------------
