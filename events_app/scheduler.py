@@ -149,6 +149,8 @@ def run_scheduler(settings: Settings, *, tick_seconds: int | None = None) -> Non
     """Run every job at its interval until interrupted (`events-app scheduler`)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    # APScheduler logs every run at INFO; our own line per job says what it did.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     database = Database(settings.database_url)
     scheduler = BlockingScheduler(timezone="Europe/Paris")
     for name, (_, interval) in JOBS.items():
