@@ -38,14 +38,17 @@ from events_app.models import Event, Registration, Seeker
 from events_app.notifications import Notifier, mail_environment, queue_mail
 from events_app.places import ResolvedPlace, resolve_place
 from events_app.registrations import anonymise_registrations, cancel_registration
-from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.search import (
+    DEFAULT_RADIUS_KM,
+    SearchQuery,
+    SearchResult,
+    check_radius,
+    search_events,
+)
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
 MIN_PASSWORD_LENGTH = passwords.MIN_PASSWORD_LENGTH
-MIN_RADIUS_KM = 1
-MAX_RADIUS_KM = 200
-DEFAULT_RADIUS_KM = 30
 RESET_MAX_AGE_SECONDS = 3600
 RESET_SALT = "password-reset"
 RESET_PATH = "/compte/mot-de-passe/nouveau"
@@ -190,11 +193,8 @@ def update_preferences(
             place = resolve_place(db, place_text)
         except InvalidInput as exc:
             raise InvalidInput("home_place", exc.message) from exc
-    if radius_km is not None and not MIN_RADIUS_KM <= radius_km <= MAX_RADIUS_KM:
-        raise InvalidInput(
-            "radius_km",
-            f"Le rayon doit être compris entre {MIN_RADIUS_KM} et {MAX_RADIUS_KM}\u00a0km.",
-        )
+    if radius_km is not None:
+        check_radius(radius_km)
     sector_codes = _codes(
         sectors, {k: v for k, v in SECTORS.items() if k != "all"}, "sectors", "Secteur"
     )

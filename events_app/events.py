@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -87,30 +87,58 @@ def html_to_text(html: str) -> str:
     return text.strip()
 
 
+class EventFacts(Protocol):
+    """What the registration state and the seat counts read of an event: an `Event` row, or
+    the lean `EventSummary` a search page is served from (events_app.search)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def capacity(self) -> int | None: ...
+    @property
+    def seats_taken(self) -> int: ...
+    @property
+    def remote_capacity(self) -> int | None: ...
+    @property
+    def remote_seats_taken(self) -> int: ...
+    @property
+    def waitlist(self) -> bool: ...
+    @property
+    def registration_closed(self) -> bool: ...
+    @property
+    def registration_opens_at(self) -> datetime | None: ...
+    @property
+    def registration_closes_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class RegistrationState:
     open: bool
     reason: str | None
 
 
-def seats_left(event: Event) -> int | None:
+def seats_left(event: EventFacts) -> int | None:
     if event.capacity is None:
         return None
     return max(event.capacity - event.seats_taken, 0)
 
 
-def remote_seats_left(event: Event) -> int | None:
+def remote_seats_left(event: EventFacts) -> int | None:
     if event.remote_capacity is None:
         return None
     return max(event.remote_capacity - event.remote_seats_taken, 0)
 
 
-def is_full(event: Event, attendance: str = "onsite") -> bool:
+def is_full(event: EventFacts, attendance: str = "onsite") -> bool:
     left = remote_seats_left(event) if attendance == "remote" else seats_left(event)
     return left is not None and left <= 0
 
 
-def registration_state(event: Event, now: datetime | None = None) -> RegistrationState:
+def registration_state(event: EventFacts, now: datetime | None = None) -> RegistrationState:
     """Whether a person can sign up now, and if not, the French reason why."""
     now = now or utcnow()
     if event.status == "cancelled":

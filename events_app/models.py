@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from datetime import datetime
 from typing import Any
@@ -45,8 +46,18 @@ def fold_text(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a text as free-text search sees them: folded, punctuation dropped."""
+    return _WORD.findall(fold_text(text))
+
+
 def search_key(*parts: str | None) -> str:
-    return " ".join(fold_text(part) for part in parts if part)
+    """The searchable words of an event (title, venue, city), folded and separated by single
+    spaces: what the full-text index reads, and what a word-prefix LIKE can test."""
+    return " ".join(word for part in parts if part for word in search_words(part))
 
 
 class Commune(Base):
@@ -169,7 +180,19 @@ class Event(Base):
             name="remote_seats_within_capacity",
         ),
         UniqueConstraint("feed_id", "external_id"),
-        Index("ix_events_geo_cell_starts_at", "geo_cell", "starts_at"),
+        # Covering for a place search's candidate scan (events_app.search._nearest): the cell
+        # and the dates narrow, the rest is read from the index itself, never from the table.
+        Index(
+            "ix_events_geo_search",
+            "geo_cell",
+            "starts_at",
+            "venue_lat",
+            "venue_lon",
+            "format",
+            "type",
+            "status",
+            "ends_at",
+        ),
         Index("ix_events_starts_at_id", "starts_at", "id"),
         Index("ix_events_agency_id_starts_at", "agency_id", "starts_at"),
         Index("ix_events_format_starts_at", "format", "starts_at"),

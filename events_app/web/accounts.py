@@ -20,9 +20,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from events_app.accounts import (
-    MAX_RADIUS_KM,
     MIN_PASSWORD_LENGTH,
-    MIN_RADIUS_KM,
     RESET_MAX_AGE_SECONDS,
     authenticate,
     check_reset_token,
@@ -42,7 +40,7 @@ from events_app.accounts import (
 )
 from events_app.errors import Conflict, InvalidInput, RateLimited, Unauthorized
 from events_app.models import Registration, Seeker
-from events_app.search import SearchResult
+from events_app.search import MAX_RADIUS_KM, MIN_RADIUS_KM, SearchResult
 from events_app.web.calendars import (
     personal_cache_of,
     personal_feed_links,

@@ -20,6 +20,7 @@ from events_app.agencies import authenticate_agency
 from events_app.errors import InvalidInput
 from events_app.events import clean_event_fields, create_event, get_event
 from events_app.models import Registration
+from events_app.places import suggest_places
 from events_app.registrations import (
     cancel_agency_event,
     cancel_registration,
@@ -32,10 +33,11 @@ from events_app.registrations import (
 )
 from events_app.search import (
     SearchResult,
+    SummaryResult,
     decode_cursor,
     encode_cursor,
     list_agency_events,
-    search_events,
+    search_event_summaries,
 )
 from events_app.web.common import (
     MAX_DB_ID,
@@ -57,15 +59,22 @@ from events_app.web.serializers import (
     registration_item,
 )
 
+MAX_PLACE_QUERY = 100
 
-def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dict[str, Any]:
+
+def _page(
+    result: SearchResult | SummaryResult, request: Request, *, with_distance: bool
+) -> dict[str, Any]:
     settings = settings_of(request)
+    hits = (
+        [(hit.event, hit.distance_km) for hit in result.hits]
+        if isinstance(result, SearchResult)
+        else result.hits
+    )
     body: dict[str, Any] = {
         "items": [
-            event_item(
-                hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance
-            )
-            for hit in result.hits
+            event_item(event, settings, distance_km=distance, with_distance=with_distance)
+            for event, distance in hits
         ],
         "next_cursor": result.next_cursor,
     }
@@ -163,7 +172,7 @@ async def list_events(request: Request) -> Response:
 
     async def compute() -> bytes:
         query = parse_search_query(request.query_params)
-        result = await in_transaction(request, lambda db: search_events(db, query))
+        result = await in_transaction(request, lambda db: search_event_summaries(db, query))
         return orjson.dumps(_page(result, request, with_distance=query.near is not None))
 
     body = await pages.page(key, compute)
@@ -178,6 +187,15 @@ async def show_event(request: Request) -> Response:
     event_id = path_id(request)
     event = await in_transaction(request, lambda db: get_event(db, event_id))
     return JSONResponse(event_detail(event, settings_of(request)))
+
+
+async def list_places(request: Request) -> Response:
+    """Autocomplete of the place field: communes, postal codes and départements."""
+    text = (request.query_params.get("q") or "")[:MAX_PLACE_QUERY].replace("\x00", "")
+    places = await in_transaction(request, lambda db: suggest_places(db, text))
+    body = {"items": [{"label": p.label, "kind": p.kind, "value": p.value} for p in places]}
+    # The gazetteer changes only with a new release of it: browsers may keep answers a day.
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def bearer_token(request: Request) -> str | None:
@@ -365,6 +383,7 @@ async def openapi(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/events", list_events, methods=["GET"], name="api:events"),
     Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
+    Route("/places", list_places, methods=["GET"], name="api:places"),
     Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
     Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
     Route("/agency/events/{id}", agency_show_event, methods=["GET"], name="api:agency_event"),

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Generic, TypeVar
 from urllib.parse import urlencode
@@ -131,7 +131,9 @@ class CalendarDocument:
         digest = hashlib.sha256(body).hexdigest()[:40]
         # HTTP dates have whole seconds; keep the same precision for the comparisons.
         if last_modified is not None:
-            last_modified = last_modified.replace(microsecond=0)
+            # HTTP dates are GMT (format_datetime refuses any other zone: a feed whose last
+            # change predates today, dated by the start of the Paris day, would be a 500).
+            last_modified = last_modified.astimezone(UTC).replace(microsecond=0)
         common = {"Cache-Control": cache_control}
         if last_modified is not None:
             common["Last-Modified"] = format_datetime(last_modified, usegmt=True)

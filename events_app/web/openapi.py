@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from events_app.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_TITLE
+from events_app.search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, MIN_RADIUS_KM, SORTS
 from events_app.settings import Settings
 from events_app.vocab import (
     ATTENDANCE_MODES,
@@ -317,7 +318,18 @@ _SEARCH_PARAMS: list[dict[str, Any]] = [
     {
         "name": "radius_km",
         "in": "query",
-        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30},
+        "schema": {
+            "type": "number",
+            "minimum": MIN_RADIUS_KM,
+            "maximum": MAX_RADIUS_KM,
+            "default": DEFAULT_RADIUS_KM,
+        },
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "description": "Avec « near » : « distance » (par défaut) ou « date ».",
+        "schema": {"type": "string", "enum": list(SORTS), "default": "distance"},
     },
     _multi("sector", list(SECTORS), "Secteur (codes ROME A à N)."),
     _multi("type", list(EVENT_TYPES), "Type d'événement."),
@@ -629,6 +641,53 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "400": _BAD_REQUEST,
                         "401": _UNAUTHORIZED,
                         "404": _error("Événement inconnu ou d'un autre organisme"),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/v1/places": {
+                "get": {
+                    "operationId": "suggestPlaces",
+                    "summary": "Lieux commençant par ce qui est tapé (communes, codes postaux, "
+                    "départements), pour compléter le champ « near »",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "description": "Le début d'un nom, d'un code postal ou d'un "
+                            "numéro de département.",
+                            "schema": {"type": "string", "maxLength": 100},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Au plus dix lieux ; « value » se donne tel quel à "
+                            "« near »",
+                            "content": {
+                                "application/json": {
+                                    "schema": _closed(
+                                        {
+                                            "items": {
+                                                "type": "array",
+                                                "items": _closed(
+                                                    {
+                                                        "label": {"type": "string"},
+                                                        "kind": {
+                                                            "enum": [
+                                                                "commune",
+                                                                "postal_code",
+                                                                "department",
+                                                            ]
+                                                        },
+                                                        "value": {"type": "string"},
+                                                    }
+                                                ),
+                                            }
+                                        }
+                                    )
+                                }
+                            },
+                        },
                         "503": _UNAVAILABLE,
                     },
                 }

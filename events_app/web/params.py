@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from datetime import date
 
 from starlette.datastructures import QueryParams
 
 from events_app.errors import InvalidInput
-from events_app.search import SearchQuery
+from events_app.search import DEFAULT_RADIUS_KM, SORTS, SearchQuery, check_radius
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
 TRUE = {"1", "true", "yes", "on", "oui"}
 FALSE = {"0", "false", "no", "off", "non", ""}
-MAX_RADIUS_KM = 1000.0
 MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
@@ -57,16 +55,17 @@ def _text(params: QueryParams, name: str, max_len: int = 200) -> str | None:
 def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> SearchQuery:
     """Read every filter of GET /api/v1/events. Raises InvalidInput naming the parameter."""
     radius_raw = (params.get("radius_km") or "").strip()
-    radius = 30.0
+    radius = float(DEFAULT_RADIUS_KM)
     if radius_raw:
         try:
             radius = float(radius_raw.replace(",", "."))
         except ValueError as exc:
             raise InvalidInput("radius_km", "Le rayon doit être un nombre de kilomètres.") from exc
-        if not math.isfinite(radius) or not 0 < radius <= MAX_RADIUS_KM:
-            raise InvalidInput(
-                "radius_km", f"Le rayon doit être compris entre 0 et {MAX_RADIUS_KM:g} km."
-            )
+        check_radius(radius)
+
+    sort = (params.get("sort") or "").strip() or "distance"
+    if sort not in SORTS:
+        raise InvalidInput("sort", "Le tri vaut « distance » ou « date ».")
 
     limit_raw = (params.get("limit") or "").strip()
     limit = default_limit
@@ -100,4 +99,5 @@ def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> Searc
         agency=agency,
         limit=limit,
         cursor=_text(params, "cursor", 500),
+        sort=sort,
     )

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from events_app.events import registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
+from events_app.search import EventSummary
 from events_app.settings import Settings
 
 
@@ -24,7 +25,7 @@ def local_iso(moment: datetime, tz: str) -> str:
 
 
 def event_item(
-    event: Event,
+    event: Event | EventSummary,
     settings: Settings,
     *,
     distance_km: float | None = None,
