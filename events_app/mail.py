@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import or_, select
@@ -33,10 +34,28 @@ class MailBackend(Protocol):
 
 
 class LogBackend:
-    """Leaves the mail in the outbox table and writes a line to the log (no personal data)."""
+    """Leaves the mail in the outbox table and writes a line to the log (no personal data).
+
+    With a `mail_dir` (MAIL_DIR, when no SMTP_HOST is set), each mail is also written there as
+    one .eml file, which any mail client opens, and the log line names the file.
+    """
+
+    def __init__(self, mail_dir: Path | None = None, sender: str = "") -> None:
+        self.mail_dir = mail_dir
+        self.sender = sender
 
     def send(self, message: OutboxMessage) -> None:
-        log.info("mail %s (%s) kept in the outbox", message.id, message.kind)
+        if self.mail_dir is None:
+            log.info("mail %s (%s) kept in the outbox", message.id, message.kind)
+            return
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+        path = self.mail_dir / f"{stamp}-{message.id}-{message.kind}.eml"
+        # Written aside, then renamed: a mail client never opens half a file.
+        partial = path.with_suffix(".eml.part")
+        partial.write_bytes(build_email(message, self.sender).as_bytes())
+        partial.replace(path)
+        log.info("mail %s (%s) written to %s", message.id, message.kind, path)
 
 
 def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
@@ -78,7 +97,9 @@ class SMTPBackend:
 
 
 def backend_from_settings(settings: Settings) -> MailBackend:
-    return SMTPBackend(settings) if settings.smtp_host else LogBackend()
+    if settings.smtp_host:
+        return SMTPBackend(settings)
+    return LogBackend(settings.mail_dir, settings.mail_from)
 
 
 # Delivery in steps, so that no database lock is held while a mail server is talked to and

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
@@ -542,3 +542,18 @@ def erase_old_personal_data(db: Session, *, retention_days: int, batch: int = 50
         .limit(batch)
     ).all()
     return anonymise_registrations(db, list(due))
+
+
+def close_due_registrations(db: Session, *, now: datetime | None = None) -> int:
+    """Close registrations of the events whose deadline has passed; return how many."""
+    moment = now or utcnow()
+    result = db.execute(
+        update(Event)
+        .where(
+            Event.registration_closed.is_(False),
+            Event.registration_closes_at.is_not(None),
+            Event.registration_closes_at <= moment,
+        )
+        .values(registration_closed=True)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -45,6 +45,8 @@ class Settings:
     ft_token_url: str = (
         "https://entreprise.francetravail.fr/connexion/oauth2/access_token?realm=/partenaire"  # noqa: S105 - a URL
     )
+    # Without SMTP_HOST, delivered mails are also written here as .eml files (development).
+    mail_dir: Path | None = None
 
     @property
     def host(self) -> str:
@@ -91,4 +93,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ft_client_id=config("FT_CLIENT_ID", default=None),
         ft_client_secret=config("FT_CLIENT_SECRET", default=None),
         ft_token_url=config("FT_TOKEN_URL", default=Settings.ft_token_url),
+        mail_dir=Path(config("MAIL_DIR", default=str(Path.cwd() / "mails"))).resolve(),
     )
+
+
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """EVENTS_APP_DEBUG=1: the command line shows the traceback of an unexpected error.
+
+    Read on its own, because it must work when the other settings cannot be read."""
+    value = (os.environ if environ is None else environ).get("EVENTS_APP_DEBUG", "")
+    return value.strip().lower() not in ("", "0", "false", "no", "non")

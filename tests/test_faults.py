@@ -371,7 +371,7 @@ def test_mail_outlives_a_down_or_refusing_server_and_the_scheduler_sends_it(
     _make_due(committed)
     with smtp_server(port, Inbox(refuse=True)):
         assert run_job(committed, mail_settings, "deliver_mail", interval=1) == (
-            "0 sent, 1 to retry, 0 given up"
+            "0 envoyé(s), 1 à réessayer, 0 abandonné(s)"
         )
     [queued] = _outbox(committed)
     _make_due(committed)

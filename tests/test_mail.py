@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import email
+import email.policy
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from events_app.db import Database, utcnow
-from events_app.mail import Delivery, LogBackend, SMTPBackend, build_email, deliver_outbox
+from events_app.mail import (
+    Delivery,
+    LogBackend,
+    SMTPBackend,
+    backend_from_settings,
+    build_email,
+    deliver_outbox,
+)
 from events_app.models import OutboxMessage
 from events_app.notifications import Notifier
 from events_app.registrations import Person, register
@@ -229,3 +239,25 @@ def test_subjects_are_one_line_whatever_the_title(db: Session, settings: Setting
     assert message is not None
     assert message.subject == "Inscription confirmée : Salon emploi Lyon fin"
     build_email(message, settings.mail_from)  # the email library accepts it
+
+
+def test_without_smtp_each_mail_is_also_an_eml_file(
+    committed: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    queued_id = _queue_confirmation(committed, settings)
+    backend = backend_from_settings(replace(settings, smtp_host=None, mail_dir=tmp_path / "mails"))
+    with caplog.at_level(logging.INFO, logger="events_app.mail"):
+        assert _counts(deliver_outbox(committed, backend)) == (1, 0, 0)
+    queued = _outbox(committed, queued_id)
+    assert queued.sent_at is not None
+    files = list((tmp_path / "mails").iterdir())
+    assert [f.suffix for f in files] == [".eml"]
+    assert str(files[0]) in caplog.text
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert parsed["To"] == "zoe@example.org"
+    assert parsed["Subject"] == queued.subject
+    assert parsed["From"] == settings.mail_from
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None and "Zoé" in body.get_content()
+    parts = [part.get_content_type() for part in parsed.walk()]
+    assert "text/html" in parts and "text/calendar" in parts
