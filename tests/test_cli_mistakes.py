@@ -191,7 +191,7 @@ def test_jobs_run_delivers_the_outbox_as_eml_files(
         MAIL_DIR=str(mails), SMTP_HOST="",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "deliver_mail : 1 envoyé(s), 0 en échec"
+    assert done.stdout.strip() == "deliver_mail : 1 envoyé(s), 0 à réessayer, 0 abandonné(s)"
     [eml] = mails.iterdir()
     assert eml.suffix == ".eml" and str(eml) in done.stderr  # the log line names the file
     with committed.transaction() as db:

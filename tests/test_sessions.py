@@ -22,6 +22,7 @@ from events_app.models import OutboxMessage, Seeker, WebSession
 from events_app.settings import Settings
 from events_app.staff import create_staff
 from tests.factories import make_agency, make_event
+from tests.test_accounts import sign_up as account_sign_up
 
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
 EMAIL = "camille.martin@exemple.fr"
@@ -69,8 +70,8 @@ def post_form(
 
 
 def sign_up(client: TestClient) -> None:
-    form = {"first_name": "Camille", "last_name": "Martin", "email": EMAIL, "password": PASSWORD}
-    assert post_form(client, "/compte/inscription", form).status_code == 303
+    """Sign up and open the account from the link of its mail, as its owner would."""
+    assert account_sign_up(client, EMAIL, PASSWORD).status_code == 303
 
 
 def replay(client: TestClient, cookie: str, path: str) -> httpx.Response:

@@ -18,6 +18,7 @@ from events_app.db import Database
 from events_app.settings import Settings
 from tests.redis_server import running_redis
 from tests.server import running_server
+from tests.test_accounts import sign_up as account_sign_up
 
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
 LIMIT = 5
@@ -109,15 +110,8 @@ def test_redis_down_is_a_503_not_a_500(
         page = client.get("/compte/inscription")
         match = CSRF.search(page.text)
         assert match is not None
-        form = {
-            "first_name": "Camille",
-            "last_name": "Martin",
-            "email": "camille.martin@exemple.fr",
-            "password": "une phrase assez longue",
-            "csrftoken": match.group(1),
-        }
-        signed_up = client.post("/compte/inscription", data=form, follow_redirects=False)
-        assert signed_up.status_code == 303
+        # Signed up, and the account opened from the link of its mail: a session in Redis.
+        assert account_sign_up(client).status_code == 303
     try:
         # Redis has stopped: sessions and rate limits cannot be read.
         account = client.get("/compte", follow_redirects=False)
