@@ -124,11 +124,15 @@ def _print_summary(summary: RunSummary) -> None:
         )
     )
     console.print(table)
-    for row in summary.rejected_rows[:50]:
-        field = f" [{row['field']}]" if row.get("field") else ""
-        console.print(f"  ligne {row['line']}{field} : {row['reason']}", markup=False)
-    if len(summary.rejected_rows) > 50:
-        console.print(f"  … et {len(summary.rejected_rows) - 50} autres lignes rejetées")
+    # One line per rejected row, with each of its reasons.
+    reasons: dict[object, list[str]] = {}
+    for row in summary.rejected_rows:
+        field = f"[{row['field']}] " if row.get("field") else ""
+        reasons.setdefault(row["line"], []).append(f"{field}{row['reason']}")
+    for line, texts in list(reasons.items())[:50]:
+        console.print(f"  ligne {line} : {' ; '.join(texts)}", markup=False, soft_wrap=True)
+    if len(reasons) > 50:
+        console.print(f"  … et {len(reasons) - 50} autres lignes rejetées")
     for warning in summary.warnings[:20]:
         console.print(f"  avertissement : {warning}", markup=False)
 

@@ -155,6 +155,7 @@ def _write(
     rejected_rows = [
         {"line": e.line, "field": e.field, "reason": e.reason} for e in errors[:MAX_REPORTED_ROWS]
     ]
+    rejected = rejected_count(errors)
     try:
         # lock=True: on SQLite the write lock is taken up front (seat counts are read and
         # written, and a deferred transaction upgraded late fails when another wrote meanwhile).
@@ -180,7 +181,7 @@ def _write(
             run_id,
             status="refused",
             error=report.refused,
-            rejected=len(errors),
+            rejected=rejected,
             rejected_rows=rejected_rows,
             fetch_outcome=fetched.outcome,
         )
@@ -192,11 +193,16 @@ def _write(
         updated=report.updated,
         unchanged=report.unchanged,
         cancelled=report.cancelled,
-        rejected=len(errors),
+        rejected=rejected,
         rejected_rows=rejected_rows,
         warnings=(report.conflicts + report.warnings + collected.warnings)[:MAX_REPORTED_ROWS],
         fetch_outcome=fetched.outcome,
     )
+
+
+def rejected_count(errors: list[RowError]) -> int:
+    """Rows rejected: a row with several field errors is one row (line 0 is not a row)."""
+    return len({error.line for error in errors if error.line > 0})
 
 
 def _remember_fetch(feed: Feed, fetched: Fetched) -> None:

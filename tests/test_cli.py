@@ -85,7 +85,11 @@ def test_import_prints_a_summary_and_the_rejected_rows(
     create_agency(database_url)
     source = feed_file(
         tmp_path,
-        [EVENT, {**EVENT, "id": 2, "nombrePlaceTotalPresentiel": -3}, {**EVENT, "id": 3}],
+        [
+            EVENT,
+            {**EVENT, "id": 2, "nombrePlaceTotalPresentiel": -3, "nombreOffres": "beaucoup"},
+            {**EVENT, "id": 3},
+        ],
     )
 
     done = cli(
@@ -95,13 +99,18 @@ def test_import_prints_a_summary_and_the_rejected_rows(
     assert done.returncode == 0, done.stderr
     assert "réussi" in done.stdout
     assert "créés" in done.stdout and "rejetés" in done.stdout
-    assert "ligne 2 [capacity]" in done.stdout and "-3" in done.stdout
+    # One line per rejected row (issue 13.5), with each of its reasons.
+    assert "ligne 2 : [capacity]" in done.stdout and "-3" in done.stdout
+    [row_line] = [line for line in done.stdout.splitlines() if "ligne 2" in line]
+    assert "[job_offers]" in row_line
     assert "Traceback" not in done.stderr
     with committed.transaction() as db:
         titles = db.scalars(select(Event.external_id).order_by(Event.external_id)).all()
         feed = db.scalars(select(Feed)).one()
     assert titles == ["1", "3"]
     assert feed.url == str(source.resolve())
+    with committed.transaction() as db:
+        assert db.scalars(select(ImportRun.rejected)).one() == 1
 
     again = cli(
         database_url, "import", "--format", "ft-json", "--agency", "agence-lille", str(source)
