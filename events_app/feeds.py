@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 
 from events_app.errors import Conflict, InvalidInput, NotFound
-from events_app.models import Agency, Feed, ImportRun
+from events_app.models import Agency, Event, Feed, ImportRun
 from events_app.vocab import FEED_FORMATS
 
 
@@ -61,6 +61,20 @@ def source_feed(db: Session, *, agency_id: int, source: str, format: str) -> Fee
         db.add(feed)
         db.flush()
     return feed
+
+
+def forget_unread_feed(db: Session, feed_id: int) -> None:
+    """Delete a one-off feed whose first run could not read its source (runs go with it).
+
+    A feed that has events, or that a run has ever read, is kept."""
+    feed = db.get(Feed, feed_id)
+    if feed is None or feed.last_run_at is not None or feed.enabled:
+        return
+    if db.scalar(select(Event.id).where(Event.feed_id == feed_id).limit(1)) is not None:
+        return
+    db.execute(delete(ImportRun).where(ImportRun.feed_id == feed_id))
+    db.delete(feed)
+    db.flush()
 
 
 def list_feeds(db: Session, *, agency_id: int | None = None) -> list[Feed]:

@@ -137,6 +137,27 @@ def test_an_unreadable_file_exits_with_a_one_line_reason(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("Échec de l'import : Fichier illisible")
     assert "fichier introuvable" in lines[0]
+    # Issue 13.3: the file's name, never the server path; and no feed is left behind.
+    assert "absent.json" in lines[0] and str(tmp_path) not in lines[0]
+    with committed.transaction() as db:
+        assert db.scalars(select(Feed)).all() == []
+        assert db.scalars(select(ImportRun)).all() == []
+
+
+def test_a_file_of_another_format_leaves_no_feed(
+    committed: Database, database_url: str, tmp_path: Path
+) -> None:
+    create_agency(database_url)
+    spreadsheet = tmp_path / "export.csv"
+    spreadsheet.write_text("Titre;Date de début\nAtelier;10/12/2030 10:00\n", encoding="utf-8")
+
+    done = cli(
+        database_url, "import", "--format", "ft-json", "--agency", "agence-lille", str(spreadsheet)
+    )
+
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    with committed.transaction() as db:
+        assert db.scalars(select(Feed)).all() == []
 
 
 def test_a_broken_json_file_exits_with_a_one_line_reason(
