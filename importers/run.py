@@ -18,7 +18,7 @@ from events_app.notifications import Notifier
 from events_app.settings import Settings
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
-from importers.fetch import Fetched, FetchError, fetch_source
+from importers.fetch import Fetched, FetchError, fetch_source, is_url
 from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
 
 log = logging.getLogger("importers")
@@ -129,7 +129,7 @@ def run_import(
         )
     del content
     try:
-        return _write(database, settings, run_id, feed_id, fetched, collected)
+        return _write(database, settings, run_id, feed_id, fetched, collected, source)
     finally:
         collected.close()
 
@@ -141,6 +141,7 @@ def _write(
     feed_id: int,
     fetched: Fetched,
     collected: Collected,
+    source: str | None = None,
 ) -> RunSummary:
     errors = collected.errors
     fatal = [error for error in errors if error.line == 0]
@@ -166,6 +167,8 @@ def _write(
             )
             if report.refused is None:
                 _remember_fetch(feed, fetched)
+                if source is not None and not is_url(source) and "://" not in source:
+                    feed.url = source  # the last file read by this file feed
     except Exception as exc:  # the write was rolled back as a whole; record why
         log.exception("import run %s failed while writing", run_id)
         return _finish(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from events_app.db import Database
@@ -298,3 +298,43 @@ def test_create_staff_prints_a_link_that_sets_the_password(
     unknown = cli(database_url, "create-staff", "--agency", "nope", "--email", "b@example.org")
     assert unknown.returncode == 2
     assert "Organisme inconnu" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ft-json"])
+def test_a_renamed_export_updates_the_same_events_and_agencies_stay_apart(
+    committed: Database, database_url: str, tmp_path: Path, fmt: str
+) -> None:
+    # Issue 13.2: agencies save each export under the day's date.
+    create_agency(database_url)
+    create_agency(database_url, slug="autre-agence")
+    if fmt == "csv":
+        content = (
+            "Identifiant;Titre;Date de début;Ville\n"
+            "A1;Atelier CV;10/12/2030 10:00;Lille\n"
+            "A2;Job dating;11/12/2030 10:00;Lille\n"
+        )
+    else:
+        content = json.dumps({"content": [EVENT, {**EVENT, "id": 2}]})
+    first, renamed = tmp_path / f"ml.{fmt}", tmp_path / f"ml-export-2026-12-05.{fmt}"
+    first.write_text(content, encoding="utf-8")
+    renamed.write_text(content, encoding="utf-8")
+
+    for agency, source in (
+        ("agence-lille", first),
+        ("agence-lille", renamed),
+        ("autre-agence", renamed),
+    ):
+        done = cli(database_url, "import", "--format", fmt, "--agency", agency, str(source))
+        assert done.returncode == 0, done.stderr
+
+    with committed.transaction() as db:
+        runs = db.scalars(select(ImportRun).order_by(ImportRun.id)).all()
+        counts = db.execute(
+            select(Event.agency_id, func.count())
+            .group_by(Event.agency_id)
+            .order_by(Event.agency_id)
+        ).all()
+        feeds = db.scalars(select(Feed).order_by(Feed.id)).all()
+    assert [(r.created, r.unchanged) for r in runs] == [(2, 0), (0, 2), (2, 0)]
+    assert [n for _, n in counts] == [2, 2]
+    assert [Path(f.url).name for f in feeds] == [renamed.name, renamed.name]
