@@ -85,7 +85,14 @@ def create_db_engine(
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(parsed, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # libpq waits forever for a host that drops packets; fail in 10 s with a clear error.
+        connect_args={"connect_timeout": 10},
+    )
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from events_app.errors import Conflict, InvalidInput, NotFound
+from events_app.leases import claim
 from events_app.models import Agency, Event, Feed, ImportRun
 from events_app.vocab import FEED_FORMATS
 
@@ -122,3 +125,25 @@ def feed_runs(db: Session, feed_id: int, *, limit: int = 20) -> list[ImportRun]:
             .limit(limit)
         )
     )
+
+
+def claim_due_feed(db: Session, *, now: datetime, skip: Collection[int] = ()) -> int | None:
+    """Take the next scheduled feed due at `now` and mark it run; None when none is left.
+
+    A feed is due when its interval has passed since its last run. Its lease (held until the
+    next due time) keeps another scheduler process from importing it too; feeds another
+    process holds, and those in `skip`, are passed over.
+    """
+    feeds = db.execute(
+        select(Feed.id, Feed.interval_minutes, Feed.last_run_at)
+        .where(Feed.enabled.is_(True), Feed.interval_minutes.is_not(None))
+        .order_by(Feed.id)
+    ).all()
+    for feed_id, interval, last_run in feeds:
+        every = timedelta(minutes=interval or 5)
+        if feed_id in skip or (last_run is not None and last_run + every > now):
+            continue
+        if claim(db, f"feed:{feed_id}", until=now + every):
+            db.execute(update(Feed).where(Feed.id == feed_id).values(last_run_at=now))
+            return int(feed_id)
+    return None

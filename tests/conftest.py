@@ -21,6 +21,7 @@ from events_app.db import Base, Database
 from events_app.places import load_communes
 from events_app.settings import Settings
 from tests import pg
+from tests.redis_server import running_redis
 
 KEEP_TABLES = {"communes", "commune_postal_codes", "alembic_version"}
 
@@ -124,3 +125,10 @@ def client(committed: Database, settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def backend(database: Database) -> str:
     return database.engine.dialect.name
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Debian redis-server for the tests of REDIS_URL (tests/redis_server.py)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

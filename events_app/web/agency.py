@@ -34,6 +34,7 @@ from starlette.templating import Jinja2Templates
 
 from events_app.agencies import rotate_api_token
 from events_app.db import utcnow
+from events_app.duplicates import Copy, copies_of, dismiss_duplicates
 from events_app.errors import (
     Conflict,
     DomainError,
@@ -89,6 +90,7 @@ from events_app.web.common import (
     path_id,
     settings_of,
 )
+from events_app.web.sessions import end_sessions
 
 SESSION_STAFF = "staff_id"
 SESSION_STAMP = "staff_stamp"
@@ -116,6 +118,7 @@ NOTICES = {
     "presence": "La présence est enregistrée.",
     "motdepasse": "Votre mot de passe est enregistré.",
     "flux": "Le flux est enregistré. Il sera lu à la prochaine échéance.",
+    "distinct": "C’est noté\u00a0: cet événement n’est plus regroupé avec les autres.",
 }
 
 
@@ -641,6 +644,8 @@ async def reset_form(request: Request) -> Response:
             {**_reset_context(token), "errors": form_error(exc)},
             status_code=exc.status_code,
         )
+    # A new password ends every session opened with the old one, on every worker.
+    await end_sessions(request, f"staff:{staff.id}")
     _sign_in_session(request, staff)
     return RedirectResponse(f"{HOME}?fait=motdepasse", status_code=303)
 
@@ -765,6 +770,7 @@ class _EventView:
     staff: AgencyStaff
     event: Event
     registrants: EventRegistrants
+    copies: list[Copy]
 
 
 def _load_event_view(who: _Who, event_id: int) -> Callable[[Session], _EventView]:
@@ -772,7 +778,7 @@ def _load_event_view(who: _Who, event_id: int) -> Callable[[Session], _EventView
         staff = who.staff(db)
         event = get_event(db, event_id, agency_id=staff.agency_id)
         registrants = event_registrants(db, event_id=event_id, agency_id=staff.agency_id)
-        return _EventView(staff, event, registrants)
+        return _EventView(staff, event, registrants, copies_of(db, [event])[event.id])
 
     return work
 
@@ -795,6 +801,7 @@ async def _event_page(
             "staff": view.staff,
             "event": event,
             "registrants": view.registrants,
+            "copies": view.copies,
             "state": registration_state(event, now),
             "attendance_open": attendance_open(event, now),
             "attendance_opens_at": attendance_opens_at(event),
@@ -854,6 +861,20 @@ async def cancel_event_form(request: Request) -> Response:
             status_code=exc.status_code,
         )
     return _back_to_event(request, event_id, "annule")
+
+
+@_staff_only
+async def dismiss_duplicates_form(request: Request) -> Response:
+    """« Ce n'est pas le même événement »: the agency's event leaves its group, for good."""
+    who = _who(request)
+    event_id = path_id(request)
+
+    def work(db: Session) -> None:
+        staff = who.staff(db)
+        dismiss_duplicates(db, agency_id=staff.agency_id, event_id=event_id)
+
+    await in_transaction(request, work, lock=True)
+    return _back_to_event(request, event_id, "distinct")
 
 
 @_staff_only
@@ -1088,6 +1109,12 @@ routes: list[BaseRoute] = [
         cancel_event_form,
         methods=["POST"],
         name="agency:cancel",
+    ),
+    Route(
+        "/organisme/evenements/{id}/doublon",
+        dismiss_duplicates_form,
+        methods=["POST"],
+        name="agency:dismiss_duplicates",
     ),
     Route(
         "/organisme/evenements/{id}/inscriptions",
