@@ -150,14 +150,18 @@ def test_a_file_of_another_format_leaves_no_feed(
     create_agency(database_url)
     spreadsheet = tmp_path / "export.csv"
     spreadsheet.write_text("Titre;Date de début\nAtelier;10/12/2030 10:00\n", encoding="utf-8")
+    garbage = tmp_path / "export.json"
+    garbage.write_text("bonjour\n", encoding="utf-8")
 
-    done = cli(
-        database_url, "import", "--format", "ft-json", "--agency", "agence-lille", str(spreadsheet)
-    )
+    for source in (spreadsheet, garbage):
+        done = cli(
+            database_url, "import", "--format", "ft-json", "--agency", "agence-lille", str(source)
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr
 
-    assert done.returncode == 1 and "Traceback" not in done.stderr
     with committed.transaction() as db:
         assert db.scalars(select(Feed)).all() == []
+        assert db.scalars(select(ImportRun)).all() == []
 
 
 def test_a_broken_json_file_exits_with_a_one_line_reason(
