@@ -144,11 +144,15 @@ def _print_summary(summary: RunSummary) -> None:
         )
     )
     console.print(table)
-    for row in summary.rejected_rows[:50]:
-        field = f" [{row['field']}]" if row.get("field") else ""
-        console.print(f"  ligne {row['line']}{field} : {row['reason']}", markup=False)
-    if len(summary.rejected_rows) > 50:
-        console.print(f"  … et {len(summary.rejected_rows) - 50} autres lignes rejetées")
+    # One line per rejected row, with each of its reasons.
+    reasons: dict[object, list[str]] = {}
+    for row in summary.rejected_rows:
+        field = f"[{row['field']}] " if row.get("field") else ""
+        reasons.setdefault(row["line"], []).append(f"{field}{row['reason']}")
+    for line, texts in list(reasons.items())[:50]:
+        console.print(f"  ligne {line} : {' ; '.join(texts)}", markup=False, soft_wrap=True)
+    if len(reasons) > 50:
+        console.print(f"  … et {len(reasons) - 50} autres lignes rejetées")
     for warning in summary.warnings[:20]:
         console.print(f"  avertissement : {warning}", markup=False)
 
@@ -189,7 +193,7 @@ def _finish_run(summary: RunSummary) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from events_app.feeds import get_agency_by_slug, source_feed
+    from events_app.feeds import forget_unread_feed, get_agency_by_slug, source_feed
 
     # Only a path is resolved: a URL, and another scheme (file://, ftp://) too, reaches the
     # fetcher as given, which refuses the latter by name instead of reporting a missing file.
@@ -207,10 +211,17 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with database.transaction() as db:
             agency = get_agency_by_slug(db, args.agency)
-            feed_id = source_feed(db, agency_id=agency.id, source=source, format=args.format).id
+            feed = source_feed(db, agency_id=agency.id, source=source, format=args.format)
+            feed_id, new_feed = feed.id, feed.last_run_at is None
+        summary = _run_with_progress(settings, feed_id, source)
+        if summary.status == "failed" and new_feed:
+            # Only a run that read the source creates a feed: a missing file or a document of
+            # another format leaves nothing behind (the error is printed below).
+            with database.transaction(lock=True) as db:
+                forget_unread_feed(db, feed_id)
     finally:
         database.dispose()
-    return _finish_run(_run_with_progress(settings, feed_id, source))
+    return _finish_run(summary)
 
 
 FORMAT_NAMES = {"ft-json": "JSON France Travail", "ics": "iCalendar", "csv": "CSV"}

@@ -6,12 +6,12 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.leases import claim
-from events_app.models import Agency, Feed, ImportRun
+from events_app.models import Agency, Event, Feed, ImportRun
 from events_app.vocab import FEED_FORMATS
 
 
@@ -50,13 +50,32 @@ def source_feed(db: Session, *, agency_id: int, source: str, format: str) -> Fee
     """The feed behind a one-off import (a file or URL given on the command line).
 
     Imports are keyed by (feed, external id), so importing the same source again updates the
-    same events instead of duplicating them.
+    same events instead of duplicating them; a file, whatever its name, goes to the agency's
+    file feed of that format.
     """
     if format not in FEED_FORMATS:
         raise InvalidInput("format", f"Format inconnu : « {format} » (ft-json, ics ou csv).")
     feed = db.scalar(
         select(Feed).where(Feed.agency_id == agency_id, Feed.url == source, Feed.format == format)
     )
+    if feed is None and not source.startswith(("http://", "https://")):
+        # Agencies save each export under a new name (`ml-export-2026-12-05.csv`): every file
+        # of one agency and format goes to the same file feed, so a renamed export updates the
+        # events it already imported (and cancels those it no longer lists). The feed's url
+        # becomes the last file read once a run has read it (importers.run).
+        feed = db.scalar(
+            select(Feed)
+            .where(
+                Feed.agency_id == agency_id,
+                Feed.format == format,
+                Feed.interval_minutes.is_(None),
+                Feed.enabled.is_(False),
+                ~Feed.url.startswith("http://"),
+                ~Feed.url.startswith("https://"),
+            )
+            .order_by(Feed.last_run_at.desc().nulls_last(), Feed.id.desc())
+            .limit(1)
+        )
     if feed is None:
         feed = Feed(
             agency_id=agency_id, url=source, format=format, interval_minutes=None, enabled=False
@@ -64,6 +83,20 @@ def source_feed(db: Session, *, agency_id: int, source: str, format: str) -> Fee
         db.add(feed)
         db.flush()
     return feed
+
+
+def forget_unread_feed(db: Session, feed_id: int) -> None:
+    """Delete a one-off feed whose first run could not read its source (runs go with it).
+
+    A feed that has events, or that a run has ever read, is kept."""
+    feed = db.get(Feed, feed_id)
+    if feed is None or feed.last_run_at is not None or feed.enabled:
+        return
+    if db.scalar(select(Event.id).where(Event.feed_id == feed_id).limit(1)) is not None:
+        return
+    db.execute(delete(ImportRun).where(ImportRun.feed_id == feed_id))
+    db.delete(feed)
+    db.flush()
 
 
 def list_feeds(db: Session, *, agency_id: int | None = None) -> list[Feed]:

@@ -142,6 +142,13 @@ class Feed(Base):
 
     agency: Mapped[Agency] = relationship(lazy="raise")
 
+    @property
+    def display_name(self) -> str:
+        """What staff see: a URL as it is, a file by its name only (never a server path)."""
+        if self.url.startswith(("http://", "https://")):
+            return self.url
+        return self.url.replace("\\", "/").rsplit("/", 1)[-1]
+
 
 class ImportRun(Base):
     __tablename__ = "import_runs"

@@ -321,7 +321,8 @@ def read_file(path: str, *, max_bytes: int = MAX_BYTES) -> Fetched:
         return Fetched(file.read_bytes(), outcome=f"fichier, {size} octets")
     except OSError as exc:
         reason = _OS_ERRORS.get(exc.errno or 0) or exc.strerror or str(exc)
-        raise FetchError(f"Fichier illisible : {path} ({reason}).") from exc
+        # The file's name only: run errors are shown to agency staff, server paths are not.
+        raise FetchError(f"Fichier illisible : {file.name} ({reason}).") from exc
 
 
 def fetch_source(

@@ -815,7 +815,14 @@ def test_feeds_page_shows_runs_and_rejected_rows(client: TestClient, committed: 
         other = Feed(
             agency_id=agencies.other_id, url="https://autre.example/flux.ics", format="ics"
         )
-        db.add_all([feed, other])
+        # A file imported on the command line: staff see its name, never the server path.
+        from_file = Feed(
+            agency_id=agencies.agency_id,
+            url="/srv/imports/secret/ml-export-2026-12-05.csv",
+            format="csv",
+            enabled=False,
+        )
+        db.add_all([feed, other, from_file])
         db.flush()
         db.add(
             ImportRun(
@@ -842,6 +849,7 @@ def test_feeds_page_shows_runs_and_rejected_rows(client: TestClient, committed: 
     html = page.text
     assert "https://agence.example/evenements.json" in html
     assert "autre.example" not in html
+    assert "ml-export-2026-12-05.csv" in html and "/srv/imports" not in html
     assert "Réussi" in html and "<td>12</td>" in html and "<td>40</td>" in html
     assert '<th scope="row">7</th><td>dateDebut</td><td>Date illisible : « 31/02 ».</td>' in html
     assert "Titre manquant." in html
