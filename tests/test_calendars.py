@@ -31,14 +31,13 @@ from starlette.datastructures import QueryParams
 from starlette.testclient import TestClient
 from vobject.icalendar import TimezoneComponent
 
+from events_app.calendar_feeds import feed_window, list_feed_events
 from events_app.calendars import (
     DEFAULT_NAME,
     event_ics,
     feed_ics,
     feed_name,
-    feed_window,
     invite_ics,
-    list_feed_events,
     subscribe_links,
 )
 from events_app.db import Database, utcnow

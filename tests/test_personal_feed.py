@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from events_app import accounts
-from events_app.calendars import PERSONAL_NAME, personal_feed_events, personal_ics
+from events_app.calendar_feeds import personal_feed_events
+from events_app.calendars import PERSONAL_NAME, personal_ics
 from events_app.db import Database, utcnow
 from events_app.errors import NotFound
 from events_app.events import get_event, update_event
