@@ -24,8 +24,8 @@ from bench.common import (
     sequential_latency,
     serve_app,
 )
-from events_app.db import Database
-from events_app.search import PARIS, SearchQuery, search_events
+from events_app.db import PARIS, Database
+from events_app.search import SearchQuery, search_events
 
 TARGET_P50_MS = 15.0
 TARGET_P50_AT = 100_000

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from events_app.accounts import has_preferences, preferences_query
 from events_app.calendars import PersonalEntry, add_months
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import InvalidInput
 from events_app.models import Event, Registration, Seeker
-from events_app.search import PARIS, SearchQuery, paris_day_start, search_events
+from events_app.search import SearchQuery, paris_day_start, search_events
 
 FEED_DAYS_BACK = 30
 FEED_MONTHS_AHEAD = 6

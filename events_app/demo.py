@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from events_app.agencies import create_agency
+from events_app.db import PARIS
 from events_app.demo_vocabulary import (
     ACCESSIBILITY,
     ACTIVITY_STREETS,
@@ -78,7 +79,6 @@ from events_app.models import (
 from events_app.places import DEPARTMENTS
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
-PARIS: Final = ZoneInfo("Europe/Paris")
 # Overseas departments keep their own clocks: their events are held in local hours.
 _OVERSEAS_ZONES: Final[dict[str, str]] = {
     "971": "America/Guadeloupe",

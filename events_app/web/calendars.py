@@ -56,11 +56,11 @@ from events_app.calendars import (
     personal_ics,
     subscribe_links,
 )
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import InvalidInput
 from events_app.events import get_event
 from events_app.models import Event
-from events_app.search import PARIS, paris_day_start
+from events_app.search import paris_day_start
 from events_app.settings import Settings
 from events_app.web.common import in_transaction, path_id, settings_of
 from events_app.web.params import parse_search_query

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from events_app.db import PARIS
 from events_app.errors import (
     DomainError,
     InvalidInput,
@@ -19,7 +20,7 @@ from events_app.events import (
     clean_event_fields,
 )
 from events_app.models import Event
-from events_app.web.agency.session import PARIS, _text
+from events_app.web.agency.session import _text
 
 # --- Event forms -------------------------------------------------------------------------------
 

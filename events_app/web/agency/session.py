@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -30,7 +29,6 @@ SESSION_STAMP = "staff_stamp"
 HOME = "/organisme"
 SIGN_IN = "/organisme/connexion"
 NO_STORE = {"Cache-Control": "no-store"}
-PARIS = ZoneInfo("Europe/Paris")
 MAX_CANCEL_MESSAGE = 2000
 
 NOTICES = {
