@@ -8,10 +8,12 @@ whose rows (except the communes) are deleted after each test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -21,6 +23,17 @@ from events_app.db import Base, Database
 from events_app.places import load_communes
 from events_app.settings import Settings
 from tests import pg
+
+# Hypothesis profiles. "ci" (chosen when CI is set) runs the same derandomized examples on every
+# run, so a red build is reproducible and never flaky; "dev" (the default elsewhere) draws new
+# examples each run and replays the failures it found from .hypothesis/. HYPOTHESIS_PROFILE
+# picks one by name.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("dev", derandomize=False)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() not in ("", "0", "false") else "dev")
+)
 
 KEEP_TABLES = {"communes", "commune_postal_codes", "alembic_version"}
 
