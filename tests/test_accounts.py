@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -24,10 +22,17 @@ from events_app.notifications import Notifier
 from events_app.registrations import Person, register
 from events_app.settings import Settings
 from tests.factories import make_agency, make_event
+from tests.helpers import (
+    EMAIL,
+    PASSWORD,
+    csrf_token,
+    is_signed_in,
+    post_form,
+    sign_in,
+    sign_out,
+    sign_up,
+)
 
-CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
-PASSWORD = "une phrase assez longue"
-EMAIL = "camille.martin@exemple.fr"
 GENERIC_SIGN_IN_ERROR = "Adresse e-mail ou mot de passe incorrect."
 LYON = {
     "name": "Halle Tony Garnier",
@@ -37,47 +42,6 @@ LYON = {
     "lat": 45.7320,
     "lon": 4.8226,
 }
-
-
-def csrf_token(client: TestClient, page: str) -> str:
-    response = client.get(page)
-    assert response.status_code == 200, response.text
-    match = CSRF.search(response.text)
-    assert match is not None, "no csrftoken input on " + page
-    return match.group(1)
-
-
-def post_form(
-    client: TestClient, path: str, data: dict[str, Any], *, page: str | None = None
-) -> httpx.Response:
-    """POST a form as a browser would: the CSRF token read from the page that shows it."""
-    token = csrf_token(client, page or path)
-    return client.post(path, data={**data, "csrftoken": token}, follow_redirects=False)
-
-
-def sign_up(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:
-    return post_form(
-        client,
-        "/compte/inscription",
-        {"first_name": "Camille", "last_name": "Martin", "email": email, "password": password},
-    )
-
-
-def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:
-    return post_form(client, "/compte/connexion", {"email": email, "password": password})
-
-
-def sign_out(client: TestClient) -> httpx.Response:
-    return post_form(client, "/compte/deconnexion", {}, page="/compte")
-
-
-def is_signed_in(client: TestClient) -> bool:
-    response = client.get("/compte", follow_redirects=False)
-    if response.status_code == 303:
-        assert response.headers["location"].startswith("/compte/connexion")
-        return False
-    assert response.status_code == 200, response.text
-    return True
 
 
 def outbox(database: Database, kind: str) -> list[OutboxMessage]:
