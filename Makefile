@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run test lint format bench clean
+.PHONY: install browser redis run test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,17 @@ browser:
 	    echo "chromium missing (run 'apt-get install -y chromium' as root): browser tests will be skipped" >&2; \
 	  fi; }
 
-install: $(STAMP) browser
+# The tests of REDIS_URL (rate limits and sessions shared by workers) start Debian's
+# redis-server on a loopback port; installed the same way as chromium.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else \
+	    echo "redis-server missing (run 'apt-get install -y redis-server' as root): Redis tests will be skipped" >&2; \
+	  fi; }
+
+install: $(STAMP) browser redis
 
 run: install
 	$(BIN)/events-app migrate

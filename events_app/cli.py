@@ -38,7 +38,9 @@ def cmd_serve(
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # X-Forwarded-For is read by the app itself, from FORWARDED_ALLOW_IPS only (uvicorn
+        # would trust 127.0.0.1 by default).
+        proxy_headers=False,
         server_header=False,
         # Requests are logged by the reverse proxy in front; uvicorn's own access log line
         # costs about 5 % of a search and a third of a cached answer.
@@ -173,6 +175,13 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
     # Only a path is resolved: a URL, and another scheme (file://, ftp://) too, reaches the
     # fetcher as given, which refuses the latter by name instead of reporting a missing file.
+    if args.source is None:
+        if args.format != "ft-api":
+            sys.stderr.write("Indiquez la source à importer (un fichier ou une adresse).\n")
+            return 2
+        from importers.ftapi import DEFAULT_BASE_URL
+
+        args.source = DEFAULT_BASE_URL
     source = args.source if "://" in args.source else str(Path(args.source).resolve())
     database = Database(settings.database_url)
     try:
@@ -273,9 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     importer = sub.add_parser("import", help="import a feed file or URL for an agency")
-    importer.add_argument("--format", required=True, choices=["ft-json", "ics", "csv"])
+    importer.add_argument(
+        "--format", required=True, choices=["ft-json", "ics", "csv", "ft-api", "jsonld"]
+    )
     importer.add_argument("--agency", required=True, help="the agency's slug")
-    importer.add_argument("source", help="a path or an http(s) URL")
+    importer.add_argument(
+        "source", nargs="?", help="a path or an http(s) URL (ft-api: the API's base URL)"
+    )
     importer.set_defaults(handler=cmd_import)
 
     feeds = sub.add_parser("feeds", help="list, add, run feeds and show their history")
@@ -283,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     feed_actions.add_parser("list")
     add = feed_actions.add_parser("add")
     add.add_argument("--agency", required=True)
-    add.add_argument("--format", required=True, choices=["ft-json", "ics", "csv"])
+    add.add_argument(
+        "--format", required=True, choices=["ft-json", "ics", "csv", "ft-api", "jsonld"]
+    )
     add.add_argument("--every", type=int, default=60, help="minutes between imports")
     add.add_argument("url")
     run = feed_actions.add_parser("run")
@@ -315,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # One line per request at INFO would bury the single line a failure prints.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code: int = args.handler(settings, args)
     except DomainError as exc:

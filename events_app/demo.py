@@ -73,8 +73,8 @@ from events_app.models import (
     Event,
     EventSector,
     Registration,
-    fold_text,
     geo_cell,
+    search_key,
 )
 from events_app.places import DEPARTMENTS
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
@@ -453,7 +453,7 @@ class _Generator:
     def _fold(self, text_: str) -> str:
         found = self.folded.get(text_)
         if found is None:
-            found = self.folded[text_] = fold_text(text_)
+            found = self.folded[text_] = search_key(text_)
         return found
 
     def _description(self, type_: str, sector: str, fmt: str) -> str:

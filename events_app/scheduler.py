@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from events_app.db import Database, utcnow
 from events_app.mail import backend_from_settings, deliver_outbox
 from events_app.models import Event, Feed, JobLock
-from events_app.notifications import Notifier
+from events_app.notifications import Notifier, purge_old_mails
 from events_app.registrations import erase_old_personal_data, send_reminders
 from events_app.settings import Settings
 
@@ -77,9 +77,9 @@ def import_due_feeds(database: Database, settings: Settings) -> str:
 
 
 def deliver_mail(database: Database, settings: Settings) -> str:
-    with database.transaction(lock=True) as db:
-        sent, failed = deliver_outbox(db, backend_from_settings(settings))
-    return f"{sent} sent, {failed} failed"
+    # Not one transaction: deliver_outbox claims, sends and records in short steps of its own.
+    done = deliver_outbox(database, backend_from_settings(settings))
+    return f"{done.sent} sent, {done.retried} to retry, {done.failed} given up"
 
 
 def remind(database: Database, settings: Settings) -> str:
@@ -112,7 +112,8 @@ def erase_personal_data(database: Database, settings: Settings) -> str:
     """
     with database.transaction(lock=True) as db:
         count = erase_old_personal_data(db, retention_days=settings.retention_days)
-    return f"{count} registrations anonymised"
+        mails = purge_old_mails(db, retention_days=settings.retention_days)
+    return f"{count} registrations anonymised, {mails} old mails deleted"
 
 
 Job = Callable[[Database, Settings], str]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from events_app.db import Database, utcnow
+from events_app.duplicates import refresh_duplicates, written_since
 from events_app.feeds import get_feed
 from events_app.models import Feed, ImportRun
 from events_app.notifications import Notifier
@@ -19,6 +20,7 @@ from events_app.settings import Settings
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.fetch import Fetched, FetchError, fetch_source
+from importers.ftapi import fetch_ft_api
 from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
 
 log = logging.getLogger("importers")
@@ -92,12 +94,16 @@ def run_import(
         run_id = run.id
 
     try:
-        fetched: Fetched = fetch_source(
-            location,
-            etag=etag,
-            last_modified=last_modified,
-            allow_private=settings.feed_allow_private,
-        )
+        fetched: Fetched
+        if fmt == "ft-api":  # an API read page by page, not one document
+            fetched = fetch_ft_api(location, settings)
+        else:
+            fetched = fetch_source(
+                location,
+                etag=etag,
+                last_modified=last_modified,
+                allow_private=settings.feed_allow_private,
+            )
     except FetchError as exc:
         return _finish(database, run_id, status="failed", error=str(exc), fetch_outcome=str(exc))
     except Exception as exc:  # a bug must not leave the run "running" forever
@@ -160,11 +166,14 @@ def _write(
         # written, and a deferred transaction upgraded late fails when another wrote meanwhile).
         with database.transaction(lock=True) as db:
             feed = get_feed(db, feed_id)
+            since = utcnow()
             report: SyncReport = apply(
                 db, feed=feed, collected=collected, notifier=Notifier(db, settings)
             )
             if report.refused is None:
                 _remember_fetch(feed, fetched)
+                if report.created or report.updated or report.cancelled:
+                    refresh_duplicates(db, written_since(db, feed_id, since))
     except Exception as exc:  # the write was rolled back as a whole; record why
         log.exception("import run %s failed while writing", run_id)
         return _finish(

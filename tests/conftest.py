@@ -37,6 +37,7 @@ from tests.helpers import (
     read_icaljs,
     read_vobject,
 )
+from tests.redis_server import running_redis
 
 # Hypothesis profiles. "ci" (chosen when CI is set) runs the same derandomized examples on every
 # run, so a red build is reproducible and never flaky; "dev" (the default elsewhere) draws new
@@ -218,3 +219,10 @@ def queries() -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Debian redis-server for the tests of REDIS_URL (tests/redis_server.py)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -14,8 +14,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import icalendar
 import vobject
+from sqlalchemy import select
 from starlette.testclient import TestClient
 from vobject.icalendar import TimezoneComponent
+
+from events_app.db import Database
+from events_app.models import OutboxMessage
 
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
 PASSWORD = "une phrase assez longue"
@@ -43,12 +47,37 @@ def post_form(
     return client.post(path, data={**data, "csrftoken": token}, follow_redirects=False)
 
 
-def sign_up(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:
-    return post_form(
+def last_mail(client: TestClient, kind: str) -> OutboxMessage | None:
+    database: Database = client.app_state["db"]
+    with database.transaction() as db:
+        return db.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == kind)
+            .order_by(OutboxMessage.id.desc())
+        ).first()
+
+
+def sign_up(
+    client: TestClient, email: str = EMAIL, password: str = PASSWORD, *, confirm: bool = True
+) -> httpx.Response:
+    """Sign up as a browser would; with confirm, then follow the link of the mail and press
+    its button, as the owner of the address would (the answer of that last step)."""
+    before = last_mail(client, "confirm_account")
+    response = post_form(
         client,
         "/compte/inscription",
         {"first_name": "Camille", "last_name": "Martin", "email": email, "password": password},
     )
+    mail = last_mail(client, "confirm_account")
+    if not confirm or response.status_code != 303 or mail is None or mail == before:
+        return response
+    if before is not None and mail.id == before.id:
+        return response
+    match = re.search(r"https?://[^/\s]+(/compte/confirmation\?token=\S+)", mail.body_text)
+    assert match, mail.body_text
+    page = match.group(1)
+    token = page.split("token=", 1)[1]
+    return post_form(client, "/compte/confirmation", {"token": token}, page=page)
 
 
 def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:

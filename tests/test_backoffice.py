@@ -40,6 +40,7 @@ from events_app.staff import (
     set_registration_closed,
 )
 from tests.factories import in_days, make_agency, make_event
+from tests.helpers import sign_up as seeker_sign_up
 
 PARIS = ZoneInfo("Europe/Paris")
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
@@ -394,16 +395,7 @@ def test_staff_and_seeker_sessions_are_separate(client: TestClient, committed: D
 
     # A seeker (signing up starts a fresh session) is not a staff member.
     client.cookies.clear()
-    signed_up = post_form(
-        client,
-        "/compte/inscription",
-        {
-            "first_name": "Camille",
-            "last_name": "Martin",
-            "email": "camille@exemple.fr",
-            "password": PASSWORD,
-        },
-    )
+    signed_up = seeker_sign_up(client, email="camille@exemple.fr")
     assert signed_up.status_code == 303
     assert client.get("/compte", follow_redirects=False).status_code == 200
     staff_page = client.get("/organisme", follow_redirects=False)

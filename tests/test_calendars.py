@@ -688,3 +688,20 @@ def test_feed_cache_is_bounded() -> None:
         cache.store(key, document, version)
     assert cache.fresh("a") is None
     assert cache.fresh("b") is document and cache.fresh("c") is document
+
+
+def test_feeds_and_api_answers_set_no_csrf_cookie(client: TestClient) -> None:
+    # No form is read there: a Set-Cookie would only cost time and defeat shared caches.
+    for path in ("/calendar.ics", "/api/v1/events"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "set-cookie" not in response.headers, path
+    # Pages with forms still get their CSRF cookie.
+    assert "csrftoken" in client.get("/compte/inscription").headers.get("set-cookie", "")
+
+
+def test_feed_of_an_empty_or_quiet_database_is_served(client: TestClient) -> None:
+    # Nothing changed today: Last-Modified is the start of the Paris day, written in GMT.
+    response = client.get("/calendar.ics")
+    assert response.status_code == 200
+    assert response.headers["last-modified"].endswith(" GMT")

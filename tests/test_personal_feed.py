@@ -33,7 +33,7 @@ from events_app.notifications import Notifier
 from events_app.registrations import Person, cancel_registration, register
 from events_app.settings import Settings
 from events_app.web import calendars as web_calendars
-from tests.factories import in_days, make_agency, make_event
+from tests.factories import in_days, make_agency, make_event, make_seeker
 from tests.helpers import (
     EMAIL,
     PASSWORD,
@@ -453,9 +453,7 @@ def test_only_the_exact_token_opens_the_feed(client: TestClient) -> None:
 
 
 def _seeker(db: Session, email: str = EMAIL) -> Seeker:
-    return accounts.sign_up(
-        db, email=email, password=PASSWORD, first_name="Camille", last_name="Martin"
-    )
+    return make_seeker(db, email=email, password=PASSWORD)
 
 
 def _register(db: Session, settings: Settings, event: Event, seeker: Seeker) -> Registration:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from events_app.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_TITLE
+from events_app.search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, MIN_RADIUS_KM, SORTS
 from events_app.settings import Settings
 from events_app.vocab import (
     ATTENDANCE_MODES,
@@ -130,6 +131,17 @@ _EVENT_PROPERTIES: dict[str, Any] = {
     "distance_km": {**_NULLABLE_NUM, "description": "Avec `near` seulement (null : en ligne)."},
     "url": _STR,
     "ics_url": _STR,
+    "duplicates": {
+        "type": "array",
+        "description": "Le même événement publié par d'autres organismes (une seule fois en "
+        "recherche ; chaque copie garde sa page et ses inscriptions).",
+        "items": _closed(
+            {
+                "id": {"type": "integer"},
+                "agency": _closed({"id": {"type": "integer"}, "name": _STR}),
+            }
+        ),
+    },
 }
 _EVENT = _closed(_EVENT_PROPERTIES, optional=("distance_km",))
 _EVENT_DETAIL = _closed(
@@ -317,7 +329,18 @@ _SEARCH_PARAMS: list[dict[str, Any]] = [
     {
         "name": "radius_km",
         "in": "query",
-        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30},
+        "schema": {
+            "type": "number",
+            "minimum": MIN_RADIUS_KM,
+            "maximum": MAX_RADIUS_KM,
+            "default": DEFAULT_RADIUS_KM,
+        },
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "description": "Avec « near » : « distance » (par défaut) ou « date ».",
+        "schema": {"type": "string", "enum": list(SORTS), "default": "distance"},
     },
     _multi("sector", list(SECTORS), "Secteur (codes ROME A à N)."),
     _multi("type", list(EVENT_TYPES), "Type d'événement."),
@@ -452,8 +475,20 @@ def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": media}}
 
 
+def _with_body_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that reads a body may answer 413 (over 1 MB) and 415 (not JSON)."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("413", _error("Corps de plus de 1 Mo"))
+                operation["responses"].setdefault(
+                    "415", _error("Corps d'un autre type que application/json")
+                )
+    return document
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Événements emploi",
@@ -498,7 +533,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "201": _json(
                             "Registration", "Inscrit·e (confirmé·e ou en liste d'attente)"
                         ),
-                        "200": _json("Registration", "Déjà inscrit·e avec cette adresse"),
+                        "200": _json(
+                            "AlreadyRegistered",
+                            "Cette adresse est déjà inscrite : rien n'est dévoilé, le lien est "
+                            "renvoyé à l'adresse (au plus une fois par 10 minutes)",
+                        ),
                         "400": _BAD_REQUEST,
                         "404": _error("Événement inconnu"),
                         "409": _error("Inscriptions fermées, événement annulé, passé ou complet"),
@@ -633,6 +672,53 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/places": {
+                "get": {
+                    "operationId": "suggestPlaces",
+                    "summary": "Lieux commençant par ce qui est tapé (communes, codes postaux, "
+                    "départements), pour compléter le champ « near »",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "description": "Le début d'un nom, d'un code postal ou d'un "
+                            "numéro de département.",
+                            "schema": {"type": "string", "maxLength": 100},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Au plus dix lieux ; « value » se donne tel quel à "
+                            "« near »",
+                            "content": {
+                                "application/json": {
+                                    "schema": _closed(
+                                        {
+                                            "items": {
+                                                "type": "array",
+                                                "items": _closed(
+                                                    {
+                                                        "label": {"type": "string"},
+                                                        "kind": {
+                                                            "enum": [
+                                                                "commune",
+                                                                "postal_code",
+                                                                "department",
+                                                            ]
+                                                        },
+                                                        "value": {"type": "string"},
+                                                    }
+                                                ),
+                                            }
+                                        }
+                                    )
+                                }
+                            },
+                        },
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -676,8 +762,16 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "EventPage": _page("Event"),
                 "RegistrationInput": _REGISTRATION_INPUT,
                 "Registration": _REGISTRATION,
+                "AlreadyRegistered": _closed(
+                    {
+                        "id": {"type": "integer"},
+                        "status": {"const": "already_registered"},
+                        "message": {"type": "string"},
+                    }
+                ),
                 "Registrant": _REGISTRANT,
                 "RegistrantPage": _page("Registrant"),
             },
         },
     }
+    return _with_body_errors(document)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +15,12 @@ from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
 from events_app.calendars import add_to_calendar_links
+from events_app.duplicates import Copy, copies_of
 from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
 from events_app.registrations import (
+    ALREADY_REGISTERED,
     Person,
     RegistrationOutcome,
     cancel_registration,
@@ -27,6 +29,7 @@ from events_app.registrations import (
     register,
 )
 from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.structured_data import event_jsonld
 from events_app.web.calendars import feed_links
 from events_app.web.common import (
     check_rate,
@@ -38,6 +41,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.params import parse_search_query
+from events_app.web.serializers import event_url
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 # Values that pass clean_person, put in place of a field already found wrong, so that the next
@@ -122,6 +126,7 @@ def _event_page(
     errors: Mapping[str, str] | None = None,
     notice: str | None = None,
     status_code: int = 200,
+    copies: Sequence[Copy] = (),
 ) -> Response:
     return _templates(request).TemplateResponse(
         request,
@@ -139,6 +144,8 @@ def _event_page(
             "subscribe": feed_links(
                 settings_of(request), QueryParams({"agency": event.agency.slug})
             ),
+            "copies": copies,
+            "structured_data": event_jsonld(event, url=event_url(settings_of(request), event.id)),
         },
         status_code=status_code,
     )
@@ -148,8 +155,9 @@ async def event_page(request: Request) -> Response:
     event_id = path_id(request)
     seeker_id = current_seeker_id(request)
 
-    def work(db: Session) -> tuple[Event, dict[str, Any]]:
+    def work(db: Session) -> tuple[Event, dict[str, Any], list[Copy]]:
         event = get_event(db, event_id)
+        copies = copies_of(db, [event])[event.id]
         seeker = seeker_of_session(db, seeker_id, request.session.get("seeker_stamp"))
         prefill: dict[str, Any] = {}
         if seeker is not None:
@@ -159,10 +167,10 @@ async def event_page(request: Request) -> Response:
                 "email": seeker.email,
                 "phone": seeker.phone or "",
             }
-        return event, prefill
+        return event, prefill, copies
 
-    event, prefill = await in_transaction(request, work)
-    return _event_page(request, event, form=prefill)
+    event, prefill, copies = await in_transaction(request, work)
+    return _event_page(request, event, form=prefill, copies=copies)
 
 
 def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
@@ -245,11 +253,9 @@ async def register_form(request: Request) -> Response:
         )
     refusal = answer.refusal
     if refusal is None:
-        notice = (
-            "Vous êtes déjà inscrit·e à cet événement avec cette adresse e-mail. Le lien pour "
-            "gérer votre inscription se trouve dans l'e-mail de confirmation."
-        )
-        return _event_page(request, answer.event, notice=notice)
+        response = _event_page(request, answer.event, notice=ALREADY_REGISTERED)
+        response.background = deliver_mail_soon(request)
+        return response
     errors = {refusal.field or "form": refusal.message}
     if isinstance(refusal, InvalidInput) and refusal.field in VALID_STAND_INS:
         errors = person_errors({**person_payload, "attendance": None}) or errors

@@ -35,6 +35,7 @@ from events_app.web.common import (
     in_transaction,
     settings_of,
 )
+from events_app.web.sessions import end_sessions
 
 
 async def sign_in_page(request: Request) -> Response:
@@ -160,6 +161,8 @@ async def reset_form(request: Request) -> Response:
             {**_reset_context(token), "errors": form_error(exc)},
             status_code=exc.status_code,
         )
+    # A new password ends every session opened with the old one, on every worker.
+    await end_sessions(request, f"staff:{staff.id}")
     _sign_in_session(request, staff)
     return RedirectResponse(f"{HOME}?fait=motdepasse", status_code=303)
 

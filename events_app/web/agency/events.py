@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from events_app.db import utcnow
+from events_app.duplicates import Copy, copies_of, dismiss_duplicates
 from events_app.errors import (
     Conflict,
     InvalidInput,
@@ -180,6 +181,7 @@ class _EventView:
     staff: AgencyStaff
     event: Event
     registrants: EventRegistrants
+    copies: list[Copy]
 
 
 def _load_event_view(who: _Who, event_id: int) -> Callable[[Session], _EventView]:
@@ -187,7 +189,7 @@ def _load_event_view(who: _Who, event_id: int) -> Callable[[Session], _EventView
         staff = who.staff(db)
         event = get_event(db, event_id, agency_id=staff.agency_id)
         registrants = event_registrants(db, event_id=event_id, agency_id=staff.agency_id)
-        return _EventView(staff, event, registrants)
+        return _EventView(staff, event, registrants, copies_of(db, [event])[event.id])
 
     return work
 
@@ -210,6 +212,7 @@ async def _event_page(
             "staff": view.staff,
             "event": event,
             "registrants": view.registrants,
+            "copies": view.copies,
             "state": registration_state(event, now),
             "attendance_open": attendance_open(event, now),
             "attendance_opens_at": attendance_opens_at(event),
@@ -269,6 +272,20 @@ async def cancel_event_form(request: Request) -> Response:
             status_code=exc.status_code,
         )
     return _back_to_event(request, event_id, "annule")
+
+
+@_staff_only
+async def dismiss_duplicates_form(request: Request) -> Response:
+    """« Ce n'est pas le même événement »: the agency's event leaves its group, for good."""
+    who = _who(request)
+    event_id = path_id(request)
+
+    def work(db: Session) -> None:
+        staff = who.staff(db)
+        dismiss_duplicates(db, agency_id=staff.agency_id, event_id=event_id)
+
+    await in_transaction(request, work, lock=True)
+    return _back_to_event(request, event_id, "distinct")
 
 
 @_staff_only

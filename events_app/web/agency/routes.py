@@ -16,6 +16,7 @@ from events_app.web.agency.auth import (
 from events_app.web.agency.events import (
     cancel_event_form,
     dashboard,
+    dismiss_duplicates_form,
     duplicate_event_form,
     edit_event_form,
     edit_event_page,
@@ -59,6 +60,12 @@ routes: list[BaseRoute] = [
         cancel_event_form,
         methods=["POST"],
         name="agency:cancel",
+    ),
+    Route(
+        "/organisme/evenements/{id}/doublon",
+        dismiss_duplicates_form,
+        methods=["POST"],
+        name="agency:dismiss_duplicates",
     ),
     Route(
         "/organisme/evenements/{id}/inscriptions",

@@ -42,6 +42,7 @@ NOTICES = {
     "presence": "La présence est enregistrée.",
     "motdepasse": "Votre mot de passe est enregistré.",
     "flux": "Le flux est enregistré. Il sera lu à la prochaine échéance.",
+    "distinct": "C’est noté\u00a0: cet événement n’est plus regroupé avec les autres.",
 }
 
 
