@@ -26,8 +26,8 @@ from bench.common import (
     sequential_latency,
     serve_app,
 )
-from events_app.db import Database
-from events_app.search import PARIS, SearchQuery, search_event_summaries, search_events
+from events_app.db import PARIS, Database
+from events_app.search import SearchQuery, search_event_summaries, search_events
 
 TARGET_P50_MS = 5.0
 TARGET_P50_AT = 100_000

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -142,3 +143,7 @@ class Database:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The service's local time: events are shown, entered and bounded by day in Paris hours.
+PARIS: Final = ZoneInfo("Europe/Paris")

@@ -17,13 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.duplicates import refresh_duplicates
 from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
@@ -31,7 +30,6 @@ from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
 from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
 
-PARIS = ZoneInfo("Europe/Paris")
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 
 

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import snowballstemmer
 from sqlalchemy import (
@@ -42,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.duplicates import Copy, copies_of
 from events_app.errors import InvalidInput
 from events_app.models import (
@@ -55,7 +54,6 @@ from events_app.models import (
 )
 from events_app.places import ResolvedPlace, distance_km, resolve_place
 
-PARIS = ZoneInfo("Europe/Paris")
 # Above this many cells (a radius of about 100 km) the IN list stops paying; a plain bounding
 # box takes over, read through the date index (only very large radii get there).
 MAX_CELLS = 1600

@@ -6,9 +6,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from typing import Any
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -25,10 +23,18 @@ from events_app.notifications import Notifier
 from events_app.registrations import Person, register
 from events_app.settings import Settings
 from tests.factories import make_agency, make_event, make_seeker
+from tests.helpers import (
+    EMAIL,
+    PASSWORD,
+    csrf_token,
+    is_signed_in,
+    last_mail,
+    post_form,
+    sign_in,
+    sign_out,
+    sign_up,
+)
 
-CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
-PASSWORD = "une phrase assez longue"
-EMAIL = "camille.martin@exemple.fr"
 GENERIC_SIGN_IN_ERROR = "Adresse e-mail ou mot de passe incorrect."
 LYON = {
     "name": "Halle Tony Garnier",
@@ -38,72 +44,6 @@ LYON = {
     "lat": 45.7320,
     "lon": 4.8226,
 }
-
-
-def csrf_token(client: TestClient, page: str) -> str:
-    response = client.get(page)
-    assert response.status_code == 200, response.text
-    match = CSRF.search(response.text)
-    assert match is not None, "no csrftoken input on " + page
-    return match.group(1)
-
-
-def post_form(
-    client: TestClient, path: str, data: dict[str, Any], *, page: str | None = None
-) -> httpx.Response:
-    """POST a form as a browser would: the CSRF token read from the page that shows it."""
-    token = csrf_token(client, page or path)
-    return client.post(path, data={**data, "csrftoken": token}, follow_redirects=False)
-
-
-def _last_mail(client: TestClient, kind: str) -> OutboxMessage | None:
-    database: Database = client.app_state["db"]
-    with database.transaction() as db:
-        return db.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.kind == kind)
-            .order_by(OutboxMessage.id.desc())
-        ).first()
-
-
-def sign_up(
-    client: TestClient, email: str = EMAIL, password: str = PASSWORD, *, confirm: bool = True
-) -> httpx.Response:
-    """Sign up as a browser would; with confirm, then follow the link of the mail and press
-    its button, as the owner of the address would (the answer of that last step)."""
-    before = _last_mail(client, "confirm_account")
-    response = post_form(
-        client,
-        "/compte/inscription",
-        {"first_name": "Camille", "last_name": "Martin", "email": email, "password": password},
-    )
-    mail = _last_mail(client, "confirm_account")
-    if not confirm or response.status_code != 303 or mail is None or mail == before:
-        return response
-    if before is not None and mail.id == before.id:
-        return response
-    match = re.search(r"https?://[^/\s]+(/compte/confirmation\?token=\S+)", mail.body_text)
-    assert match, mail.body_text
-    page = match.group(1)
-    token = page.split("token=", 1)[1]
-    return post_form(client, "/compte/confirmation", {"token": token}, page=page)
-
-
-def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:
-    return post_form(client, "/compte/connexion", {"email": email, "password": password})
-
-
-def sign_out(client: TestClient) -> httpx.Response:
-    return post_form(client, "/compte/deconnexion", {}, page="/compte")
-
-
-def is_signed_in(client: TestClient) -> bool:
-    response = client.get("/compte", follow_redirects=False)
-    if response.status_code == 303:
-        assert response.headers["location"].startswith("/compte/connexion")
-        return False
-    assert response.status_code == 200, response.text
-    return True
 
 
 def outbox(database: Database, kind: str) -> list[OutboxMessage]:
@@ -210,7 +150,7 @@ def test_sign_up_never_tells_whether_an_address_has_an_account(client: TestClien
     assert (new.status_code, new.headers["location"]) == (303, "/compte/inscription/envoyee")
     assert (known.status_code, known.headers["location"]) == (303, "/compte/inscription/envoyee")
     assert not is_signed_in(client)
-    told = _last_mail(client, "account_exists")
+    told = last_mail(client, "account_exists")
     assert told is not None and told.to_address == EMAIL
     assert "/compte/mot-de-passe/oubli" in told.body_text
     # The second sign-up changed nothing: the first password still opens the account.
@@ -221,7 +161,7 @@ def test_an_account_opens_only_from_the_link_of_its_mail(client: TestClient) -> 
     sign_up(client, confirm=False)
     refused = sign_in(client)
     assert refused.status_code == 401 and "Confirmez d'abord" in html.unescape(refused.text)
-    mail = _last_mail(client, "confirm_account")
+    mail = last_mail(client, "confirm_account")
     assert mail is not None and mail.to_address == EMAIL
     link = re.search(r"(/compte/confirmation\?token=\S+)", mail.body_text)
     assert link

@@ -40,7 +40,7 @@ from events_app.staff import (
     set_registration_closed,
 )
 from tests.factories import in_days, make_agency, make_event
-from tests.test_accounts import sign_up as seeker_sign_up
+from tests.helpers import sign_up as seeker_sign_up
 
 PARIS = ZoneInfo("Europe/Paris")
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')

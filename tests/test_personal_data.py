@@ -15,7 +15,7 @@ from events_app.notifications import Notifier, purge_old_mails
 from events_app.registrations import Person, erase_old_personal_data, register
 from events_app.settings import Settings
 from tests.factories import in_days, make_agency, make_event
-from tests.test_accounts import EMAIL, PASSWORD, is_signed_in, post_form, sign_up
+from tests.helpers import EMAIL, PASSWORD, is_signed_in, post_form, sign_up
 
 
 def _register_signed_in(client: TestClient, event_id: int) -> None:

@@ -7,7 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -401,6 +403,39 @@ def test_registration_rate_limit(committed: Database, database_url: str) -> None
         assert codes == [201, 201, 201, 429]
         limited = client.post(f"/api/v1/events/{event_id}/registrations", json={})
         assert limited.json()["error"]["code"] == "rate_limited"
+
+
+def test_form_registration_is_one_transaction_whatever_the_answer(
+    client: TestClient, committed: Database
+) -> None:
+    event_id = _event(committed, capacity=5)
+    past = _event(committed, starts_at=in_days(-2))
+    token = _csrf(client.get(f"/evenements/{event_id}").text)
+    form = {
+        "csrftoken": token,
+        "first_name": "Inès",
+        "last_name": "Roux",
+        "email": "ines@example.org",
+        "consent": "oui",
+    }
+    begins: list[object] = []
+
+    def count(connection: object) -> None:
+        begins.append(connection)
+
+    sa_event.listen(Engine, "begin", count)
+    try:
+        answers = []
+        for target in (event_id, event_id, past):
+            begins.clear()
+            response = client.post(
+                f"/evenements/{target}/inscription", data=form, follow_redirects=False
+            )
+            answers.append((response.status_code, len(begins)))
+    finally:
+        sa_event.remove(Engine, "begin", count)
+    # Registered, already registered (the event page again), refused (a past event).
+    assert answers == [(303, 1), (200, 1), (409, 1)]
 
 
 def _mails_to(database: Database, address: str, kind: str) -> list[OutboxMessage]:

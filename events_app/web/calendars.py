@@ -11,7 +11,7 @@ on the data only) and a Last-Modified, and conditional requests get a 304.
 The personal feed (/agenda/{token}.ics) holds one person's data: it is sent `private` (no
 shared cache keeps it), and kept in a cache of its own, keyed by token. Every request looks
 the token up first, so a regenerated token stops working at once on every worker; the cached
-body is then reused while the person's data is unchanged (calendars.PersonalVersion).
+body is then reused while the person's data is unchanged (calendar_feeds.PersonalVersion).
 """
 
 from __future__ import annotations
@@ -37,28 +37,30 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from events_app.accounts import seeker_by_feed_token
-from events_app.calendars import (
-    DEFAULT_NAME,
-    PERSONAL_NAME,
+from events_app.calendar_feeds import (
     DataVersion,
-    PersonalEntry,
     PersonalVersion,
-    event_ics,
     events_version,
-    feed_ics,
-    feed_name,
     feed_window,
     list_feed_events,
     personal_feed_events,
-    personal_ics,
     personal_version,
+)
+from events_app.calendars import (
+    DEFAULT_NAME,
+    PERSONAL_NAME,
+    PersonalEntry,
+    event_ics,
+    feed_ics,
+    feed_name,
+    personal_ics,
     subscribe_links,
 )
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import InvalidInput
 from events_app.events import get_event
 from events_app.models import Event
-from events_app.search import PARIS, SearchQuery, paris_day_start
+from events_app.search import SearchQuery, paris_day_start
 from events_app.settings import Settings
 from events_app.web.common import in_transaction, path_id, settings_of
 from events_app.web.params import CanonicalQueries, canonical_params, parse_search_query

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from events_app.events import get_event, registration_state, remote_seats_left, 
 from events_app.models import Event, Registration
 from events_app.registrations import (
     ALREADY_REGISTERED,
+    Person,
     RegistrationOutcome,
     cancel_registration,
     clean_person,
@@ -190,6 +192,15 @@ def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
     return errors
 
 
+@dataclass(frozen=True)
+class _EventAgain:
+    """The event page shown again: with the refusal (the registration's writes rolled back to
+    a savepoint), or, without one, to a person already registered."""
+
+    event: Event
+    refusal: InvalidInput | Conflict | RateLimited | None = None
+
+
 async def register_form(request: Request) -> Response:
     event_id = path_id(request)
     settings = settings_of(request)
@@ -204,40 +215,54 @@ async def register_form(request: Request) -> Response:
         "attendance": form["attendance"] or None,
         "consent": form["consent"],
     }
+    stamp = request.session.get("seeker_stamp")
+    person: Person | None = None
+    early: InvalidInput | RateLimited | None = None
     try:
         check_rate(request, "registration", settings.rate_limit_registration)
         person = clean_person(person_payload, require_consent=True)
+    except (InvalidInput, RateLimited) as exc:
+        early = exc
 
-        stamp = request.session.get("seeker_stamp")
+    def work(db: Session) -> RegistrationOutcome | _EventAgain:
+        # One unit of work whatever the answer: the registration, or the event page again.
+        if person is None:
+            return _EventAgain(get_event(db, event_id), early)
+        seeker = seeker_of_session(db, seeker_id, stamp)
+        try:
+            with db.begin_nested():
+                outcome = register(
+                    db,
+                    event_id=event_id,
+                    person=person,
+                    notifier=notifier(request, db),
+                    seeker_id=seeker.id if seeker is not None else None,
+                )
+        except (InvalidInput, Conflict) as exc:
+            return _EventAgain(get_event(db, event_id), exc)
+        if not outcome.created:
+            return _EventAgain(get_event(db, event_id))
+        return outcome
 
-        def work(db: Session) -> RegistrationOutcome:
-            seeker = seeker_of_session(db, seeker_id, stamp)
-            return register(
-                db,
-                event_id=event_id,
-                person=person,
-                notifier=notifier(request, db),
-                seeker_id=seeker.id if seeker is not None else None,
-            )
-
-        outcome = await in_transaction(request, work, lock=True)
-    except (InvalidInput, Conflict, RateLimited) as exc:
-        event = await in_transaction(request, lambda db: get_event(db, event_id))
-        errors = {exc.field or "form": exc.message}
-        if isinstance(exc, InvalidInput) and exc.field in VALID_STAND_INS:
-            errors = person_errors({**person_payload, "attendance": None}) or errors
-            if exc.field == "attendance":
-                errors.setdefault("attendance", exc.message)
-        return _event_page(request, event, form=form, errors=errors, status_code=exc.status_code)
-    if not outcome.created:
-        event = await in_transaction(request, lambda db: get_event(db, event_id))
-        response = _event_page(request, event, notice=ALREADY_REGISTERED)
+    answer = await in_transaction(request, work, lock=person is not None)
+    if isinstance(answer, RegistrationOutcome):
+        return RedirectResponse(
+            f"/inscriptions/{answer.registration.token}?nouvelle=1",
+            status_code=303,
+            background=deliver_mail_soon(request),
+        )
+    refusal = answer.refusal
+    if refusal is None:
+        response = _event_page(request, answer.event, notice=ALREADY_REGISTERED)
         response.background = deliver_mail_soon(request)
         return response
-    return RedirectResponse(
-        f"/inscriptions/{outcome.registration.token}?nouvelle=1",
-        status_code=303,
-        background=deliver_mail_soon(request),
+    errors = {refusal.field or "form": refusal.message}
+    if isinstance(refusal, InvalidInput) and refusal.field in VALID_STAND_INS:
+        errors = person_errors({**person_payload, "attendance": None}) or errors
+        if refusal.field == "attendance":
+            errors.setdefault("attendance", refusal.message)
+    return _event_page(
+        request, answer.event, form=form, errors=errors, status_code=refusal.status_code
     )
 
 
