@@ -17,11 +17,19 @@ from events_app.feeds import get_feed
 from events_app.models import Feed, ImportRun
 from events_app.notifications import Notifier
 from events_app.settings import Settings
-from importers import PARSERS
-from importers.base import ImportedEvent, RowError
+from importers import PARSERS, ftjson
+from importers.base import ImportedEvent, RowError, Unchanged
 from importers.fetch import Fetched, FetchError, fetch_source, is_url
 from importers.ftapi import fetch_ft_api
-from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
+from importers.sync import (
+    Collected,
+    Geocoder,
+    SyncReport,
+    apply,
+    collect,
+    known_rows,
+    raw_known,
+)
 
 log = logging.getLogger("importers")
 MAX_REPORTED_ROWS = 1000
@@ -67,8 +75,9 @@ def _finish(database: Database, run_id: int, **values: object) -> RunSummary:
 
 
 def _counted(
-    items: Iterator[ImportedEvent | RowError], progress: Callable[[int], None] | None
-) -> Iterator[ImportedEvent | RowError]:
+    items: Iterator[ImportedEvent | RowError | Unchanged],
+    progress: Callable[[int], None] | None,
+) -> Iterator[ImportedEvent | RowError | Unchanged]:
     for count, item in enumerate(items, start=1):
         if progress is not None and count % 500 == 0:
             progress(count)
@@ -121,9 +130,14 @@ def run_import(
     fetched = dataclasses.replace(fetched, content=None)
     try:
         with database.transaction() as db:
-            collected = collect(
-                _counted(parser(content), progress), Geocoder(db), known_rows(db, feed_id)
-            )
+            known = known_rows(db, feed_id)
+            items: Iterator[ImportedEvent | RowError | Unchanged]
+            if parser is ftjson.parse:
+                # Unchanged elements are recognised by their raw text, before any mapping.
+                items = ftjson.parse(content, raw_known(known))
+            else:
+                items = parser(content)
+            collected = collect(_counted(items, progress), Geocoder(db), known)
     except Exception as exc:  # parsers never raise; if one does, record it
         log.exception("import run %s failed while reading", run_id)
         return _finish(
