@@ -584,3 +584,10 @@ def test_any_mix_of_properties_never_raises(components: list[list[str]]) -> None
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert all(isinstance(item, ImportedEvent | RowError) for item in run(data))
+
+
+def test_every_feed_format_has_its_parser_and_label() -> None:
+    # The domain's vocabulary (labels, validation, CLI choices) and the importers' parsers.
+    from events_app.vocab import FEED_FORMATS
+
+    assert set(PARSERS) == set(FEED_FORMATS)
