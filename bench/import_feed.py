@@ -7,7 +7,7 @@ importer alone: wall time of the process, and its peak resident memory (ru_maxrs
 os.wait4). Linux carries a parent's peak over fork and exec into the child's ru_maxrss, so the
 database set-up and the generator run in another process too, and this launcher stays small
 (its own peak is printed: it is the floor of the measure). Targets (spec §5): first import
-under 60 s and 300 MB, the unchanged re-import under 5 s (SPEC §9).
+under 60 s and 300 MB, the unchanged re-import under 5 s (spec §9).
 """
 
 from __future__ import annotations

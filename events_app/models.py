@@ -202,6 +202,7 @@ class Event(Base):
             "type",
             "status",
             "ends_at",
+            "duplicate_group_id",
         ),
         Index("ix_events_starts_at_id", "starts_at", "id"),
         Index("ix_events_agency_id_starts_at", "agency_id", "starts_at"),
