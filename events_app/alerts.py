@@ -52,6 +52,8 @@ def filter_pairs(values: dict[str, Any]) -> list[tuple[str, str]]:
         raw = values.get(name)
         if raw is None or raw == "":
             continue
+        if isinstance(raw, list) and name in ("q", "near", "radius_km"):
+            raise InvalidInput(name, f"Une seule valeur pour « {name} ».")
         items = raw if isinstance(raw, list) else [raw]
         for item in items:
             if isinstance(item, bool) or not isinstance(item, str | int | float):
@@ -84,7 +86,7 @@ def clean_alert(db: Session, values: dict[str, Any]) -> AlertInput:
         raise InvalidInput("email", "Indiquez votre adresse e-mail.")
     email = clean_email(email_raw)
     frequency = values.get("frequency") or DEFAULT_FREQUENCY
-    if frequency not in FREQUENCIES:
+    if not isinstance(frequency, str) or frequency not in FREQUENCIES:
         raise InvalidInput("frequency", "La fréquence vaut immediate, daily ou weekly.")
     pairs = filter_pairs(values)
     query = alert_query(pairs)
