@@ -186,18 +186,9 @@ def sign_up(
 def confirm_account(db: Session, *, token: str, settings: Settings) -> Seeker:
     """Confirm the address of an account from the link mailed at sign-up, and attach the past
     registrations made with it (the link proves the mailbox). Raises InvalidInput("token")."""
-    invalid = InvalidInput("token", CONFIRM_LINK_INVALID, code="invalid_token")
-    try:
-        claims = passwords.read_password_link_token(
-            settings.secret_key, CONFIRM_SALT, token, max_age=CONFIRM_MAX_AGE_SECONDS
-        )
-    except passwords.LinkExpired as exc:
-        raise invalid from exc
-    if claims is None:
-        raise invalid
-    seeker = db.get(Seeker, claims[0])
-    if seeker is None or not stamp_matches(seeker, claims[1]):
-        raise invalid
+    seeker = _seeker_of_link(
+        db, token, settings, CONFIRM_SALT, CONFIRM_MAX_AGE_SECONDS, CONFIRM_LINK_INVALID
+    )
     if seeker.email_confirmed_at is None:
         seeker.email_confirmed_at = utcnow()
         db.flush()
@@ -391,10 +382,20 @@ def request_password_reset(
 def check_reset_token(db: Session, *, token: str, settings: Settings) -> Seeker:
     """The account a reset token is for. Raises InvalidInput("token") when the token is
     forged, malformed, older than an hour, or already used (the password changed since)."""
-    invalid = InvalidInput("token", RESET_LINK_INVALID, code="invalid_token")
+    return _seeker_of_link(
+        db, token, settings, RESET_SALT, RESET_MAX_AGE_SECONDS, RESET_LINK_INVALID
+    )
+
+
+def _seeker_of_link(
+    db: Session, token: str, settings: Settings, salt: str, max_age: int, message: str
+) -> Seeker:
+    """The account a signed link (reset, confirmation) is for; InvalidInput("token") when it
+    is forged, malformed, too old, or used (the password changed since it was made)."""
+    invalid = InvalidInput("token", message, code="invalid_token")
     try:
         claims = passwords.read_password_link_token(
-            settings.secret_key, RESET_SALT, token, max_age=RESET_MAX_AGE_SECONDS
+            settings.secret_key, salt, token, max_age=max_age
         )
     except passwords.LinkExpired as exc:
         raise invalid from exc

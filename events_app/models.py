@@ -157,8 +157,11 @@ class ImportRun(Base):
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # running, succeeded, failed, not_modified
+    # running, succeeded, failed, not_modified, interrupted (its process died while running)
     status: Mapped[str] = mapped_column(String(20), default="running")
+    # "host:pid" of the process running the import (events_app.leases.OWNER): a run still
+    # "running" whose process is gone is marked interrupted (importers.run.interrupt_dead_runs).
+    owner: Mapped[str | None] = mapped_column(String(300))
     created: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
@@ -199,6 +202,7 @@ class Event(Base):
             "type",
             "status",
             "ends_at",
+            "duplicate_group_id",
         ),
         Index("ix_events_starts_at_id", "starts_at", "id"),
         Index("ix_events_agency_id_starts_at", "agency_id", "starts_at"),

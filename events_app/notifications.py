@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from events_app.calendars import invite_ics
 from events_app.db import utcnow
 from events_app.events import html_to_text, one_line
-from events_app.formatting import fr_date, fr_datetime, fr_time
+from events_app.formatting import fr_date, fr_datetime, fr_paris_time, fr_time, fr_zone
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.resources import TEMPLATES_DIR
 from events_app.settings import Settings
@@ -42,7 +42,13 @@ def mail_environment() -> Environment:
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters.update(fr_datetime=fr_datetime, fr_date=fr_date, fr_time=fr_time)
+    env.filters.update(
+        fr_datetime=fr_datetime,
+        fr_date=fr_date,
+        fr_time=fr_time,
+        fr_zone=fr_zone,
+        fr_paris_time=fr_paris_time,
+    )
     env.globals.update(EVENT_TYPES=EVENT_TYPES, FORMATS=FORMATS)
     return env
 

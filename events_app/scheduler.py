@@ -168,6 +168,9 @@ def run_scheduler(settings: Settings, *, tick_seconds: int | None = None) -> Non
     # APScheduler logs every run at INFO; our own line per job says what it did.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     database = Database(settings.database_url)
+    from importers.run import interrupt_dead_runs_at_start
+
+    interrupt_dead_runs_at_start(database)
     scheduler = BlockingScheduler(timezone="Europe/Paris")
     for name, (_, interval) in JOBS.items():
         every = tick_seconds or interval

@@ -220,6 +220,22 @@ def _size(limit: int) -> str:
     return f"{limit} octets"
 
 
+def _bounded_body(response: httpx.Response, max_bytes: int, too_big: str) -> bytes:
+    """The body, refused as soon as it is known to pass max_bytes: by its declared length,
+    or while it streams in."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(f"{too_big} (plus de {_size(max_bytes)}).")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(f"{too_big} (plus de {_size(max_bytes)}).")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def fetch_url(
     url: str,
     *,
@@ -276,21 +292,12 @@ def fetch_url(
                         continue
                     if response.status_code != 200:
                         raise FetchError(f"Le serveur a répondu {response.status_code}.")
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > max_bytes:
-                        raise FetchError(f"Flux trop volumineux (plus de {_size(max_bytes)}).")
-                    chunks: list[bytes] = []
-                    size = 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FetchError(f"Flux trop volumineux (plus de {_size(max_bytes)}).")
-                        chunks.append(chunk)
+                    body = _bounded_body(response, max_bytes, "Flux trop volumineux")
                     return Fetched(
-                        b"".join(chunks),
+                        body,
                         response.headers.get("etag"),
                         response.headers.get("last-modified"),
-                        f"{response.status_code}, {size} octets",
+                        f"{response.status_code}, {len(body)} octets",
                     )
             except httpx.TimeoutException as exc:
                 if time.monotonic() >= give_up:
@@ -407,17 +414,8 @@ def send(
         with client.http.stream(
             method, url, headers=all_headers, data=data, json=json_body
         ) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(f"Réponse trop volumineuse (plus de {_size(max_bytes)}).")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FetchError(f"Réponse trop volumineuse (plus de {_size(max_bytes)}).")
-                chunks.append(chunk)
-            return Answer(response.status_code, response.headers, b"".join(chunks))
+            body = _bounded_body(response, max_bytes, "Réponse trop volumineuse")
+            return Answer(response.status_code, response.headers, body)
     except httpx.TimeoutException as exc:
         raise FetchError(f"Délai dépassé en appelant {parts.hostname}.") from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from events_app.app import create_app
 from events_app.db import Database
 from events_app.settings import Settings
+from tests.factories import make_agency, make_event
 from tests.redis_server import running_redis
 from tests.server import running_server
 from tests.test_accounts import sign_up as account_sign_up
@@ -127,3 +128,29 @@ def test_redis_down_is_a_503_not_a_500(
         assert "momentanément indisponible" in sign_in.text
     finally:
         client.__exit__(None, None, None)
+
+
+def test_search_answers_are_shared_through_redis(
+    committed: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Two app instances (two workers, or two machines) with one REDIS_URL: a page computed
+    by one is served by the other, for the same 10 seconds."""
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        make_event(db, agency, title="Premier forum")
+    with running_redis(tmp_path) as url:
+        shared = dataclasses.replace(settings, redis_url=url)
+        with (
+            TestClient(create_app(shared)) as first,
+            TestClient(create_app(shared)) as second,
+            TestClient(create_app(settings)) as alone,
+        ):
+            before = first.get("/api/v1/events", params={"limit": "5"})
+            with committed.transaction() as db:
+                make_event(db, agency, title="Second forum")
+            # The other worker answers from the page the first one stored in Redis...
+            assert second.get("/api/v1/events", params={"limit": "5"}).content == before.content
+            # ... where a worker without Redis computes it anew and sees the new event.
+            fresh = alone.get("/api/v1/events", params={"limit": "5"}).json()["items"]
+            assert len(fresh) == 2 and len(before.json()["items"]) == 1
+            assert redis.Redis.from_url(url).keys("search:*")

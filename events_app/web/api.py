@@ -60,6 +60,7 @@ from events_app.web.serializers import (
     registrant_item,
     registration_item,
 )
+from events_app.web.shared_cache import SharedAnswers
 
 MAX_PLACE_QUERY = 100
 
@@ -117,6 +118,8 @@ class SearchPages:
     _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
     _inflight: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
     queries: CanonicalQueries = field(default_factory=lambda: CanonicalQueries(paging=True))
+    # With REDIS_URL: the pages every worker and machine computed, for the same ttl.
+    shared: SharedAnswers | None = None
     # Created here, in the worker's event loop, on the first request.
     running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
 
@@ -135,9 +138,18 @@ class SearchPages:
         return await asyncio.shield(pending)
 
     async def _compute(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        if self.shared is not None:
+            found = await self.shared.get(key)
+            if found is not None:
+                body, left = found
+                # Kept here no longer than it has left there: a page is never older than ttl.
+                self.store(key, body, age=self.ttl - left)
+                return body
         async with self.running:
             body = await compute()
         self.store(key, body)
+        if self.shared is not None:
+            await self.shared.put(key, body, self.ttl)
         return body
 
     def get(self, key: str) -> bytes | None:
@@ -151,24 +163,26 @@ class SearchPages:
         self._entries.move_to_end(key)
         return body
 
-    def store(self, key: str, body: bytes) -> None:
-        self._entries[key] = (self.clock(), body)
+    def store(self, key: str, body: bytes, *, age: float = 0.0) -> None:
+        self._entries[key] = (self.clock() - age, body)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
 
-def search_pages_of(app: Starlette) -> SearchPages:
-    """The application's SearchPages, created on first use (each app, each test, has its own)."""
+def search_pages_of(app: Starlette, redis_url: str | None = None) -> SearchPages:
+    """The application's SearchPages, created on first use (each app, each test, has its own);
+    shared through Redis when redis_url is given."""
     pages: SearchPages | None = getattr(app.state, "search_pages", None)
     if pages is None:
-        pages = SearchPages()
+        shared = SharedAnswers(redis_url, "search:") if redis_url else None
+        pages = SearchPages(shared=shared)
         app.state.search_pages = pages
     return pages
 
 
 async def list_events(request: Request) -> Response:
-    pages = search_pages_of(request.app)
+    pages = search_pages_of(request.app, settings_of(request).redis_url)
     # Keyed by the parsed query, never the raw string: unknown parameters are ignored and
     # cannot make every request miss the cache (SPEC §7).
     key, query = pages.queries.get(request.scope["query_string"])

@@ -18,6 +18,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+COVERING = (
+    "geo_cell",
+    "starts_at",
+    "venue_lat",
+    "venue_lon",
+    "format",
+    "type",
+    "status",
+    "ends_at",
+)
+
+
 def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("duplicate_group_id", sa.Integer(), nullable=True))
@@ -25,6 +37,10 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_events_duplicate_group_id"), ["duplicate_group_id"], unique=False
         )
+    # The search filters on the group (one result per event): the place search's covering
+    # index must hold it, or every candidate costs a table lookup again.
+    op.drop_index("ix_events_geo_search", table_name="events")
+    op.create_index("ix_events_geo_search", "events", [*COVERING, "duplicate_group_id"])
     op.create_table(
         "duplicate_dismissals",
         sa.Column("event_id", sa.Integer(), nullable=False),
@@ -56,6 +72,8 @@ def downgrade() -> None:
     with op.batch_alter_table("duplicate_dismissals", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_duplicate_dismissals_other_event_id"))
     op.drop_table("duplicate_dismissals")
+    op.drop_index("ix_events_geo_search", table_name="events")
+    op.create_index("ix_events_geo_search", "events", list(COVERING))
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_duplicate_group_id"))
         batch_op.drop_column("duplicate_copies")
