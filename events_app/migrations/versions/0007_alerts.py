@@ -1,7 +1,7 @@
 """alerts (saved searches mailed when new events match) and extra mail headers
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-04 20:20:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import events_app.db
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
