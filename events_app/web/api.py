@@ -40,6 +40,7 @@ from events_app.search import (
     list_agency_events,
     search_event_summaries,
 )
+from events_app.web.alerts import create_alert_api
 from events_app.web.common import (
     MAX_DB_ID,
     JSONResponse,
@@ -421,5 +422,6 @@ routes: list[BaseRoute] = [
         methods=["POST"],
         name="api:cancel_registration",
     ),
+    Route("/alerts", create_alert_api, methods=["POST"], name="api:alerts"),
     Route("/openapi.json", openapi, methods=["GET"], name="api:openapi"),
 ]

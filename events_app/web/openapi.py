@@ -251,6 +251,31 @@ _REGISTRATION_INPUT = {
     },
 }
 
+_ALERT_LIST = {"type": "array", "maxItems": 20}
+_ALERT_INPUT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["email"],
+    "properties": {
+        "email": {"type": "string", "format": "email", "maxLength": 254},
+        "q": {"type": ["string", "null"], "maxLength": 200},
+        "near": {"type": ["string", "null"], "maxLength": 200},
+        "radius_km": {
+            "type": ["number", "null"],
+            "minimum": MIN_RADIUS_KM,
+            "maximum": MAX_RADIUS_KM,
+        },
+        "sector": {**_ALERT_LIST, "items": {"type": "string", "enum": list(SECTORS)}},
+        "type": {**_ALERT_LIST, "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+        "format": {**_ALERT_LIST, "items": {"type": "string", "enum": list(FORMATS)}},
+        "frequency": {
+            "type": "string",
+            "enum": ["immediate", "daily", "weekly"],
+            "default": "daily",
+        },
+    },
+}
+
 _REGISTRATION = _closed(
     {
         "id": {"type": "integer"},
@@ -410,6 +435,19 @@ _ONSITE_EXAMPLE = {
     "job_offers": 12,
 }
 _EXAMPLES: dict[str, dict[str, Any]] = {
+    "AlertInput": {
+        "near": {
+            "summary": "Les job datings du commerce autour de Lyon, chaque semaine",
+            "value": {
+                "email": "zoe.lefevre@example.org",
+                "near": "Lyon",
+                "radius_km": 20,
+                "sector": ["G"],
+                "type": ["job_dating"],
+                "frequency": "weekly",
+            },
+        },
+    },
     "EventInput": {
         "onsite": {"summary": "Sur place", "value": _ONSITE_EXAMPLE},
         "online": {
@@ -541,6 +579,20 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "400": _BAD_REQUEST,
                         "404": _error("Événement inconnu"),
                         "409": _error("Inscriptions fermées, événement annulé, passé ou complet"),
+                        "429": _error("Trop de demandes", retry=True),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/v1/alerts": {
+                "post": {
+                    "operationId": "createAlert",
+                    "summary": "Créer une alerte : les nouveaux événements de cette recherche par "
+                    "e-mail (un lien de confirmation est d'abord envoyé)",
+                    "requestBody": _body("AlertInput"),
+                    "responses": {
+                        "202": _json("AlertCreated", "Alerte enregistrée"),
+                        "400": _BAD_REQUEST,
                         "429": _error("Trop de demandes", retry=True),
                         "503": _UNAVAILABLE,
                     },
@@ -771,6 +823,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 ),
                 "Registrant": _REGISTRANT,
                 "RegistrantPage": _page("Registrant"),
+                "AlertInput": _ALERT_INPUT,
+                "AlertCreated": _closed(
+                    {
+                        "id": {"type": "integer"},
+                        "status": {"enum": ["pending_confirmation", "active"]},
+                    }
+                ),
             },
         },
     }
