@@ -321,7 +321,8 @@ def test_personal_data_is_erased_after_the_retention_period(
     _move(committed, recent, -(settings.retention_days - 2))
 
     assert erase_personal_data(committed, settings) == (
-        "3 inscription(s) anonymisée(s), 0 ancien(s) mail(s) supprimé(s)"
+        "3 inscription(s) anonymisée(s), 0 ancien(s) mail(s) supprimé(s), "
+        "0 alerte(s) non confirmée(s) effacée(s)"
     )
 
     with committed.transaction() as db:
@@ -346,7 +347,8 @@ def test_personal_data_is_erased_after_the_retention_period(
     assert any(f".{recent}@" in address for address in mails_left)
 
     assert erase_personal_data(committed, settings) == (
-        "0 inscription(s) anonymisée(s), 0 ancien(s) mail(s) supprimé(s)"
+        "0 inscription(s) anonymisée(s), 0 ancien(s) mail(s) supprimé(s), "
+        "0 alerte(s) non confirmée(s) effacée(s)"
     )
 
 
