@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput
-from events_app.events import clean_event_fields, create_event
+from events_app.events import create_event
 from events_app.models import Agency, Commune, CommunePostalCode, Event, Registration, fold_text
 from events_app.notifications import Notifier
 from events_app.places import ResolvedPlace, distance_km, normalise_name, resolve_place
@@ -36,6 +36,7 @@ from events_app.registrations import Person, cancel_registration, register
 from events_app.search import SearchQuery, paris_day_start, search_events
 from events_app.settings import Settings
 from events_app.vocab import FORMATS
+from events_app.web.schemas import event_fields
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.csv import _COLUMNS
@@ -325,7 +326,7 @@ def _create(
     if spec.format == "hybrid":
         raw["remote_capacity"] = spec.remote_capacity
     event = create_event(
-        db, agency_id=agencies[spec.agency].id, fields=clean_event_fields(raw, partial=False)
+        db, agency_id=agencies[spec.agency].id, fields=event_fields(raw, partial=False)
     )
     event.status = spec.status
     if spec.capacity is not None:
@@ -543,9 +544,7 @@ def test_capacity_rules_hold_after_any_register_and_cancel(
         }
         if hybrid:
             raw |= {"online_url": "https://visio.example.org/a", "remote_capacity": remote_capacity}
-        event_id = create_event(
-            db, agency_id=agency.id, fields=clean_event_fields(raw, partial=False)
-        ).id
+        event_id = create_event(db, agency_id=agency.id, fields=event_fields(raw, partial=False)).id
         model = Model({"onsite": capacity, "remote": remote_capacity if hybrid else None}, waitlist)
         tokens: dict[int, str] = {}
         notifier = Notifier(db, settings)

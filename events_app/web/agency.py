@@ -44,7 +44,6 @@ from events_app.errors import (
 )
 from events_app.events import (
     MAX_TITLE,
-    clean_event_fields,
     create_event,
     get_event,
     parse_datetime,
@@ -89,6 +88,7 @@ from events_app.web.common import (
     path_id,
     settings_of,
 )
+from events_app.web.schemas import event_fields
 
 SESSION_STAFF = "staff_id"
 SESSION_STAMP = "staff_stamp"
@@ -463,7 +463,7 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
         )
     if payload["format"] is None:
         raise InvalidInput("format", "Choisissez le format de l’événement.")
-    return clean_event_fields(payload, partial=False)
+    return event_fields(payload, partial=False)
 
 
 def _local_input(moment: datetime | None) -> str:

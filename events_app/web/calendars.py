@@ -61,7 +61,7 @@ from events_app.models import Event
 from events_app.search import PARIS, paris_day_start
 from events_app.settings import Settings
 from events_app.web.common import in_transaction, path_id, settings_of
-from events_app.web.params import parse_search_query
+from events_app.web.schemas import search_query as parse_search_query
 
 __all__ = [
     "CalendarDocument",

@@ -20,7 +20,6 @@ from events_app.models import Event, Registration
 from events_app.registrations import (
     RegistrationOutcome,
     cancel_registration,
-    clean_person,
     get_registration,
     register,
 )
@@ -35,10 +34,11 @@ from events_app.web.common import (
     path_id,
     settings_of,
 )
-from events_app.web.params import parse_search_query
+from events_app.web.schemas import person_of
+from events_app.web.schemas import search_query as parse_search_query
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
-# Values that pass clean_person, put in place of a field already found wrong, so that the next
+# Values that pass person_of, put in place of a field already found wrong, so that the next
 # run names the next wrong field: the form then reports every error at once, not one per try.
 VALID_STAND_INS: dict[str, str | None] = {
     "first_name": "A",
@@ -169,7 +169,7 @@ def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
     values = dict(payload)
     for _ in VALID_STAND_INS:
         try:
-            clean_person(values, require_consent=True)
+            person_of(values, require_consent=True)
         except InvalidInput as exc:
             field = exc.field or "form"
             if field in errors or field not in VALID_STAND_INS:
@@ -198,7 +198,7 @@ async def register_form(request: Request) -> Response:
     }
     try:
         check_rate(request, "registration", settings.rate_limit_registration)
-        person = clean_person(person_payload, require_consent=True)
+        person = person_of(person_payload, require_consent=True)
 
         stamp = request.session.get("seeker_stamp")
 
