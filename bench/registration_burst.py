@@ -13,10 +13,9 @@ from sqlalchemy import select
 from bench.common import Context, Row, serve_app
 from events_app import migrate
 from events_app.agencies import create_agency
-from events_app.db import Database
+from events_app.db import PARIS, Database
 from events_app.events import create_event
 from events_app.models import Event, Registration
-from events_app.search import PARIS
 from events_app.web.schemas import event_fields
 
 PEOPLE = 500

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import nh3
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
+from events_app.duplicates import refresh_duplicates
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Event, EventSector
 from events_app.places import resolve_place
@@ -50,6 +52,19 @@ def plain_text(value: str) -> str:
     return value.strip()
 
 
+def one_line(value: str) -> str:
+    """Text that must hold on one line: line breaks of any kind (\\n, \\r, U+2028, U+0085…)
+    and other control characters become spaces, runs of spaces one. What a title, a venue or a
+    name is, since it goes into mail subjects, calendar summaries and CSV cells."""
+    printable = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return " ".join(printable.split())
+
+
+def one_line_text(value: str) -> str:
+    """A one-line plain-text field: markup removed (plain_text), then on one line."""
+    return one_line(plain_text(value))
+
+
 def html_to_text(html: str) -> str:
     """Plain text of sanitised HTML, for calendars and mails."""
     block = nh3.clean(
@@ -64,30 +79,58 @@ def html_to_text(html: str) -> str:
     return text.strip()
 
 
+class EventFacts(Protocol):
+    """What the registration state and the seat counts read of an event: an `Event` row, or
+    the lean `EventSummary` a search page is served from (events_app.search)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def capacity(self) -> int | None: ...
+    @property
+    def seats_taken(self) -> int: ...
+    @property
+    def remote_capacity(self) -> int | None: ...
+    @property
+    def remote_seats_taken(self) -> int: ...
+    @property
+    def waitlist(self) -> bool: ...
+    @property
+    def registration_closed(self) -> bool: ...
+    @property
+    def registration_opens_at(self) -> datetime | None: ...
+    @property
+    def registration_closes_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class RegistrationState:
     open: bool
     reason: str | None
 
 
-def seats_left(event: Event) -> int | None:
+def seats_left(event: EventFacts) -> int | None:
     if event.capacity is None:
         return None
     return max(event.capacity - event.seats_taken, 0)
 
 
-def remote_seats_left(event: Event) -> int | None:
+def remote_seats_left(event: EventFacts) -> int | None:
     if event.remote_capacity is None:
         return None
     return max(event.remote_capacity - event.remote_seats_taken, 0)
 
 
-def is_full(event: Event, attendance: str = "onsite") -> bool:
+def is_full(event: EventFacts, attendance: str = "onsite") -> bool:
     left = remote_seats_left(event) if attendance == "remote" else seats_left(event)
     return left is not None and left <= 0
 
 
-def registration_state(event: Event, now: datetime | None = None) -> RegistrationState:
+def registration_state(event: EventFacts, now: datetime | None = None) -> RegistrationState:
     """Whether a person can sign up now, and if not, the French reason why."""
     now = now or utcnow()
     if event.status == "cancelled":
@@ -126,9 +169,9 @@ def get_event(db: Session, event_id: int, *, agency_id: int | None = None) -> Ev
 
 
 # --- an agency's event fields ---------------------------------------------------------------
-# Types and shapes are checked at the edge (web/schemas.py for the API and the back office);
+# Types and shapes are checked at the edge (web/schemas.py, for the API and the back office);
 # here are the rules of the domain: what is stored is sanitised, a title says something, and
-# apply_event_fields checks what needs the stored event.
+# apply_event_fields checks what needs the stored event (end after start…).
 
 
 def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime:
@@ -151,28 +194,30 @@ def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime
     return parsed
 
 
-def _clean_text(value: str | None) -> str | None:
-    return (plain_text(value) or None) if value else None
+def _one_line_or_none(value: str | None) -> str | None:
+    return (one_line_text(value) or None) if value else None
 
 
 def sanitise_event_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """The fields as stored: markup stripped from plain texts, the description sanitised,
-    blanks trimmed. Raises InvalidInput("title") when nothing is left of the title."""
+    """The fields as stored: markup stripped from plain texts (titles and venues on one
+    line), the description sanitised, blanks trimmed. Raises InvalidInput("title") when
+    nothing is left of the title."""
     out = dict(fields)
     if "title" in out:
-        out["title"] = plain_text(out["title"])
+        out["title"] = one_line_text(out["title"])
         if not out["title"]:
             raise InvalidInput("title", "Le titre est obligatoire.")
     if "description" in out:
         out["description"] = sanitise_html((out["description"] or "").strip())
     if "accessibility_notes" in out:
-        out["accessibility_notes"] = _clean_text(out["accessibility_notes"])
+        notes = (out["accessibility_notes"] or "").strip()
+        out["accessibility_notes"] = (plain_text(notes) or None) if notes else None
     if "online_url" in out:
         out["online_url"] = (out["online_url"] or "").strip() or None
     if out.get("venue") is not None:
         venue = dict.fromkeys(VENUE_FIELDS) | out["venue"]
         for key in ("name", "address", "city"):
-            venue[key] = _clean_text(venue[key])
+            venue[key] = _one_line_or_none(venue[key])
         venue["postal_code"] = (venue["postal_code"] or "").strip() or None
         out["venue"] = venue
     return out
@@ -306,6 +351,7 @@ def create_event(db: Session, *, agency_id: int, fields: dict[str, Any]) -> Even
     apply_event_fields(db, event, fields)
     db.add(event)
     db.flush()
+    refresh_duplicates(db, [event.id])
     return event
 
 
@@ -317,4 +363,6 @@ def update_event(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
     if changed:
         event.updated_at = utcnow()
     db.flush()
+    if changed:
+        refresh_duplicates(db, [event.id])
     return changed

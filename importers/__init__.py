@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from importers import csv, ftjson, ics
+from importers import csv, ftjson, ics, jsonld
 from importers.base import ImportedEvent, RowError
 
 Parser = Callable[[bytes], Iterator[ImportedEvent | RowError]]
@@ -14,4 +14,7 @@ PARSERS: dict[str, Parser] = {
     "ft-json": ftjson.parse,
     "ics": ics.parse,
     "csv": csv.parse,
+    # The API's pages are put together into one ft-json document (see importers.ftapi).
+    "ft-api": ftjson.parse,
+    "jsonld": jsonld.parse,
 }

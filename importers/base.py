@@ -81,6 +81,9 @@ class RowError:
     line: int
     field: str | None
     reason: str
+    # The row's external id when the parser could read it: the import then knows which event
+    # the row is, keeps that event as it is, and can still cancel the events that vanished.
+    external_id: str | None = None
 
 
 class FieldError(Exception):

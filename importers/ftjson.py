@@ -303,6 +303,7 @@ def _row(index: int, item: Any, seen: dict[str, int]) -> Iterator[ImportedEvent 
             "external_id",
             f"identifiant « {result.external_id} » en double (déjà vu à l'élément "
             f"{seen[result.external_id]})",
+            result.external_id,
         )
         return
     seen[result.external_id] = index
@@ -490,14 +491,15 @@ def _map(index: int, row: dict[str, Any]) -> ImportedEvent | list[RowError]:
     if source_raw and source_url is None:
         warnings.append(f"lien de l'événement « {source_raw} » invalide, ignoré")
 
+    raw_id = _text(row, "id", "identifiant", "idEvenement")
     if errors or title is None or start is None or end is None:
-        return [RowError(index, e.field, e.reason) for e in errors]
+        known_id = stable_id(raw_id) if raw_id else None
+        return [RowError(index, e.field, e.reason, known_id) for e in errors]
 
     description = as_html(row["description"] if isinstance(row.get("description"), str) else None)
     description += _section("Objectifs", row.get("objectifs"))
     description += _section("Public", row.get("publics"))
 
-    raw_id = _text(row, "id", "identifiant", "idEvenement")
     external_id = stable_id(raw_id) if raw_id else derived_id(title, start)
     return seal(
         ImportedEvent(

@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from events_app.db import Database, utcnow
+from events_app.duplicates import refresh_duplicates, written_since
 from events_app.feeds import get_feed
 from events_app.models import Feed, ImportRun
 from events_app.notifications import Notifier
 from events_app.settings import Settings
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
-from importers.fetch import Fetched, FetchError, fetch_source
+from importers.fetch import Fetched, FetchError, fetch_source, is_url
+from importers.ftapi import fetch_ft_api
 from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
 
 log = logging.getLogger("importers")
@@ -92,12 +94,16 @@ def run_import(
         run_id = run.id
 
     try:
-        fetched: Fetched = fetch_source(
-            location,
-            etag=etag,
-            last_modified=last_modified,
-            allow_private=settings.feed_allow_private,
-        )
+        fetched: Fetched
+        if fmt == "ft-api":  # an API read page by page, not one document
+            fetched = fetch_ft_api(location, settings)
+        else:
+            fetched = fetch_source(
+                location,
+                etag=etag,
+                last_modified=last_modified,
+                allow_private=settings.feed_allow_private,
+            )
     except FetchError as exc:
         return _finish(database, run_id, status="failed", error=str(exc), fetch_outcome=str(exc))
     except Exception as exc:  # a bug must not leave the run "running" forever
@@ -129,7 +135,7 @@ def run_import(
         )
     del content
     try:
-        return _write(database, settings, run_id, feed_id, fetched, collected)
+        return _write(database, settings, run_id, feed_id, fetched, collected, source)
     finally:
         collected.close()
 
@@ -141,6 +147,7 @@ def _write(
     feed_id: int,
     fetched: Fetched,
     collected: Collected,
+    source: str | None = None,
 ) -> RunSummary:
     errors = collected.errors
     fatal = [error for error in errors if error.line == 0]
@@ -155,16 +162,22 @@ def _write(
     rejected_rows = [
         {"line": e.line, "field": e.field, "reason": e.reason} for e in errors[:MAX_REPORTED_ROWS]
     ]
+    rejected = rejected_count(errors)
     try:
         # lock=True: on SQLite the write lock is taken up front (seat counts are read and
         # written, and a deferred transaction upgraded late fails when another wrote meanwhile).
         with database.transaction(lock=True) as db:
             feed = get_feed(db, feed_id)
+            since = utcnow()
             report: SyncReport = apply(
                 db, feed=feed, collected=collected, notifier=Notifier(db, settings)
             )
             if report.refused is None:
                 _remember_fetch(feed, fetched)
+                if source is not None and not is_url(source) and "://" not in source:
+                    feed.url = source  # the last file read by this file feed
+                if report.created or report.updated or report.cancelled:
+                    refresh_duplicates(db, written_since(db, feed_id, since))
     except Exception as exc:  # the write was rolled back as a whole; record why
         log.exception("import run %s failed while writing", run_id)
         return _finish(
@@ -180,7 +193,7 @@ def _write(
             run_id,
             status="refused",
             error=report.refused,
-            rejected=len(errors),
+            rejected=rejected,
             rejected_rows=rejected_rows,
             fetch_outcome=fetched.outcome,
         )
@@ -192,11 +205,16 @@ def _write(
         updated=report.updated,
         unchanged=report.unchanged,
         cancelled=report.cancelled,
-        rejected=len(errors),
+        rejected=rejected,
         rejected_rows=rejected_rows,
         warnings=(report.conflicts + report.warnings + collected.warnings)[:MAX_REPORTED_ROWS],
         fetch_outcome=fetched.outcome,
     )
+
+
+def rejected_count(errors: list[RowError]) -> int:
+    """Rows rejected: a row with several field errors is one row (line 0 is not a row)."""
+    return len({error.line for error in errors if error.line > 0})
 
 
 def _remember_fetch(feed: Feed, fetched: Fetched) -> None:

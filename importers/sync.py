@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import InvalidInput
-from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, plain_text, sanitise_html
+from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, one_line_text, sanitise_html
 from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
@@ -106,13 +106,20 @@ def prepare(
 ) -> PreparedEvent | RowError:
     """Turn a parsed row into column values, or a RowError naming the field."""
     if item.ends_at <= item.starts_at:
-        return RowError(item.line, "ends_at", "La fin doit être postérieure au début.")
+        return RowError(
+            item.line, "ends_at", "La fin doit être postérieure au début.", item.external_id
+        )
     venue = item.venue
     lat, lon = venue.lat, venue.lon
     warnings = list(item.warnings)
     if lat is not None and lon is not None:
         if not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon):
-            return RowError(item.line, "venue.lat", f"Coordonnées hors de France : {lat}, {lon}.")
+            return RowError(
+                item.line,
+                "venue.lat",
+                f"Coordonnées hors de France : {lat}, {lon}.",
+                item.external_id,
+            )
     elif venue.city or venue.postal_code:
         found = geocoder.locate(venue.city, venue.postal_code)
         if found is None:
@@ -128,7 +135,7 @@ def prepare(
     if opens is not None and closes is not None and opens >= closes:
         opens = None
     values: dict[str, Any] = {
-        "title": plain_text(item.title)[:200] or "Sans titre",
+        "title": one_line_text(item.title)[:200] or "Sans titre",
         "description_html": sanitise_html(item.description_html or ""),
         "type": item.type,
         "format": item.format,
@@ -161,7 +168,7 @@ def prepare(
 
 
 def _plain(value: str | None) -> str | None:
-    return (plain_text(value) or None) if value else None
+    return (one_line_text(value) or None) if value else None
 
 
 def _cut(value: str | None, size: int) -> str | None:
@@ -254,8 +261,14 @@ def collect(
     for item in items:
         if isinstance(item, RowError):
             collected.errors.append(item)
-            if item.line == 0 or item.field != DUPLICATE_FIELD:
+            if item.line == 0 or (item.external_id is None and item.field != DUPLICATE_FIELD):
+                # A truncated document, or a row that could be any event: an absent id no
+                # longer proves that its event vanished.
                 collected.complete = False
+            elif item.external_id is not None:
+                # A rejected row whose id is known keeps its own event as stored (neither
+                # updated nor cancelled); the other vanished events are still cancelled.
+                lines.setdefault(item.external_id, item.line)
             continue
         if item.external_id in lines:
             collected.errors.append(

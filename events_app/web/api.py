@@ -20,7 +20,9 @@ from events_app.agencies import authenticate_agency
 from events_app.errors import InvalidInput
 from events_app.events import create_event, get_event
 from events_app.models import Registration
+from events_app.places import suggest_places
 from events_app.registrations import (
+    ALREADY_REGISTERED,
     cancel_agency_event,
     cancel_registration,
     edit_event,
@@ -31,10 +33,11 @@ from events_app.registrations import (
 )
 from events_app.search import (
     SearchResult,
+    SummaryResult,
     decode_cursor,
     encode_cursor,
     list_agency_events,
-    search_events,
+    search_event_summaries,
 )
 from events_app.web.common import (
     MAX_DB_ID,
@@ -54,8 +57,8 @@ from events_app.web.openapi import (
     error,
     openapi_document,
 )
+from events_app.web.params import CanonicalQueries
 from events_app.web.schemas import (
-    ALREADY_REGISTERED,
     AlreadyRegisteredOut,
     CancelParams,
     EventDetailOut,
@@ -65,6 +68,9 @@ from events_app.web.schemas import (
     EventPatch,
     PageParams,
     PlaceOut,
+    PlacesOut,
+    PlacesParams,
+    PlaceSuggestionOut,
     RegistrantOut,
     RegistrantPage,
     RegistrationIn,
@@ -77,18 +83,26 @@ from events_app.web.schemas import (
     person_of,
     search_query,
 )
+from events_app.web.shared_cache import SharedAnswers
+
+MAX_PLACE_QUERY = 100
 
 
-def _page(result: SearchResult, request: Request, *, with_distance: bool) -> SearchPage:
+def _page(
+    result: SearchResult | SummaryResult, request: Request, *, with_distance: bool
+) -> SearchPage:
     settings = settings_of(request)
+    hits = (
+        [(hit.event, hit.distance_km) for hit in result.hits]
+        if isinstance(result, SearchResult)
+        else result.hits
+    )
     page = SearchPage.model_construct(
         items=[
             EventOut.of(
-                hit.event,
-                settings,
-                **({"distance_km": _km(hit.distance_km)} if with_distance else {}),
+                event, settings, **({"distance_km": _km(distance)} if with_distance else {})
             )
-            for hit in result.hits
+            for event, distance in hits
         ],
         next_cursor=result.next_cursor,
     )
@@ -130,6 +144,9 @@ class SearchPages:
     clock: Callable[[], float] = time.monotonic
     _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
     _inflight: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    queries: CanonicalQueries = field(default_factory=lambda: CanonicalQueries(paging=True))
+    # With REDIS_URL: the pages every worker and machine computed, for the same ttl.
+    shared: SharedAnswers | None = None
     # Created here, in the worker's event loop, on the first request.
     running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
 
@@ -148,9 +165,18 @@ class SearchPages:
         return await asyncio.shield(pending)
 
     async def _compute(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        if self.shared is not None:
+            found = await self.shared.get(key)
+            if found is not None:
+                body, left = found
+                # Kept here no longer than it has left there: a page is never older than ttl.
+                self.store(key, body, age=self.ttl - left)
+                return body
         async with self.running:
             body = await compute()
         self.store(key, body)
+        if self.shared is not None:
+            await self.shared.put(key, body, self.ttl)
         return body
 
     def get(self, key: str) -> bytes | None:
@@ -164,31 +190,32 @@ class SearchPages:
         self._entries.move_to_end(key)
         return body
 
-    def store(self, key: str, body: bytes) -> None:
-        self._entries[key] = (self.clock(), body)
+    def store(self, key: str, body: bytes, *, age: float = 0.0) -> None:
+        self._entries[key] = (self.clock() - age, body)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
 
-def search_pages_of(app: Starlette) -> SearchPages:
-    """The application's SearchPages, created on first use (each app, each test, has its own)."""
+def search_pages_of(app: Starlette, redis_url: str | None = None) -> SearchPages:
+    """The application's SearchPages, created on first use (each app, each test, has its own);
+    shared through Redis when redis_url is given."""
     pages: SearchPages | None = getattr(app.state, "search_pages", None)
     if pages is None:
-        pages = SearchPages()
+        shared = SharedAnswers(redis_url, "search:") if redis_url else None
+        pages = SearchPages(shared=shared)
         app.state.search_pages = pages
     return pages
 
 
 async def list_events(request: Request) -> Response:
-    pages = search_pages_of(request.app)
-    # The raw query string, as the feed cache keys it: building request.url would be a good
-    # part of the cost of an answer from the cache.
-    key = request.scope["query_string"].decode("latin-1")
+    pages = search_pages_of(request.app, settings_of(request).redis_url)
+    # Keyed by the parsed query, never the raw string: unknown parameters are ignored and
+    # cannot make every request miss the cache (SPEC §7).
+    key, query = pages.queries.get(request.scope["query_string"])
 
     async def compute() -> bytes:
-        query = search_query(request.query_params)
-        result = await in_transaction(request, lambda db: search_events(db, query))
+        result = await in_transaction(request, lambda db: search_event_summaries(db, query))
         return dump(_page(result, request, with_distance=query.near is not None))
 
     body = await pages.page(key, compute)
@@ -203,6 +230,20 @@ async def show_event(request: Request) -> Response:
     event_id = path_id(request)
     event = await in_transaction(request, lambda db: get_event(db, event_id))
     return _json(EventDetailOut.of(event, settings_of(request)))
+
+
+async def list_places(request: Request) -> Response:
+    """Autocomplete of the place field: communes, postal codes and départements."""
+    text = (request.query_params.get("q") or "")[:MAX_PLACE_QUERY].replace("\x00", "")
+    places = await in_transaction(request, lambda db: suggest_places(db, text))
+    body = PlacesOut.model_construct(
+        items=[
+            PlaceSuggestionOut.model_construct(label=p.label, kind=p.kind, value=p.value)
+            for p in places
+        ]
+    )
+    # The gazetteer changes only with a new release of it: browsers may keep answers a day.
+    return _json(body, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def bearer_token(request: Request) -> str | None:
@@ -494,6 +535,23 @@ ENDPOINTS: list[Endpoint] = [
         operation_id="getEvent",
         summary="Un événement",
         answers={200: Answer("L'événement", EventDetailOut), 404: NOT_FOUND_EVENT},
+    ),
+    Endpoint(
+        "/places",
+        "GET",
+        list_places,
+        name="api:places",
+        operation_id="suggestPlaces",
+        summary="Lieux commençant par ce qui est tapé (communes, codes postaux, départements), "
+        "pour compléter le champ « near »",
+        query=PlacesParams,
+        answers={
+            200: Answer(
+                "Au plus dix lieux ; « value » se donne tel quel à « near »",
+                PlacesOut,
+                headers=(Header("Cache-Control", "En cache un jour.", {"type": "string"}),),
+            )
+        },
     ),
     Endpoint(
         "/agency/events",

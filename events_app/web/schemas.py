@@ -47,7 +47,15 @@ from events_app.events import (
 from events_app.models import Event, Registration
 from events_app.places import ResolvedPlace
 from events_app.registrations import Person, normalise_email
-from events_app.search import SearchQuery
+from events_app.search import (
+    DEFAULT_RADIUS_KM,
+    MAX_RADIUS_KM,
+    MIN_RADIUS_KM,
+    RADIUS_RULE,
+    SORTS,
+    EventSummary,
+    SearchQuery,
+)
 from events_app.settings import Settings
 from events_app.vocab import (
     ATTENDANCE_MODES,
@@ -389,7 +397,6 @@ def person_of(payload: Any, *, require_consent: bool = False) -> Person:
 
 TRUE = {"1", "true", "yes", "on", "oui"}
 FALSE = {"0", "false", "no", "off", "non", ""}
-MAX_RADIUS_KM = 1000.0
 MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
@@ -410,14 +417,22 @@ def _split(value: Any) -> Any:
 
 def _radius(value: Any) -> Any:
     if value is None:
-        return 30.0
+        return float(DEFAULT_RADIUS_KM)
     try:
         radius = float(str(value).replace(",", "."))
     except ValueError:
         raise _fail("Le rayon doit être un nombre de kilomètres.") from None
-    if not math.isfinite(radius) or not 0 < radius <= MAX_RADIUS_KM:
-        raise _fail(f"Le rayon doit être compris entre 0 et {MAX_RADIUS_KM:g} km.")
+    if not math.isfinite(radius) or not MIN_RADIUS_KM <= radius <= MAX_RADIUS_KM:
+        raise _fail(RADIUS_RULE)
     return radius
+
+
+def _sort(value: Any) -> Any:
+    if value is None:
+        return "distance"
+    if value not in SORTS:
+        raise _fail("Le tri vaut « distance » ou « date ».")
+    return value
 
 
 def _limit(value: Any) -> Any:
@@ -503,7 +518,15 @@ class SearchParams(PageParams):
     near: QueryText200 = Field(
         None, description="Commune, code postal, département ou « lat,lon » ; inconnu : 400."
     )
-    radius_km: Annotated[float, Field(gt=0, le=1000), BeforeValidator(_radius), Blank] = 30.0
+    radius_km: Annotated[
+        float, Field(ge=MIN_RADIUS_KM, le=MAX_RADIUS_KM), BeforeValidator(_radius), Blank
+    ] = float(DEFAULT_RADIUS_KM)
+    sort: Annotated[
+        Literal["distance", "date"],
+        WithJsonSchema({"type": "string", "enum": list(SORTS)}),
+        BeforeValidator(_sort),
+        Blank,
+    ] = Field("distance", description="Avec « near » : « distance » (par défaut) ou « date ».")
     sector: Annotated[list[Sector], Split] = Field(
         default_factory=list, description="Secteur (codes ROME A à N)." + REPEATABLE
     )
@@ -564,6 +587,7 @@ def search_query(params: QueryParams, *, default_limit: int = 20) -> SearchQuery
         agency=model.agency,
         limit=model.limit if "limit" in model.model_fields_set else default_limit,
         cursor=model.cursor,
+        sort=model.sort,
     )
 
 
@@ -616,6 +640,16 @@ class AgencyOut(_Output):
     slug: str
 
 
+class DuplicateAgencyOut(_Output):
+    id: int
+    name: str
+
+
+class DuplicateOut(_Output):
+    id: int
+    agency: DuplicateAgencyOut
+
+
 def _local(moment: datetime | None, tz: str) -> datetime | None:
     return None if moment is None else moment.astimezone(ZoneInfo(tz))
 
@@ -648,10 +682,14 @@ class EventOut(_Output):
     revision: int = Field(ge=1)
     url: str
     ics_url: str
+    duplicates: list[DuplicateOut] = Field(
+        description="Le même événement publié par d'autres organismes (une seule fois en "
+        "recherche ; chaque copie garde sa page et ses inscriptions)."
+    )
     distance_km: float | None = Field(None, description="Avec `near` seulement (null : en ligne).")
 
     @classmethod
-    def values(cls, event: Event, settings: Settings) -> dict[str, Any]:
+    def values(cls, event: Event | EventSummary, settings: Settings) -> dict[str, Any]:
         """The field values of an event: the one place that reads the model for the API."""
         state = registration_state(event)
         tz = event.timezone
@@ -688,10 +726,11 @@ class EventOut(_Output):
             "revision": event.revision,
             "url": event_url(settings, event.id),
             "ics_url": ics_url(settings, event.id),
+            "duplicates": [DuplicateOut.model_validate(c) for c in event.duplicate_copies or ()],
         }
 
     @classmethod
-    def of(cls, event: Event, settings: Settings, **extra: Any) -> Self:
+    def of(cls, event: Event | EventSummary, settings: Settings, **extra: Any) -> Self:
         """The item; `distance_km` (searches near a place) is only in the answer when given."""
         return cls.model_construct(_fields_set=None, **cls.values(event, settings), **extra)
 
@@ -705,7 +744,9 @@ class EventDetailOut(EventOut):
     accessibility_notes: str | None
 
     @classmethod
-    def of(cls, event: Event, settings: Settings, **extra: Any) -> Self:
+    def of(cls, event: Event | EventSummary, settings: Settings, **extra: Any) -> Self:
+        # Only an Event row carries the description (a search summary does not).
+        assert isinstance(event, Event)  # noqa: S101
         return cls.model_construct(
             **cls.values(event, settings),
             description=event.description_html,
@@ -814,18 +855,33 @@ class RegistrationOut(_Output):
         )
 
 
-ALREADY_REGISTERED = (
-    "Vous êtes déjà inscrit·e à cet événement. Retrouvez le lien pour gérer votre "
-    "inscription dans l'e-mail de confirmation."
-)
-
-
 class AlreadyRegisteredOut(_Output):
     """The same address again: nothing about the person (whoever typed it learns nothing)."""
 
     id: int
     status: Literal["already_registered"]
     message: str = Field(description="En français.")
+
+
+class PlacesParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # Read leniently (cut, NUL dropped) by the handler: an autocomplete never refuses a key.
+    q: str | None = Field(
+        None,
+        max_length=100,
+        description="Le début d'un nom, d'un code postal ou d'un numéro de département.",
+    )
+
+
+class PlaceSuggestionOut(_Output):
+    label: str
+    kind: Literal["commune", "postal_code", "department"]
+    value: str
+
+
+class PlacesOut(_Output):
+    items: list[PlaceSuggestionOut]
 
 
 class ErrorDetail(_Output):

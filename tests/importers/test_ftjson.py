@@ -356,8 +356,18 @@ def test_duplicate_ids_are_refused_after_the_first() -> None:
     items = run([mee(id=9), mee(id=9, titre="Copie")])
     assert isinstance(items[0], ImportedEvent)
     assert items[1] == RowError(
-        2, "external_id", "identifiant « 9 » en double (déjà vu à l'élément 1)"
+        2, "external_id", "identifiant « 9 » en double (déjà vu à l'élément 1)", "9"
     )
+
+
+def test_a_rejected_row_carries_its_id_when_it_could_be_read() -> None:
+    bad = mee(id=12, dateEvenement="pas une date", nombreOffres=-1)
+    nameless = {k: v for k, v in mee(titre=None).items() if k != "id"}
+    errors = run([bad, nameless])
+    assert {(e.line, e.external_id) for e in errors if isinstance(e, RowError)} == {
+        (1, "12"),
+        (2, None),
+    }
 
 
 @pytest.mark.parametrize(
@@ -438,7 +448,7 @@ def test_many_events_keep_their_positions() -> None:
     rows[1499]["titre"] = ""
     items = run({"totalElements": 2000, "content": rows})
     assert len(items) == 2000
-    assert items[1499] == RowError(1500, "title", "titre absent ou vide")
+    assert items[1499] == RowError(1500, "title", "titre absent ou vide", "1500")
     assert [i.line for i in items] == list(range(1, 2001))
     assert items[-1].external_id == "2000"  # type: ignore[union-attr]
 
