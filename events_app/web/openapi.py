@@ -83,6 +83,7 @@ WITH_BODY: dict[int, Answer] = {
     415: error("Corps de requête autre que application/json"),
 }
 WITH_TOKEN: dict[int, Answer] = {401: error("Jeton absent ou invalide")}
+WRITES: dict[int, Answer] = {409: error("En conflit avec les données enregistrées")}
 
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "id": {
@@ -177,6 +178,8 @@ def _operation(endpoint: Endpoint, refs: dict[type[BaseModel], str]) -> dict[str
         answers = {**WITH_BODY, **answers}
     if endpoint.bearer:
         answers = {**WITH_TOKEN, **answers}
+    if endpoint.method != "GET":
+        answers = {**WRITES, **answers}
     answers = {**COMMON, **answers}
     operation: dict[str, Any] = {
         "operationId": endpoint.operation_id,
