@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
+from events_app.alerts import delete_alerts_of, export_alerts
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, Registration, Seeker
@@ -530,6 +531,7 @@ def export_seeker_data(db: Session, seeker: Seeker) -> dict[str, Any]:
             }
             for r in registrations
         ],
+        "alertes": export_alerts(db, seeker),
     }
 
 
@@ -561,6 +563,7 @@ def delete_account(db: Session, seeker: Seeker, *, password: str, notifier: Noti
     anonymise_registrations(db, registrations)
     # Every other mail to the person too: a reset link, the sign-up confirmation...
     delete_mails_to(db, seeker.email)
+    delete_alerts_of(db, seeker)
     db.delete(seeker)
     db.flush()
     return cancelled

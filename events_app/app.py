@@ -35,7 +35,7 @@ from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
 from events_app.resources import STATIC_DIR
 from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
-from events_app.web import accounts, agency, api, calendars, public
+from events_app.web import accounts, agency, alerts, api, calendars, public
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
     TOO_LARGE_MESSAGE,
@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/api/v1", routes=api.routes),
         *calendars.routes,
         *accounts.routes,
+        *alerts.routes,
         *agency.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *public.routes,

@@ -47,6 +47,10 @@ def cmd_serve(
     check_address(args.host, args.port)
     if getattr(args, "check", False):
         return 0
+    if app == "events_app.app:create_app":
+        from importers.run import interrupt_dead_runs_at_start
+
+        interrupt_dead_runs_at_start(Database(settings.database_url))
 
     uvicorn.run(
         app,
@@ -163,6 +167,7 @@ STATUS_LABELS = {
     "refused": "refusé",
     "not_modified": "flux inchangé",
     "running": "en cours",
+    "interrupted": "interrompu",
 }
 
 

@@ -56,8 +56,9 @@ def one_line(value: str) -> str:
     """Text that must hold on one line: line breaks of any kind (\\n, \\r, U+2028, U+0085…)
     and other control characters become spaces, runs of spaces one. What a title, a venue or a
     name is, since it goes into mail subjects, calendar summaries and CSV cells."""
-    printable = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
-    return " ".join(printable.split())
+    if not value.isprintable():  # rare: only then look at each character
+        value = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return " ".join(value.split())
 
 
 def one_line_text(value: str) -> str:

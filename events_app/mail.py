@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -59,12 +60,20 @@ class LogBackend:
 
 
 def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
-    email = EmailMessage()
+    # List-Unsubscribe carries a long URL with no folding point: under the default 78-column
+    # policy it would be turned into an encoded word, which mail clients do not read as a URL.
+    email = (
+        EmailMessage(policy=policy.default.clone(max_line_length=998))
+        if message.headers
+        else EmailMessage()
+    )
     email["From"] = sender
     email["To"] = message.to_address
     email["Subject"] = message.subject
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].strip(">") or None)
+    for name, value in (message.headers or {}).items():
+        email[name] = value
     email.set_content(message.body_text)
     if message.body_html:
         email.add_alternative(message.body_html, subtype="html")

@@ -157,8 +157,11 @@ class ImportRun(Base):
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # running, succeeded, failed, not_modified
+    # running, succeeded, failed, not_modified, interrupted (its process died while running)
     status: Mapped[str] = mapped_column(String(20), default="running")
+    # "host:pid" of the process running the import (events_app.leases.OWNER): a run still
+    # "running" whose process is gone is marked interrupted (importers.run.interrupt_dead_runs).
+    owner: Mapped[str | None] = mapped_column(String(300))
     created: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
@@ -397,6 +400,44 @@ class OutboxMessage(Base):
         String(10), default="pending", server_default=text("'pending'")
     )
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Extra mail headers (List-Unsubscribe and List-Unsubscribe-Post for alert mails).
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+
+
+class Alert(Base):
+    """A saved search mailed when new events match it (SPEC section 10)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored trimmed and lower-cased.
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    seeker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("seekers.id", ondelete="CASCADE"), index=True
+    )
+    # The search filters, as the search's own query string pairs.
+    filters: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    frequency: Mapped[str] = mapped_column(String(10), default="daily")
+    # Secret of the confirmation, manage and unsubscribe links.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Events created at or after this instant are new to the alert.
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertSentEvent(Base):
+    """An event already mailed to an alert: never the same event twice."""
+
+    __tablename__ = "alert_sent_events"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class JobLock(Base):

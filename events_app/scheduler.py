@@ -19,11 +19,13 @@ import signal
 from collections.abc import Callable
 from datetime import timedelta
 
+from events_app.alerts import erase_unconfirmed as erase_unconfirmed_alerts
+from events_app.alerts import send_alerts as send_due_alerts
 from events_app.db import Database, utcnow
 from events_app.feeds import claim_due_feed
 from events_app.leases import OWNER, claim
 from events_app.mail import backend_from_settings, deliver_outbox
-from events_app.notifications import Notifier, purge_old_mails
+from events_app.notifications import Notifier, mail_environment, purge_old_mails
 from events_app.registrations import (
     close_due_registrations,
     erase_old_personal_data,
@@ -88,7 +90,18 @@ def erase_personal_data(database: Database, settings: Settings) -> str:
     with database.transaction(lock=True) as db:
         count = erase_old_personal_data(db, retention_days=settings.retention_days)
         mails = purge_old_mails(db, retention_days=settings.retention_days)
-    return f"{count} inscription(s) anonymisée(s), {mails} ancien(s) mail(s) supprimé(s)"
+        alerts = erase_unconfirmed_alerts(db)
+    return (
+        f"{count} inscription(s) anonymisée(s), {mails} ancien(s) mail(s) supprimé(s), "
+        f"{alerts} alerte(s) non confirmée(s) effacée(s)"
+    )
+
+
+def send_alerts(database: Database, settings: Settings) -> str:
+    """Mail each confirmed, due alert the new events that match it."""
+    with database.transaction() as db:
+        count = send_due_alerts(db, settings, mail_environment(), now=utcnow())
+    return f"{count} alerte(s) envoyée(s)"
 
 
 Job = Callable[[Database, Settings], str]
@@ -99,6 +112,7 @@ JOBS: dict[str, tuple[Job, int]] = {
     "reminders": (remind, 15 * 60),
     "close_registrations": (close_registrations, 5 * 60),
     "erase_personal_data": (erase_personal_data, 24 * 3600),
+    "send_alerts": (send_alerts, 10 * 60),
 }
 
 
@@ -109,6 +123,7 @@ LABELS: dict[str, str] = {
     "reminders": "prépare les rappels de la veille",
     "close_registrations": "ferme les inscriptions dont la date limite est passée",
     "erase_personal_data": "efface les données personnelles passé RETENTION_DAYS",
+    "send_alerts": "envoie les alertes dues (nouveaux événements correspondant à une recherche)",
 }
 
 
@@ -153,6 +168,9 @@ def run_scheduler(settings: Settings, *, tick_seconds: int | None = None) -> Non
     # APScheduler logs every run at INFO; our own line per job says what it did.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     database = Database(settings.database_url)
+    from importers.run import interrupt_dead_runs_at_start
+
+    interrupt_dead_runs_at_start(database)
     scheduler = BlockingScheduler(timezone="Europe/Paris")
     for name, (_, interval) in JOBS.items():
         every = tick_seconds or interval

@@ -94,6 +94,8 @@ class SearchQuery:
     # With a place: "distance" (nearest first, then online events by date) or "date" (every
     # match by date, online events among them). Without a place, always by date.
     sort: str = "distance"
+    # Restrict the search to these events (alerts: the events created since their last mail).
+    only_ids: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -221,6 +223,8 @@ def _text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
 
 def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
+    if query.only_ids is not None:
+        conditions.append(Event.id.in_(query.only_ids))
     if query.date_from is None:
         # By default: what has not ended yet.
         conditions.append(Event.ends_at >= utcnow())

@@ -26,7 +26,7 @@ from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
 from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
-from importers.base import ImportedEvent, RowError, content_hash
+from importers.base import ImportedEvent, RowError, Unchanged, content_hash
 
 # Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
 # lon_max): a venue outside all of them is a swapped or broken coordinate.
@@ -245,8 +245,14 @@ def known_rows(db: Session, feed_id: int) -> dict[str, Known]:
     }
 
 
+def raw_known(known: dict[str, Known]) -> dict[str, str | None]:
+    """external id -> stored hash, for a parser that recognises unchanged rows by their raw
+    text (importers.ftjson). Cancelled events are left out: the same row may revive them."""
+    return {eid: k.source_hash for eid, k in known.items() if k.status != "cancelled"}
+
+
 def collect(
-    items: Iterable[ImportedEvent | RowError],
+    items: Iterable[ImportedEvent | RowError | Unchanged],
     geocoder: Geocoder,
     known: dict[str, Known] | None = None,
 ) -> Collected:
@@ -259,6 +265,21 @@ def collect(
     collected = Collected({}, RowSpool(), set(), known, [], [], True)
     lines = collected.lines
     for item in items:
+        if isinstance(item, Unchanged):
+            # Its raw text hashes as stored (see raw_known): neither mapped nor validated again.
+            if item.external_id in lines:
+                collected.errors.append(
+                    RowError(
+                        item.line,
+                        DUPLICATE_FIELD,
+                        f"Identifiant « {item.external_id[:60]} » en double "
+                        f"(déjà vu ligne {lines.get(item.external_id)}).",
+                    )
+                )
+                continue
+            lines[item.external_id] = item.line
+            collected.unchanged.add(item.external_id)
+            continue
         if isinstance(item, RowError):
             collected.errors.append(item)
             if item.line == 0 or (item.external_id is None and item.field != DUPLICATE_FIELD):
@@ -282,7 +303,7 @@ def collect(
             continue
         lines[item.external_id] = item.line
         _warn(collected.warnings, item.warnings)
-        source_hash = content_hash(item)
+        source_hash = item.raw_hash or content_hash(item)
         stored = known.get(item.external_id)
         revived = stored is not None and stored.status == "cancelled" and item.status == "scheduled"
         if stored is not None and stored.source_hash == source_hash and not revived:

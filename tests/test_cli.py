@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -342,3 +344,40 @@ def test_a_renamed_export_updates_the_same_events_and_agencies_stay_apart(
     assert [(r.created, r.unchanged) for r in runs] == [(2, 0), (0, 2), (2, 0)]
     assert [n for _, n in counts] == [2, 2]
     assert [Path(f.url).name for f in feeds] == [renamed.name, renamed.name]
+
+
+def test_an_import_killed_midway_is_marked_interrupted_by_the_next_import(
+    committed: Database, database_url: str, tmp_path: Path
+) -> None:
+    create_agency(database_url)
+    big = feed_file(tmp_path, [{**EVENT, "id": n} for n in range(1, 40_001)])
+    env = {**os.environ, "DATABASE_URL": database_url}
+    args = ["import", "--format", "ft-json", "--agency", "agence-lille", str(big)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "events_app.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # until its run is recorded (at most a minute)
+            with committed.transaction() as db:
+                running = db.scalars(select(ImportRun).where(ImportRun.status == "running")).all()
+            if running or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert running, "the import finished before it could be killed"
+        assert running[0].owner is not None and running[0].owner.endswith(f":{process.pid}")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    with committed.transaction() as db:
+        assert db.scalars(select(ImportRun.status)).one() == "running"
+
+    done = cli(database_url, *args[:-1], str(feed_file(tmp_path, [EVENT])))
+
+    assert done.returncode == 0, done.stderr
+    with committed.transaction() as db:
+        runs = db.scalars(select(ImportRun).order_by(ImportRun.id)).all()
+    assert [r.status for r in runs] == ["interrupted", "succeeded"]
+    assert runs[0].finished_at is not None and "interrompu" in (runs[0].error or "")

@@ -39,6 +39,7 @@ from events_app.search import (
     list_agency_events,
     search_event_summaries,
 )
+from events_app.web.alerts import create_alert_api
 from events_app.web.common import (
     MAX_DB_ID,
     check_rate,
@@ -59,6 +60,8 @@ from events_app.web.openapi import (
 )
 from events_app.web.params import CanonicalQueries
 from events_app.web.schemas import (
+    AlertCreatedOut,
+    AlertIn,
     AlreadyRegisteredOut,
     CancelParams,
     EventDetailOut,
@@ -646,6 +649,33 @@ ENDPOINTS: list[Endpoint] = [
             ),
             404: NOT_FOUND_EVENT,
             409: error("Inscriptions fermées, événement annulé, passé ou complet"),
+            429: error("Trop de demandes", RETRY_AFTER),
+        },
+    ),
+    Endpoint(
+        "/alerts",
+        "POST",
+        create_alert_api,
+        name="api:alerts",
+        operation_id="createAlert",
+        summary="Créer une alerte : les nouveaux événements de cette recherche par e-mail (un "
+        "lien de confirmation est d'abord envoyé)",
+        body=AlertIn,
+        examples={
+            "near": {
+                "summary": "Les job datings du commerce autour de Lyon, chaque semaine",
+                "value": {
+                    "email": "zoe.lefevre@example.org",
+                    "near": "Lyon",
+                    "radius_km": 20,
+                    "sector": ["G"],
+                    "type": ["job_dating"],
+                    "frequency": "weekly",
+                },
+            },
+        },
+        answers={
+            202: Answer("Alerte enregistrée", AlertCreatedOut),
             429: error("Trop de demandes", RETRY_AFTER),
         },
     ),

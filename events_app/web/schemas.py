@@ -108,6 +108,7 @@ _FIELD_MESSAGES: dict[tuple[str, str], str] = {
     ("first_name", "missing"): "Indiquez votre prénom.",
     ("last_name", "missing"): "Indiquez votre nom.",
     ("email", "missing"): "Indiquez votre adresse e-mail.",
+    ("frequency", "literal_error"): "La fréquence vaut immediate, daily ou weekly.",
 }
 
 
@@ -874,6 +875,29 @@ class AlreadyRegisteredOut(_Output):
     id: int
     status: Literal["already_registered"]
     message: str = Field(description="En français.")
+
+
+# --- alerts (POST /api/v1/alerts): the shape here; the rules (a known place…) in alerts.py -----
+
+AlertList = Annotated[list[str], Field(max_length=20)]
+
+
+class AlertIn(_Input):
+    email: Annotated[str, Field(max_length=254, json_schema_extra={"format": "email"}), NoNul]
+    q: Annotated[str, Field(max_length=200), NoNul] | None = None
+    near: Annotated[str, Field(max_length=200), NoNul] | None = None
+    radius_km: (
+        Annotated[float, Field(ge=MIN_RADIUS_KM, le=MAX_RADIUS_KM, allow_inf_nan=False)] | None
+    ) = None
+    sector: Annotated[list[Sector], Field(max_length=20)] = Field(default_factory=list)
+    type: Annotated[list[EventType], Field(max_length=20)] = Field(default_factory=list)
+    format: Annotated[list[Format], Field(max_length=20)] = Field(default_factory=list)
+    frequency: Literal["immediate", "daily", "weekly"] = "daily"
+
+
+class AlertCreatedOut(_Output):
+    id: int
+    status: Literal["pending_confirmation", "active"]
 
 
 class PlacesParams(BaseModel):

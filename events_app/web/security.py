@@ -128,15 +128,25 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+UNSUBSCRIBE_PREFIX = "/alertes/desabonner/"
+
+
 class ProtectedPaths:
     """Every form path is CSRF-checked, even for a visitor without cookies (login CSRF).
 
     The JSON API is exempt: it takes bearer tokens or no credentials, and its bodies must be
     application/json, which a cross-site form cannot send.
+
+    The one-click unsubscribe of alert mails (RFC 8058) is exempt too: a mail client posts
+    it without cookies, and it only ever ends the alert named by its secret token.
     """
 
     def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and not path.startswith("/api/")
+        return (
+            isinstance(path, str)
+            and not path.startswith("/api/")
+            and not path.startswith(UNSUBSCRIBE_PREFIX)
+        )
 
 
 def skip_csrf(scope: dict[str, Any]) -> bool:

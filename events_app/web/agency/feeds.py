@@ -31,6 +31,7 @@ RUN_STATUSES = {
     "succeeded": "Réussi",
     "failed": "Échec",
     "not_modified": "Inchangé depuis la dernière lecture",
+    "interrupted": "Interrompu",
 }
 
 
