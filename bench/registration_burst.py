@@ -14,8 +14,9 @@ from bench.common import Context, Row, serve_app
 from events_app import migrate
 from events_app.agencies import create_agency
 from events_app.db import PARIS, Database
-from events_app.events import clean_event_fields, create_event
+from events_app.events import create_event
 from events_app.models import Event, Registration
+from events_app.web.schemas import event_fields
 
 PEOPLE = 500
 SEATS = 100
@@ -50,7 +51,7 @@ def _make_event(database_url: str) -> int:
         with database.transaction() as db:
             agency, _token = create_agency(db, slug="banc-d-essai", name="Agence du banc d'essai")
             event_id = create_event(
-                db, agency_id=agency.id, fields=clean_event_fields(fields, partial=False)
+                db, agency_id=agency.id, fields=event_fields(fields, partial=False)
             ).id
     finally:
         database.dispose()

@@ -28,8 +28,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from events_app.db import Database
-from events_app.errors import DomainError, RateLimited
+from events_app.db import CONFLICT_MESSAGE, Database
+from events_app.errors import Conflict, DomainError, RateLimited
 from events_app.logs import install_redaction
 from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
@@ -114,14 +114,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-# Database errors that say "not now" (down, restarting, locked, a lost race): the request may
+# Database errors that say "not now" (down, restarting, locked): the request may
 # succeed if retried, so they answer 503 with Retry-After. The others (a value the database
 # refuses, bad SQL) are bugs: a logged 500, never a 503 that hides them behind "try again".
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, InternalError, IntegrityError)
+# An IntegrityError is none of these: Database.run retries a lost race on a unique key and
+# turns the rest into a 409; one that escapes elsewhere is answered 409 below, never 503.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, InternalError)
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)  # noqa: S101 - registered for DBAPIError only
+    if isinstance(exc, IntegrityError):
+        return await domain_error(request, Conflict(CONFLICT_MESSAGE))
     if not isinstance(exc, TRANSIENT_DB_ERRORS) and not exc.connection_invalidated:
         return await server_error(request, exc)
     log.warning("database unavailable: %s", type(exc).__name__)

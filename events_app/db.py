@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from events_app.errors import Conflict
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -137,8 +142,40 @@ class Database:
         with factory() as session, session.begin():
             yield session
 
+    def run(self, work: Callable[[Session], T], *, lock: bool = False) -> T:
+        """work(session) in one transaction, run again (up to UNIQUE_RACE_RETRIES times) when
+        it loses a race on a unique key: the next run sees the row the winner committed and
+        takes the path for an existing row. Any other integrity error, or a race lost again
+        and again, is a Conflict with a French message: never a 503 "retry later"."""
+        for attempt in range(UNIQUE_RACE_RETRIES + 1):
+            try:
+                with self.transaction(lock=lock) as session:
+                    return work(session)
+            except IntegrityError as exc:
+                if not is_unique_violation(exc) or attempt == UNIQUE_RACE_RETRIES:
+                    raise Conflict(CONFLICT_MESSAGE) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Two requests inserting the same unique key at once (the same address signing up twice in
+# the same instant, two imports of the same row): one wins, the other is run again.
+UNIQUE_RACE_RETRIES = 2
+CONFLICT_MESSAGE = (
+    "Cette demande contredit les données enregistrées (peut-être une modification "
+    "simultanée). Rechargez et vérifiez avant de recommencer."
+)
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """A duplicate key (PostgreSQL's SQLSTATE 23505, SQLite's UNIQUE failure), as opposed to a
+    check, foreign-key or not-null failure, which running again would not cure."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code is not None:
+        return bool(code == "23505")
+    return "UNIQUE constraint failed" in str(exc.orig)
 
 
 def utcnow() -> datetime:

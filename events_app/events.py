@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import nh3
@@ -20,31 +17,11 @@ from events_app.duplicates import refresh_duplicates
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Event, EventSector
 from events_app.places import resolve_place
-from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 50_000
 MAX_CAPACITY = 1_000_000
-EVENT_FIELDS = (
-    "title",
-    "description",
-    "type",
-    "sectors",
-    "format",
-    "starts_at",
-    "ends_at",
-    "venue",
-    "online_url",
-    "capacity",
-    "remote_capacity",
-    "waitlist",
-    "registration_opens_at",
-    "registration_closes_at",
-    "job_offers",
-    "accessibility_notes",
-)
 VENUE_FIELDS = ("name", "address", "postal_code", "city", "lat", "lon")
-REQUIRED_ON_CREATE = ("title", "type", "sectors", "format", "starts_at", "ends_at")
 # Tags an agency may use in a description; everything else is stripped, never escaped raw.
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a", "h3", "h4"}
 
@@ -192,67 +169,25 @@ def get_event(db: Session, event_id: int, *, agency_id: int | None = None) -> Ev
     return event
 
 
-# --- validation of an agency's input (JSON API, back-office forms, importers) -------------
-
-
-def _text(payload: Mapping[str, Any], key: str, *, max_len: int, field: str | None = None) -> str:
-    value = payload[key]
-    name = field or key
-    if not isinstance(value, str):
-        raise InvalidInput(name, f"Le champ « {name} » doit être un texte.")
-    if len(value) > max_len:
-        raise InvalidInput(name, f"Le champ « {name} » dépasse {max_len} caractères.")
-    if "\x00" in value:
-        # PostgreSQL refuses NUL in text; no honest input contains one.
-        raise InvalidInput(name, f"Le champ « {name} » contient un caractère interdit.")
-    return value.strip()
-
-
-def _optional_text(
-    payload: Mapping[str, Any], key: str, *, max_len: int, field: str | None = None
-) -> str | None:
-    if payload.get(key) is None:
-        return None
-    return _text(payload, key, max_len=max_len, field=field) or None
-
-
-def _int(payload: Mapping[str, Any], key: str, *, field: str | None = None) -> int | None:
-    value = payload.get(key)
-    name = field or key
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(name, f"Le champ « {name} » doit être un nombre entier.")
-    if not 0 <= value <= MAX_CAPACITY:
-        raise InvalidInput(
-            name, f"Le champ « {name} » doit être compris entre 0 et {MAX_CAPACITY}."
-        )
-    return value
-
-
-def _float(
-    payload: Mapping[str, Any], key: str, low: float, high: float, field: str
-) -> float | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(field, f"Le champ « {field} » doit être un nombre.")
-    if not low <= value <= high:
-        raise InvalidInput(field, f"Le champ « {field} » doit être compris entre {low} et {high}.")
-    return float(value)
+# --- an agency's event fields ---------------------------------------------------------------
+# Types and shapes are checked at the edge (web/schemas.py, for the API and the back office);
+# here are the rules of the domain: what is stored is sanitised, a title says something, and
+# apply_event_fields checks what needs the stored event (end after start…).
 
 
 def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime:
     """An ISO 8601 date-time; without an offset it is read in the event's time zone."""
-    if not isinstance(value, str):
+    if isinstance(value, datetime):
+        parsed = value
+    elif not isinstance(value, str):
         raise InvalidInput(field, f"Le champ « {field} » doit être une date ISO 8601.")
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInput(
-            field, f"Date invalide pour « {field} » : attendu 2026-12-08T09:30:00+01:00."
-        ) from exc
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(
+                field, f"Date invalide pour « {field} » : attendu 2026-12-08T09:30:00+01:00."
+            ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(tz))
     if not 2000 <= parsed.year <= 2100:
@@ -260,113 +195,32 @@ def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime
     return parsed
 
 
-def _url(payload: Mapping[str, Any], key: str) -> str | None:
-    value = _optional_text(payload, key, max_len=2000)
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput(key, f"Le champ « {key} » doit être une adresse web (https://…).")
-    return value
+def _one_line_or_none(value: str | None) -> str | None:
+    return (one_line_text(value) or None) if value else None
 
 
-def _choice(payload: Mapping[str, Any], key: str, choices: Mapping[str, str], label: str) -> str:
-    value = payload[key]
-    if not isinstance(value, str) or value not in choices:
-        raise InvalidInput(
-            key, f"{label} inconnu : « {value} ». Valeurs possibles : {', '.join(choices)}."
-        )
-    return value
-
-
-def _sectors(payload: Mapping[str, Any]) -> list[str]:
-    value = payload["sectors"]
-    if not isinstance(value, list) or not value:
-        raise InvalidInput(
-            "sectors", "Indiquez au moins un secteur (liste de codes A à N, ou « all »)."
-        )
-    sectors: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or item not in SECTORS:
-            raise InvalidInput("sectors", f"Secteur inconnu : « {item} ».")
-        if item not in sectors:
-            sectors.append(item)
-    return sectors
-
-
-def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
-    venue = payload["venue"]
-    if venue is None:
-        return dict.fromkeys(VENUE_FIELDS)
-    if not isinstance(venue, Mapping):
-        raise InvalidInput("venue", "Le champ « venue » doit être un objet.")
-    unknown = set(venue) - set(VENUE_FIELDS)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(f"venue.{name}", f"Champ inconnu : « venue.{name} ».")
-    result: dict[str, Any] = {}
-    for key in ("name", "address", "city"):
-        text = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
-        result[key] = (one_line_text(text) or None) if text else None
-    result["postal_code"] = _optional_text(
-        venue, "postal_code", max_len=10, field="venue.postal_code"
-    )
-    result["lat"] = _float(venue, "lat", -90, 90, "venue.lat")
-    result["lon"] = _float(venue, "lon", -180, 180, "venue.lon")
-    if (result["lat"] is None) != (result["lon"] is None):
-        raise InvalidInput("venue.lat", "Indiquez la latitude et la longitude, ou aucune des deux.")
-    return result
-
-
-def clean_event_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Validate an agency's event fields, each with a French message naming the field.
-
-    Returns only the fields present (all required ones when not partial). Cross-field rules
-    that need the stored event are checked by apply_event_fields.
-    """
-    if not isinstance(payload, Mapping):
-        raise InvalidInput("body", "Le corps de la requête doit être un objet JSON.")
-    unknown = set(payload) - set(EVENT_FIELDS)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(name, f"Champ inconnu : « {name} ».")
-    if not partial:
-        for key in REQUIRED_ON_CREATE:
-            if payload.get(key) is None:
-                raise InvalidInput(key, f"Le champ « {key} » est obligatoire.")
-    out: dict[str, Any] = {}
-    for key in payload:
-        if key == "title":
-            title = one_line_text(_text(payload, key, max_len=MAX_TITLE))
-            if not title:
-                raise InvalidInput("title", "Le titre est obligatoire.")
-            out[key] = title
-        elif key == "description":
-            out[key] = sanitise_html(_optional_text(payload, key, max_len=MAX_DESCRIPTION) or "")
-        elif key == "accessibility_notes":
-            notes = _optional_text(payload, key, max_len=2000)
-            out[key] = plain_text(notes) or None if notes else None
-        elif key == "type":
-            out[key] = _choice(payload, key, EVENT_TYPES, "Type d'événement")
-        elif key == "format":
-            out[key] = _choice(payload, key, FORMATS, "Format")
-        elif key == "sectors":
-            out[key] = _sectors(payload)
-        elif key in ("starts_at", "ends_at"):
-            out[key] = parse_datetime(payload[key], key)
-        elif key in ("registration_opens_at", "registration_closes_at"):
-            value = payload[key]
-            out[key] = None if value is None else parse_datetime(value, key)
-        elif key == "venue":
-            out[key] = _venue(payload)
-        elif key == "online_url":
-            out[key] = _url(payload, key)
-        elif key in ("capacity", "remote_capacity", "job_offers"):
-            out[key] = _int(payload, key)
-        elif key == "waitlist":
-            if not isinstance(payload[key], bool):
-                raise InvalidInput(key, "Le champ « waitlist » doit valoir true ou false.")
-            out[key] = payload[key]
+def sanitise_event_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields as stored: markup stripped from plain texts (titles and venues on one
+    line), the description sanitised, blanks trimmed. Raises InvalidInput("title") when
+    nothing is left of the title."""
+    out = dict(fields)
+    if "title" in out:
+        out["title"] = one_line_text(out["title"])
+        if not out["title"]:
+            raise InvalidInput("title", "Le titre est obligatoire.")
+    if "description" in out:
+        out["description"] = sanitise_html((out["description"] or "").strip())
+    if "accessibility_notes" in out:
+        notes = (out["accessibility_notes"] or "").strip()
+        out["accessibility_notes"] = (plain_text(notes) or None) if notes else None
+    if "online_url" in out:
+        out["online_url"] = (out["online_url"] or "").strip() or None
+    if out.get("venue") is not None:
+        venue = dict.fromkeys(VENUE_FIELDS) | out["venue"]
+        for key in ("name", "address", "city"):
+            venue[key] = _one_line_or_none(venue[key])
+        venue["postal_code"] = (venue["postal_code"] or "").strip() or None
+        out["venue"] = venue
     return out
 
 
@@ -429,11 +283,13 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
     below the seats already taken, a registration window closing after the event, a missing
     venue or link for the format).
     """
+    fields = sanitise_event_fields(fields)
     values: dict[str, Any] = {}
     for key, value in fields.items():
         if key == "description":
             values["description_html"] = value
         elif key == "venue":
+            value = value or dict.fromkeys(VENUE_FIELDS)
             _geocode_venue(db, value)
             for sub, column in _VENUE_COLUMNS.items():
                 values[column] = value.get(sub)

@@ -13,12 +13,10 @@ import csv
 import hmac
 import io
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -29,8 +27,6 @@ from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
 from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
-
-PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 
 
 @dataclass(frozen=True)
@@ -50,60 +46,6 @@ class RegistrationOutcome:
 
 def normalise_email(raw: str) -> str:
     return raw.strip().lower()
-
-
-def clean_person(payload: Mapping[str, Any], *, require_consent: bool = False) -> Person:
-    """Validate a registrant's fields; InvalidInput names the first bad one."""
-    if not isinstance(payload, Mapping):
-        raise InvalidInput("body", "Le corps de la requête doit être un objet JSON.")
-    unknown = set(payload) - set(PERSON_FIELDS)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(name, f"Champ inconnu : « {name} ».")
-    values: dict[str, str | None] = {}
-    for key, label, required, max_len in (
-        ("first_name", "prénom", True, 100),
-        ("last_name", "nom", True, 100),
-        ("email", "adresse e-mail", True, 254),
-        ("phone", "téléphone", False, 30),
-    ):
-        raw = payload.get(key)
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if required:
-                raise InvalidInput(key, f"Indiquez votre {label}.")
-            values[key] = None
-            continue
-        if not isinstance(raw, str):
-            raise InvalidInput(key, f"Le champ « {key} » doit être un texte.")
-        if "\x00" in raw:
-            raise InvalidInput(key, f"Le champ « {label} » contient un caractère interdit.")
-        value = " ".join(raw.split())
-        if len(value) > max_len:
-            raise InvalidInput(key, f"Le champ « {label} » dépasse {max_len} caractères.")
-        values[key] = value
-    try:
-        email = validate_email(values["email"] or "", check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(
-            "email", "Adresse e-mail invalide (exemple : prenom.nom@exemple.fr)."
-        ) from exc
-    phone = values["phone"]
-    if phone is not None and not all(c.isdigit() or c in " +.-()" for c in phone):
-        raise InvalidInput("phone", "Numéro de téléphone invalide (exemple : 06 12 34 56 78).")
-    attendance = payload.get("attendance")
-    if attendance is not None and attendance not in ("onsite", "remote"):
-        raise InvalidInput("attendance", "Le champ « attendance » vaut « onsite » ou « remote ».")
-    if require_consent and payload.get("consent") not in (True, "on", "true", "1", "oui"):
-        raise InvalidInput(
-            "consent", "Vous devez accepter le traitement de vos données pour vous inscrire."
-        )
-    return Person(
-        first_name=values["first_name"] or "",
-        last_name=values["last_name"] or "",
-        email=normalise_email(email),
-        phone=phone,
-        attendance=attendance,
-    )
 
 
 def lock_event(db: Session, event_id: int) -> Event:

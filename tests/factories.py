@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from events_app import accounts
 from events_app.agencies import create_agency
 from events_app.db import utcnow
-from events_app.events import clean_event_fields, create_event, get_event
+from events_app.events import create_event, get_event
 from events_app.models import Agency, Event, Seeker
 from events_app.settings import Settings
+from events_app.web.schemas import event_fields as api_event_fields
 
 PARIS = ZoneInfo("Europe/Paris")
 _counter = {"n": 0}
@@ -64,7 +65,7 @@ def make_event(db: Session, agency: Agency, **overrides: Any) -> Event:
         key: value.isoformat() if isinstance(value, datetime) else value
         for key, value in event_fields(**overrides).items()
     }
-    event = create_event(db, agency_id=agency.id, fields=clean_event_fields(raw, partial=False))
+    event = create_event(db, agency_id=agency.id, fields=api_event_fields(raw, partial=False))
     return get_event(db, event.id)
 
 

@@ -21,7 +21,7 @@ from events_app.duplicates import (
     title_key,
     titles_alike,
 )
-from events_app.events import clean_event_fields, get_event, update_event
+from events_app.events import get_event, update_event
 from events_app.feeds import source_feed
 from events_app.models import Agency, Event
 from events_app.notifications import Notifier
@@ -29,6 +29,7 @@ from events_app.registrations import cancel_event
 from events_app.search import SearchQuery, search_events
 from events_app.settings import Settings
 from events_app.staff import create_staff
+from events_app.web.schemas import event_fields
 from importers.run import run_import
 from tests.factories import in_days, make_agency, make_event
 
@@ -171,7 +172,7 @@ def test_an_edit_or_a_cancellation_regroups(db: Session, settings: Settings) -> 
     update_event(
         db,
         get_event(db, b.id),
-        clean_event_fields(
+        event_fields(
             {
                 "starts_at": in_days(13, 15, 0).isoformat(),
                 "ends_at": in_days(13, 17, 0).isoformat(),
@@ -183,7 +184,7 @@ def test_an_edit_or_a_cancellation_regroups(db: Session, settings: Settings) -> 
     update_event(
         db,
         get_event(db, b.id),
-        clean_event_fields(
+        event_fields(
             {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=3)).isoformat()},
             partial=True,
         ),
@@ -204,9 +205,7 @@ def test_a_dismissal_is_kept(db: Session) -> None:
     assert dismiss_duplicates(db, agency_id=second.id, event_id=b.id) == 1
     assert sorted(shown(db)) == sorted([a.id, b.id])
     # A later edit does not group them again.
-    update_event(
-        db, get_event(db, b.id), clean_event_fields({"title": "Forum emploi"}, partial=True)
-    )
+    update_event(db, get_event(db, b.id), event_fields({"title": "Forum emploi"}, partial=True))
     assert sorted(shown(db)) == sorted([a.id, b.id])
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput
-from events_app.events import clean_event_fields, create_event
+from events_app.events import create_event
 from events_app.models import Agency, Commune, CommunePostalCode, Event, Registration
 from events_app.notifications import Notifier
 from events_app.places import (
@@ -50,7 +50,7 @@ from events_app.search import (
 )
 from events_app.settings import Settings, load_settings
 from events_app.vocab import FORMATS
-from events_app.web.serializers import event_item
+from events_app.web.schemas import EventOut, dump, event_fields
 from importers import PARSERS
 from importers.base import ImportedEvent, RowError
 from importers.csv import _COLUMNS
@@ -357,7 +357,7 @@ def _create(
     if spec.format == "hybrid":
         raw["remote_capacity"] = spec.remote_capacity
     event = create_event(
-        db, agency_id=agencies[spec.agency].id, fields=clean_event_fields(raw, partial=False)
+        db, agency_id=agencies[spec.agency].id, fields=event_fields(raw, partial=False)
     )
     event.status = spec.status
     if spec.capacity is not None:
@@ -431,10 +431,8 @@ def _all_pages(db: Session, query: SearchQuery) -> tuple[list[tuple[Event, float
         # The API's fast path (Core rows, no ORM) serves the very same page, item for item.
         fast = search_event_summaries(db, replace(query, cursor=cursor))
         assert fast.next_cursor == result.next_cursor
-        assert [
-            event_item(event, SETTINGS, distance_km=d, with_distance=True) for event, d in fast.hits
-        ] == [
-            event_item(hit.event, SETTINGS, distance_km=hit.distance_km, with_distance=True)
+        assert [dump(EventOut.of(event, SETTINGS, distance_km=d)) for event, d in fast.hits] == [
+            dump(EventOut.of(hit.event, SETTINGS, distance_km=hit.distance_km))
             for hit in result.hits
         ]
         if result.next_cursor is None:
@@ -591,9 +589,7 @@ def test_capacity_rules_hold_after_any_register_and_cancel(
         }
         if hybrid:
             raw |= {"online_url": "https://visio.example.org/a", "remote_capacity": remote_capacity}
-        event_id = create_event(
-            db, agency_id=agency.id, fields=clean_event_fields(raw, partial=False)
-        ).id
+        event_id = create_event(db, agency_id=agency.id, fields=event_fields(raw, partial=False)).id
         model = Model({"onsite": capacity, "remote": remote_capacity if hybrid else None}, waitlist)
         tokens: dict[int, str] = {}
         notifier = Notifier(db, settings)

@@ -20,11 +20,11 @@ from events_app.notifications import Notifier
 from events_app.registrations import (
     Person,
     cancel_registration,
-    clean_person,
     register,
     send_reminders,
 )
 from events_app.settings import Settings
+from events_app.web.schemas import person_of
 from tests.factories import in_days, make_agency, make_event
 
 
@@ -96,7 +96,7 @@ def test_same_email_returns_the_existing_registration(
     db: Session, event: Event, notifier: Notifier
 ) -> None:
     first = register(db, event_id=event.id, person=person(1), notifier=notifier)
-    raw = clean_person({"first_name": "X", "last_name": "Y", "email": "  P1@Example.ORG "})
+    raw = person_of({"first_name": "X", "last_name": "Y", "email": "  P1@Example.ORG "})
     again = register(db, event_id=event.id, person=raw, notifier=notifier)
     assert again.created is False
     assert again.registration.id == first.registration.id
@@ -232,7 +232,7 @@ def test_reminders_go_once_to_confirmed_people_of_tomorrow(db: Session, notifier
 )
 def test_bad_person_fields_are_named(payload: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as error:
-        clean_person(payload)
+        person_of(payload)
     assert error.value.field == field
 
 

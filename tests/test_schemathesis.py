@@ -31,7 +31,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.checks import (
+    content_type_conformance,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -49,7 +51,15 @@ from events_app.settings import Settings
 from events_app.web import api
 from tests.factories import in_days, make_agency, make_event
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+# Every answer: no 500, a documented status, a documented content type, the documented
+# headers (Retry-After, Location, Cache-Control…) and a body matching its model's schema.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 ONLINE = {"format": "online", "venue": None, "online_url": "https://visio.example.org/salle"}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from events_app.events import clean_event_fields, update_event
+from events_app.events import update_event
 from events_app.models import Event
 from events_app.search import SearchQuery, search_events, text_terms
+from events_app.web.schemas import event_fields
 from tests.factories import make_agency, make_event
 
 
@@ -44,7 +45,7 @@ def test_the_index_follows_edits_and_deletions(db: Session) -> None:
     agency, _ = make_agency(db)
     event = make_event(db, agency, title="Atelier logistique")
     assert _titles(db, "logistique") == ["Atelier logistique"]
-    update_event(db, event, clean_event_fields({"title": "Atelier soudure"}, partial=True))
+    update_event(db, event, event_fields({"title": "Atelier soudure"}, partial=True))
     db.flush()
     assert _titles(db, "logistique") == []
     assert _titles(db, "soudeur") == []  # « soudeur » stems to « soudeur », not a prefix

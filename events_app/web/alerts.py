@@ -35,7 +35,6 @@ from events_app.alerts import (
 from events_app.errors import InvalidInput, NotFound, RateLimited
 from events_app.models import Alert, Seeker
 from events_app.web.common import (
-    JSONResponse,
     check_rate,
     current_seeker_id,
     deliver_mail_soon,
@@ -43,6 +42,7 @@ from events_app.web.common import (
     json_body,
     settings_of,
 )
+from events_app.web.schemas import AlertCreatedOut, AlertIn, dump, validate
 
 NO_STORE = {"Cache-Control": "no-store"}
 MANAGE = "/alertes/gerer"
@@ -85,13 +85,13 @@ def _save(request: Request, values: dict[str, Any]) -> Any:
 
 
 async def create_alert_api(request: Request) -> Response:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "Le corps doit être un objet JSON.")
+    body = validate(AlertIn, await json_body(request)).model_dump(exclude_unset=True)
     alert_id, confirmed = await _save(request, body)
-    return JSONResponse(
-        {"id": alert_id, "status": "active" if confirmed else "pending_confirmation"},
+    answer = AlertCreatedOut(id=alert_id, status="active" if confirmed else "pending_confirmation")
+    return Response(
+        dump(answer),
         status_code=202,
+        media_type="application/json",
         background=deliver_mail_soon(request),
     )
 

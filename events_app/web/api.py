@@ -14,18 +14,17 @@ from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from events_app.agencies import authenticate_agency
 from events_app.errors import InvalidInput
-from events_app.events import clean_event_fields, create_event, get_event
+from events_app.events import create_event, get_event
 from events_app.models import Registration
 from events_app.places import suggest_places
 from events_app.registrations import (
     ALREADY_REGISTERED,
     cancel_agency_event,
     cancel_registration,
-    clean_person,
     edit_event,
     get_registration,
     list_registrants,
@@ -43,7 +42,6 @@ from events_app.search import (
 from events_app.web.alerts import create_alert_api
 from events_app.web.common import (
     MAX_DB_ID,
-    JSONResponse,
     check_rate,
     deliver_mail_soon,
     in_transaction,
@@ -52,22 +50,50 @@ from events_app.web.common import (
     path_id,
     settings_of,
 )
-from events_app.web.openapi import openapi_document
-from events_app.web.params import CanonicalQueries, parse_search_query
-from events_app.web.serializers import (
-    event_detail,
-    event_item,
-    registrant_item,
-    registration_item,
+from events_app.web.openapi import (
+    RETRY_AFTER,
+    Answer,
+    Endpoint,
+    Header,
+    error,
+    openapi_document,
+)
+from events_app.web.params import CanonicalQueries
+from events_app.web.schemas import (
+    AlertCreatedOut,
+    AlertIn,
+    AlreadyRegisteredOut,
+    CancelParams,
+    EventDetailOut,
+    EventIn,
+    EventOut,
+    EventPage,
+    EventPatch,
+    PageParams,
+    PlaceOut,
+    PlacesOut,
+    PlacesParams,
+    PlaceSuggestionOut,
+    RegistrantOut,
+    RegistrantPage,
+    RegistrationIn,
+    RegistrationOut,
+    SearchPage,
+    SearchParams,
+    cancel_message,
+    dump,
+    event_fields,
+    person_of,
+    search_query,
 )
 from events_app.web.shared_cache import SharedAnswers
 
 MAX_PLACE_QUERY = 100
 
 
-def _page(
-    result: SearchResult | SummaryResult, request: Request, *, with_distance: bool
-) -> dict[str, Any]:
+def _page(result: SearchResult | SummaryResult, request: Request, *, with_distance: bool) -> bytes:
+    """A SearchPage (or, without a place, an EventPage), written from the items' JSON values
+    (EventOut.fast): the fast path of the search, checked against the models by tests."""
     settings = settings_of(request)
     hits = (
         [(hit.event, hit.distance_km) for hit in result.hits]
@@ -76,20 +102,24 @@ def _page(
     )
     body: dict[str, Any] = {
         "items": [
-            event_item(event, settings, distance_km=distance, with_distance=with_distance)
+            EventOut.fast(
+                event, settings, **({"distance_km": _km(distance)} if with_distance else {})
+            )
             for event, distance in hits
         ],
         "next_cursor": result.next_cursor,
     }
     if result.place is not None:
-        body["place"] = {
-            "label": result.place.label,
-            "kind": result.place.kind,
-            "lat": result.place.lat,
-            "lon": result.place.lon,
-            "insee": result.place.insee,
-        }
-    return body
+        body["place"] = PlaceOut.of(result.place).model_dump()
+    return orjson.dumps(body)
+
+
+def _km(distance: float | None) -> float | None:
+    return None if distance is None else round(distance, 2)
+
+
+def _json(model: Any, *, status_code: int = 200, **kwargs: Any) -> Response:
+    return Response(dump(model), status_code, media_type="application/json", **kwargs)
 
 
 # The public search is the same for everyone, and the same few searches (a big city, a sector,
@@ -189,7 +219,7 @@ async def list_events(request: Request) -> Response:
 
     async def compute() -> bytes:
         result = await in_transaction(request, lambda db: search_event_summaries(db, query))
-        return orjson.dumps(_page(result, request, with_distance=query.near is not None))
+        return _page(result, request, with_distance=query.near is not None)
 
     body = await pages.page(key, compute)
     return Response(
@@ -201,18 +231,22 @@ async def list_events(request: Request) -> Response:
 
 async def show_event(request: Request) -> Response:
     event_id = path_id(request)
-
     event = await in_transaction(request, lambda db: get_event(db, event_id))
-    return JSONResponse(event_detail(event, settings_of(request)))
+    return _json(EventDetailOut.of(event, settings_of(request)))
 
 
 async def list_places(request: Request) -> Response:
     """Autocomplete of the place field: communes, postal codes and départements."""
     text = (request.query_params.get("q") or "")[:MAX_PLACE_QUERY].replace("\x00", "")
     places = await in_transaction(request, lambda db: suggest_places(db, text))
-    body = {"items": [{"label": p.label, "kind": p.kind, "value": p.value} for p in places]}
+    body = PlacesOut.model_construct(
+        items=[
+            PlaceSuggestionOut.model_construct(label=p.label, kind=p.kind, value=p.value)
+            for p in places
+        ]
+    )
     # The gazetteer changes only with a new release of it: browsers may keep answers a day.
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=86400"})
+    return _json(body, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def bearer_token(request: Request) -> str | None:
@@ -225,87 +259,87 @@ def bearer_token(request: Request) -> str | None:
 
 async def agency_list_events(request: Request) -> Response:
     token = bearer_token(request)
-    query = parse_search_query(request.query_params)
+    query = search_query(request.query_params)
 
     def work(db: Session) -> SearchResult:
         agency = authenticate_agency(db, token)
         return list_agency_events(db, agency_id=agency.id, limit=query.limit, cursor=query.cursor)
 
     result = await in_transaction(request, work)
-    return JSONResponse(_page(result, request, with_distance=False))
+    return Response(_page(result, request, with_distance=False), media_type="application/json")
 
 
 async def agency_create_event(request: Request) -> Response:
     token = bearer_token(request)
     # Authenticate before reading the body, so that a stranger learns nothing from validation.
     await in_transaction(request, lambda db: authenticate_agency(db, token))
-    fields = clean_event_fields(await json_body(request), partial=False)
+    fields = event_fields(await json_body(request), partial=False)
 
-    def work(db: Session) -> dict[str, Any]:
+    def work(db: Session) -> EventDetailOut:
         agency = authenticate_agency(db, token)
         event = create_event(db, agency_id=agency.id, fields=fields)
-        return event_detail(get_event(db, event.id), settings_of(request))
+        return EventDetailOut.of(get_event(db, event.id), settings_of(request))
 
     body = await in_transaction(request, work)
-    return JSONResponse(body, status_code=201, headers={"Location": body["url"]})
+    return _json(body, status_code=201, headers={"Location": body.url})
 
 
 async def register_for_event(request: Request) -> Response:
     event_id = path_id(request)
     settings = settings_of(request)
     check_rate(request, "registration", settings.rate_limit_registration)
-    person = clean_person(await json_body(request))
+    person = person_of(await json_body(request))
 
-    def work(db: Session) -> tuple[dict[str, Any], bool]:
+    def work(db: Session) -> RegistrationOut | AlreadyRegisteredOut:
         outcome = register(db, event_id=event_id, person=person, notifier=notifier(request, db))
-        if not outcome.created:
-            # The same address again: whoever typed it learns nothing of that person (name,
-            # phone, position, links); the links go to the address itself.
-            already = {"id": outcome.registration.id, "status": "already_registered"}
-            return {**already, "message": ALREADY_REGISTERED}, False
-        return registration_item(outcome.registration, settings), True
+        if outcome.created:
+            return RegistrationOut.of(outcome.registration, settings)
+        # The same address again: whoever typed it learns nothing about the person (no name,
+        # no waiting-list position, no secret link that would let them cancel the place).
+        return AlreadyRegisteredOut.model_construct(
+            id=outcome.registration.id, status="already_registered", message=ALREADY_REGISTERED
+        )
 
-    body, created = await in_transaction(request, work, lock=True)
-    return JSONResponse(
-        body, status_code=201 if created else 200, background=deliver_mail_soon(request)
-    )
+    body = await in_transaction(request, work, lock=True)
+    created = isinstance(body, RegistrationOut)
+    return _json(body, status_code=201 if created else 200, background=deliver_mail_soon(request))
 
 
 async def show_registration(request: Request) -> Response:
     token = str(request.path_params["token"])
     registration = await in_transaction(request, lambda db: get_registration(db, token))
-    return JSONResponse(registration_item(registration, settings_of(request)))
+    return _json(RegistrationOut.of(registration, settings_of(request)))
 
 
 async def cancel_registration_api(request: Request) -> Response:
     token = str(request.path_params["token"])
 
-    def work(db: Session) -> dict[str, Any]:
+    def work(db: Session) -> RegistrationOut:
         registration = cancel_registration(db, token=token, notifier=notifier(request, db))
-        return registration_item(registration, settings_of(request))
+        return RegistrationOut.of(registration, settings_of(request))
 
     body = await in_transaction(request, work, lock=True)
-    return JSONResponse(body, background=deliver_mail_soon(request))
+    return _json(body, background=deliver_mail_soon(request))
 
 
 async def agency_show_event(request: Request) -> Response:
     token = bearer_token(request)
     event_id = path_id(request)
 
-    def work(db: Session) -> dict[str, Any]:
+    def work(db: Session) -> EventDetailOut:
         agency = authenticate_agency(db, token)
-        return event_detail(get_event(db, event_id, agency_id=agency.id), settings_of(request))
+        return EventDetailOut.of(get_event(db, event_id, agency_id=agency.id), settings_of(request))
 
-    return JSONResponse(await in_transaction(request, work))
+    return _json(await in_transaction(request, work))
 
 
 async def agency_update_event(request: Request) -> Response:
     token = bearer_token(request)
     event_id = path_id(request)
     await in_transaction(request, lambda db: authenticate_agency(db, token))
-    fields = clean_event_fields(await json_body(request), partial=True)
+    fields = event_fields(await json_body(request), partial=True)
 
-    def work(db: Session) -> dict[str, Any]:
+    def work(db: Session) -> EventDetailOut:
         agency = authenticate_agency(db, token)
         edit_event(
             db,
@@ -314,23 +348,18 @@ async def agency_update_event(request: Request) -> Response:
             fields=fields,
             notifier=notifier(request, db),
         )
-        return event_detail(get_event(db, event_id), settings_of(request))
+        return EventDetailOut.of(get_event(db, event_id), settings_of(request))
 
     body = await in_transaction(request, work, lock=True)
-    return JSONResponse(body, background=deliver_mail_soon(request))
+    return _json(body, background=deliver_mail_soon(request))
 
 
 async def agency_cancel_event(request: Request) -> Response:
     token = bearer_token(request)
     event_id = path_id(request)
-    message = request.query_params.get("message")
-    if message is not None and len(message) > 2000:
-        raise InvalidInput("message", "Le message d'annulation dépasse 2000 caractères.")
-    if message is not None and "\x00" in message:
-        # PostgreSQL refuses NUL in text; no honest message contains one.
-        raise InvalidInput("message", "Le message d'annulation contient un caractère interdit.")
+    message = cancel_message(request.query_params)
 
-    def work(db: Session) -> dict[str, Any]:
+    def work(db: Session) -> EventDetailOut:
         agency = authenticate_agency(db, token)
         cancel_agency_event(
             db,
@@ -339,10 +368,10 @@ async def agency_cancel_event(request: Request) -> Response:
             notifier=notifier(request, db),
             message=message,
         )
-        return event_detail(get_event(db, event_id), settings_of(request))
+        return EventDetailOut.of(get_event(db, event_id), settings_of(request))
 
     body = await in_transaction(request, work, lock=True)
-    return JSONResponse(body, background=deliver_mail_soon(request))
+    return _json(body, background=deliver_mail_soon(request))
 
 
 def _registrant_cursor(cursor: str | None) -> int | None:
@@ -359,7 +388,7 @@ async def agency_registrants(request: Request) -> Response:
     token = bearer_token(request)
     event_id = path_id(request)
     wants_csv = "text/csv" in request.headers.get("accept", "")
-    query = parse_search_query(request.query_params)
+    query = search_query(request.query_params)
     after = _registrant_cursor(query.cursor)
 
     def work(db: Session) -> list[Registration]:
@@ -381,47 +410,309 @@ async def agency_registrants(request: Request) -> Response:
         )
     page = registrations[: query.limit]
     more = len(registrations) > query.limit
-    return JSONResponse(
-        {
-            "items": [registrant_item(r) for r in page],
-            "next_cursor": encode_cursor({"r": page[-1].id}) if more and page else None,
-        },
+    return _json(
+        RegistrantPage.model_construct(
+            items=[RegistrantOut.of(r) for r in page],
+            next_cursor=encode_cursor({"r": page[-1].id}) if more and page else None,
+        ),
         headers={"Cache-Control": "no-store"},
     )
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(settings_of(request)))
+    document = getattr(request.app.state, "openapi", None)
+    if document is None:
+        document = request.app.state.openapi = orjson.dumps(
+            openapi_document(ENDPOINTS, settings_of(request))
+        )
+    return Response(document, media_type="application/json")
 
 
-routes: list[BaseRoute] = [
-    Route("/events", list_events, methods=["GET"], name="api:events"),
-    Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
-    Route("/places", list_places, methods=["GET"], name="api:places"),
-    Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
-    Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
-    Route("/agency/events/{id}", agency_show_event, methods=["GET"], name="api:agency_event"),
-    Route("/agency/events/{id}", agency_update_event, methods=["PATCH"], name="api:agency_update"),
-    Route("/agency/events/{id}", agency_cancel_event, methods=["DELETE"], name="api:agency_cancel"),
-    Route(
+# --- the route table: each route with its contract (web/openapi.py builds the document) ---
+
+NOT_FOUND_EVENT = error("Événement inconnu")
+NOT_FOUND_OWN_EVENT = error("Événement inconnu ou d'un autre organisme")
+NOT_FOUND_REGISTRATION = error("Inscription inconnue")
+CACHED = Header("Cache-Control", "Pages en cache 10 s.", {"type": "string"})
+NO_STORE = Header("Cache-Control", "Jamais en cache (données personnelles).", {"const": "no-store"})
+LOCATION = Header("Location", "L'adresse de l'événement créé.", {"type": "string"})
+CSV_DISPOSITION = Header(
+    "Content-Disposition", "En CSV : le nom du fichier.", {"type": "string"}, required=False
+)
+
+_ONSITE_EXAMPLE = {
+    "title": "Job dating logistique",
+    "description": "<p>Rencontrez des recruteurs de la logistique.</p>",
+    "type": "job_dating",
+    "sectors": ["N"],
+    "format": "onsite",
+    "starts_at": "2030-12-10T09:30:00+01:00",
+    "ends_at": "2030-12-10T12:30:00+01:00",
+    "venue": {
+        "name": "Agence France Travail",
+        "address": "1 place Jean-Jaurès",
+        "postal_code": "93100",
+        "city": "Montreuil",
+    },
+    "capacity": 30,
+    "waitlist": True,
+    "registration_closes_at": "2030-12-09T18:00:00+01:00",
+    "job_offers": 12,
+}
+EVENT_EXAMPLES: dict[str, Any] = {
+    "onsite": {"summary": "Sur place", "value": _ONSITE_EXAMPLE},
+    "online": {
+        "summary": "En ligne",
+        "value": {
+            "title": "Salon en ligne de la santé",
+            "type": "online_fair",
+            "sectors": ["J"],
+            "format": "online",
+            "starts_at": "2030-11-04T14:00:00+01:00",
+            "ends_at": "2030-11-04T17:00:00+01:00",
+            "online_url": "https://visio.example.org/salon-sante",
+            "capacity": None,
+        },
+    },
+    "hybrid": {
+        "summary": "Hybride",
+        "value": {
+            **_ONSITE_EXAMPLE,
+            "format": "hybrid",
+            "online_url": "https://visio.example.org/job-dating",
+            "remote_capacity": 10,
+        },
+    },
+}
+PATCH_EXAMPLES: dict[str, Any] = {
+    "title": {"summary": "Le titre", "value": {"title": "Job dating transport"}},
+    "capacity": {"summary": "La capacité", "value": {"capacity": 40}},
+    "moved": {
+        "summary": "Déplacé (les inscrits sont prévenus)",
+        "value": {
+            "starts_at": "2030-12-11T09:30:00+01:00",
+            "ends_at": "2030-12-11T12:30:00+01:00",
+            "venue": {"name": "Mairie", "postal_code": "69003", "city": "Lyon"},
+        },
+    },
+}
+PERSON_EXAMPLES: dict[str, Any] = {
+    "person": {
+        "summary": "Une personne",
+        "value": {
+            "first_name": "Zoé",
+            "last_name": "Lefèvre",
+            "email": "zoe.lefevre@example.org",
+            "phone": "06 12 34 56 78",
+        },
+    },
+    "hybrid": {
+        "summary": "À distance, pour un événement hybride",
+        "value": {
+            "first_name": "Karim",
+            "last_name": "Benali",
+            "email": "karim.benali@example.org",
+            "attendance": "remote",
+        },
+    },
+}
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint(
+        "/events",
+        "GET",
+        list_events,
+        name="api:events",
+        operation_id="searchEvents",
+        summary="Rechercher des événements",
+        description="Par date ; avec `near`, par distance puis les événements en ligne par date.",
+        query=SearchParams,
+        answers={200: Answer("Une page de résultats", SearchPage, headers=(CACHED,))},
+    ),
+    Endpoint(
+        "/events/{id}",
+        "GET",
+        show_event,
+        name="api:event",
+        operation_id="getEvent",
+        summary="Un événement",
+        answers={200: Answer("L'événement", EventDetailOut), 404: NOT_FOUND_EVENT},
+    ),
+    Endpoint(
+        "/places",
+        "GET",
+        list_places,
+        name="api:places",
+        operation_id="suggestPlaces",
+        summary="Lieux commençant par ce qui est tapé (communes, codes postaux, départements), "
+        "pour compléter le champ « near »",
+        query=PlacesParams,
+        answers={
+            200: Answer(
+                "Au plus dix lieux ; « value » se donne tel quel à « near »",
+                PlacesOut,
+                headers=(Header("Cache-Control", "En cache un jour.", {"type": "string"}),),
+            )
+        },
+    ),
+    Endpoint(
+        "/agency/events",
+        "GET",
+        agency_list_events,
+        name="api:agency_events",
+        operation_id="listAgencyEvents",
+        summary="Les événements de l'organisme (passés et annulés compris)",
+        bearer=True,
+        query=PageParams,
+        answers={200: Answer("Une page, par date", EventPage)},
+    ),
+    Endpoint(
+        "/agency/events",
+        "POST",
+        agency_create_event,
+        name="api:agency_create",
+        operation_id="createAgencyEvent",
+        summary="Publier un événement",
+        bearer=True,
+        body=EventIn,
+        examples=EVENT_EXAMPLES,
+        answers={201: Answer("L'événement créé", EventDetailOut, headers=(LOCATION,))},
+    ),
+    Endpoint(
+        "/agency/events/{id}",
+        "GET",
+        agency_show_event,
+        name="api:agency_event",
+        operation_id="getAgencyEvent",
+        summary="Un événement de l'organisme",
+        bearer=True,
+        answers={200: Answer("L'événement", EventDetailOut), 404: NOT_FOUND_OWN_EVENT},
+    ),
+    Endpoint(
+        "/agency/events/{id}",
+        "PATCH",
+        agency_update_event,
+        name="api:agency_update",
+        operation_id="updateAgencyEvent",
+        summary="Modifier un événement (les inscrits sont prévenus d'un changement de date ou "
+        "de lieu)",
+        bearer=True,
+        body=EventPatch,
+        examples=PATCH_EXAMPLES,
+        answers={200: Answer("L'événement modifié", EventDetailOut), 404: NOT_FOUND_OWN_EVENT},
+    ),
+    Endpoint(
+        "/agency/events/{id}",
+        "DELETE",
+        agency_cancel_event,
+        name="api:agency_cancel",
+        operation_id="cancelAgencyEvent",
+        summary="Annuler un événement (il reste visible, annulé ; les inscrits sont prévenus)",
+        bearer=True,
+        query=CancelParams,
+        answers={200: Answer("L'événement, annulé", EventDetailOut), 404: NOT_FOUND_OWN_EVENT},
+    ),
+    Endpoint(
         "/agency/events/{id}/registrations",
+        "GET",
         agency_registrants,
-        methods=["GET"],
         name="api:agency_registrants",
+        operation_id="listRegistrants",
+        summary="Les inscrits, par ordre d'inscription (CSV avec Accept: text/csv)",
+        bearer=True,
+        query=PageParams,
+        answers={
+            200: Answer(
+                "Une page d'inscrits, ou tous en CSV (Excel : « ; », UTF-8 avec BOM)",
+                RegistrantPage,
+                media={"text/csv": {"schema": {"type": "string"}}},
+                headers=(NO_STORE, CSV_DISPOSITION),
+            ),
+            404: NOT_FOUND_OWN_EVENT,
+        },
     ),
-    Route(
+    Endpoint(
         "/events/{id}/registrations",
+        "POST",
         register_for_event,
-        methods=["POST"],
         name="api:register",
+        operation_id="register",
+        summary="S'inscrire",
+        body=RegistrationIn,
+        examples=PERSON_EXAMPLES,
+        answers={
+            201: Answer("Inscrit·e (confirmé·e ou en liste d'attente)", RegistrationOut),
+            200: Answer(
+                "Déjà inscrit·e avec cette adresse : rien sur la personne ; ses liens lui "
+                "sont envoyés à nouveau par e-mail",
+                AlreadyRegisteredOut,
+            ),
+            404: NOT_FOUND_EVENT,
+            409: error("Inscriptions fermées, événement annulé, passé ou complet"),
+            429: error("Trop de demandes", RETRY_AFTER),
+        },
     ),
-    Route("/registrations/{token}", show_registration, methods=["GET"], name="api:registration"),
-    Route(
+    Endpoint(
+        "/alerts",
+        "POST",
+        create_alert_api,
+        name="api:alerts",
+        operation_id="createAlert",
+        summary="Créer une alerte : les nouveaux événements de cette recherche par e-mail (un "
+        "lien de confirmation est d'abord envoyé)",
+        body=AlertIn,
+        examples={
+            "near": {
+                "summary": "Les job datings du commerce autour de Lyon, chaque semaine",
+                "value": {
+                    "email": "zoe.lefevre@example.org",
+                    "near": "Lyon",
+                    "radius_km": 20,
+                    "sector": ["G"],
+                    "type": ["job_dating"],
+                    "frequency": "weekly",
+                },
+            },
+        },
+        answers={
+            202: Answer("Alerte enregistrée", AlertCreatedOut),
+            429: error("Trop de demandes", RETRY_AFTER),
+        },
+    ),
+    Endpoint(
+        "/registrations/{token}",
+        "GET",
+        show_registration,
+        name="api:registration",
+        operation_id="getRegistration",
+        summary="Une inscription, par son jeton secret",
+        answers={200: Answer("L'inscription", RegistrationOut), 404: NOT_FOUND_REGISTRATION},
+    ),
+    Endpoint(
         "/registrations/{token}/cancel",
+        "POST",
         cancel_registration_api,
-        methods=["POST"],
         name="api:cancel_registration",
+        operation_id="cancelRegistration",
+        summary="Annuler une inscription (sans effet si elle l'est déjà)",
+        answers={
+            200: Answer("L'inscription, annulée", RegistrationOut),
+            404: NOT_FOUND_REGISTRATION,
+        },
     ),
-    Route("/alerts", create_alert_api, methods=["POST"], name="api:alerts"),
-    Route("/openapi.json", openapi, methods=["GET"], name="api:openapi"),
+    Endpoint(
+        "/openapi.json",
+        "GET",
+        openapi,
+        name="api:openapi",
+        operation_id="openapi",
+        summary="Ce document",
+        answers={
+            200: Answer(
+                "Le document OpenAPI", media={"application/json": {"schema": {"type": "object"}}}
+            )
+        },
+    ),
 ]
+
+routes: list[BaseRoute] = [endpoint.route() for endpoint in ENDPOINTS]

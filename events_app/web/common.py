@@ -45,12 +45,7 @@ async def in_transaction(
     domain functions never commit.
     """
     database: Database = request.state.db
-
-    def run() -> T:
-        with database.transaction(lock=lock) as session:
-            return work(session)
-
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(database.run, work, lock=lock)
 
 
 def path_id(request: Request, name: str = "id") -> int:

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from starlette.datastructures import QueryParams
 
 from events_app.errors import InvalidInput
-from events_app.search import DEFAULT_RADIUS_KM, SORTS, SearchQuery, check_radius
-from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
+from events_app.search import DEFAULT_RADIUS_KM, SearchQuery
+from events_app.web.schemas import search_query
 
 TRUE = {"1", "true", "yes", "on", "oui"}
 FALSE = {"0", "false", "no", "off", "non", ""}
@@ -56,54 +56,9 @@ def _text(params: QueryParams, name: str, max_len: int = 200) -> str | None:
 
 
 def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> SearchQuery:
-    """Read every filter of GET /api/v1/events. Raises InvalidInput naming the parameter."""
-    radius_raw = (params.get("radius_km") or "").strip()
-    radius = float(DEFAULT_RADIUS_KM)
-    if radius_raw:
-        try:
-            radius = float(radius_raw.replace(",", "."))
-        except ValueError as exc:
-            raise InvalidInput("radius_km", "Le rayon doit être un nombre de kilomètres.") from exc
-        check_radius(radius)
-
-    sort = (params.get("sort") or "").strip() or "distance"
-    if sort not in SORTS:
-        raise InvalidInput("sort", "Le tri vaut « distance » ou « date ».")
-
-    limit_raw = (params.get("limit") or "").strip()
-    limit = default_limit
-    if limit_raw:
-        # isdigit() alone lets "²" and other Unicode digits through to int(), which refuses them.
-        if not (limit_raw.isascii() and limit_raw.isdigit() and len(limit_raw) <= 3) or not (
-            1 <= int(limit_raw) <= 100
-        ):
-            raise InvalidInput("limit", "Le paramètre « limit » doit être un entier de 1 à 100.")
-        limit = int(limit_raw)
-
-    available_raw = (params.get("available") or "").strip().lower()
-    if available_raw not in TRUE | FALSE:
-        raise InvalidInput("available", "Le paramètre « available » vaut true ou false.")
-
-    date_from, date_to = _date(params, "from"), _date(params, "to")
-    if date_from and date_to and date_from > date_to:
-        raise InvalidInput("from", "La date de début doit précéder la date de fin.")
-
-    agency = _text(params, "agency", 80)
-    return SearchQuery(
-        q=_text(params, "q"),
-        near=_text(params, "near"),
-        radius_km=radius,
-        sectors=_multi(params, "sector", SECTORS, "Secteur"),
-        types=_multi(params, "type", EVENT_TYPES, "Type d'événement"),
-        formats=_multi(params, "format", FORMATS, "Format"),
-        date_from=date_from,
-        date_to=date_to,
-        available=available_raw in TRUE - {""},
-        agency=agency,
-        limit=limit,
-        cursor=_text(params, "cursor", 500),
-        sort=sort,
-    )
+    """Read every filter of GET /api/v1/events (web/schemas.SearchParams). Raises InvalidInput
+    naming the parameter."""
+    return search_query(params, default_limit=default_limit)
 
 
 DEFAULT_SORT = SearchQuery().sort

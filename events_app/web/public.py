@@ -24,7 +24,6 @@ from events_app.registrations import (
     Person,
     RegistrationOutcome,
     cancel_registration,
-    clean_person,
     get_registration,
     register,
 )
@@ -41,10 +40,10 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.params import parse_search_query
-from events_app.web.serializers import event_url
+from events_app.web.schemas import event_url, person_of
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
-# Values that pass clean_person, put in place of a field already found wrong, so that the next
+# Values that pass person_of, put in place of a field already found wrong, so that the next
 # run names the next wrong field: the form then reports every error at once, not one per try.
 VALID_STAND_INS: dict[str, str | None] = {
     "first_name": "A",
@@ -179,7 +178,7 @@ def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
     values = dict(payload)
     for _ in VALID_STAND_INS:
         try:
-            clean_person(values, require_consent=True)
+            person_of(values, require_consent=True)
         except InvalidInput as exc:
             field = exc.field or "form"
             if field in errors or field not in VALID_STAND_INS:
@@ -220,7 +219,7 @@ async def register_form(request: Request) -> Response:
     early: InvalidInput | RateLimited | None = None
     try:
         check_rate(request, "registration", settings.rate_limit_registration)
-        person = clean_person(person_payload, require_consent=True)
+        person = person_of(person_payload, require_consent=True)
     except (InvalidInput, RateLimited) as exc:
         early = exc
 

@@ -16,11 +16,9 @@ from events_app.errors import (
     DomainError,
     InvalidInput,
 )
-from events_app.events import (
-    clean_event_fields,
-)
 from events_app.models import Event
 from events_app.web.agency.session import _text
+from events_app.web.schemas import event_fields
 
 # --- Event forms -------------------------------------------------------------------------------
 
@@ -240,7 +238,7 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
         )
     if payload["format"] is None:
         raise InvalidInput("format", "Choisissez le format de l’événement.")
-    return clean_event_fields(payload, partial=False)
+    return event_fields(payload, partial=False)
 
 
 def _local_input(moment: datetime | None) -> str:
