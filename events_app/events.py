@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import InvalidInput, NotFound
+from events_app.formatting import one_line
 from events_app.models import Event, EventSector
 from events_app.places import resolve_place
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
@@ -71,6 +72,12 @@ def plain_text(value: str) -> str:
             break
         value = cleaned
     return value.strip()
+
+
+def one_line_text(value: str) -> str:
+    """plain_text on one line: what every one-line field (a title, a venue, an agency's name)
+    goes through, from the API, the back-office forms and the feeds alike."""
+    return one_line(plain_text(value))
 
 
 def html_to_text(html: str) -> str:
@@ -263,10 +270,9 @@ def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key in ("name", "address", "city"):
         text = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
-        result[key] = (plain_text(text) or None) if text else None
-    result["postal_code"] = _optional_text(
-        venue, "postal_code", max_len=10, field="venue.postal_code"
-    )
+        result[key] = (one_line_text(text) or None) if text else None
+    postal_code = _optional_text(venue, "postal_code", max_len=10, field="venue.postal_code")
+    result["postal_code"] = one_line(postal_code) or None if postal_code else None
     result["lat"] = _float(venue, "lat", -90, 90, "venue.lat")
     result["lon"] = _float(venue, "lon", -180, 180, "venue.lon")
     if (result["lat"] is None) != (result["lon"] is None):
@@ -293,7 +299,7 @@ def clean_event_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str
     out: dict[str, Any] = {}
     for key in payload:
         if key == "title":
-            title = plain_text(_text(payload, key, max_len=MAX_TITLE))
+            title = one_line_text(_text(payload, key, max_len=MAX_TITLE))
             if not title:
                 raise InvalidInput("title", "Le titre est obligatoire.")
             out[key] = title

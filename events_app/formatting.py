@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -37,3 +38,20 @@ def fr_km(distance: float | None) -> str:
 
 def fr_number(value: int) -> str:
     return format_decimal(value, locale=LOCALE)
+
+
+# Every character that ends a line somewhere (CR, LF, VT, FF, the file/group/record separators,
+# NEL, U+2028, U+2029) and every other control character. Not \s: a no-break space is typography.
+_BREAKS = re.compile(r" *[\x00-\x1f\x7f-\x9f\u2028\u2029]+ *")
+
+
+def one_line(text: str) -> str:
+    """The text on one line: each run of line breaks or control characters becomes one space.
+
+    For one-line fields (titles, names, addresses) at input, and for mail subjects, where a
+    line break would end the header (the email library refuses one).
+    """
+    if text.isprintable():
+        # The common case: isprintable() is False for every character the pattern matches.
+        return text.strip()
+    return _BREAKS.sub(" ", text).strip()

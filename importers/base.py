@@ -165,7 +165,8 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str | None:
         # The common case, without regular expressions: no control character (isprintable is
         # False for all of them, and for tabs and newlines), no run of spaces to collapse.
         return value.strip() or None
-    text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    # On one line, a control character (a vertical tab, a form feed) separates words.
+    text = _CONTROL.sub("" if multiline else " ", value.replace("\r\n", "\n").replace("\r", "\n"))
     text = text.strip() if multiline else _SPACES.sub(" ", text).strip()
     return text or None
 

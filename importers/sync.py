@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import InvalidInput
-from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, plain_text, sanitise_html
+from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, one_line_text, sanitise_html
 from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
@@ -128,7 +128,7 @@ def prepare(
     if opens is not None and closes is not None and opens >= closes:
         opens = None
     values: dict[str, Any] = {
-        "title": plain_text(item.title)[:200] or "Sans titre",
+        "title": one_line_text(item.title)[:200] or "Sans titre",
         "description_html": sanitise_html(item.description_html or ""),
         "type": item.type,
         "format": item.format,
@@ -161,7 +161,7 @@ def prepare(
 
 
 def _plain(value: str | None) -> str | None:
-    return (plain_text(value) or None) if value else None
+    return (one_line_text(value) or None) if value else None
 
 
 def _cut(value: str | None, size: int) -> str | None:
