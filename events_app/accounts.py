@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, joinedload
 from events_app import passwords
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, Registration, Seeker
-from events_app.notifications import Notifier, mail_environment, queue_mail
+from events_app.notifications import PASSWORD_RESET, Notifier, SeekerPasswordReset
 from events_app.places import ResolvedPlace, resolve_place
 from events_app.registrations import anonymise_registrations, cancel_registration
 from events_app.search import SearchQuery, SearchResult, search_events
@@ -55,7 +55,6 @@ RESET_LINK_INVALID = (
     "Ce lien de réinitialisation n’est plus valable\u00a0: il a déjà servi, il a expiré (il "
     "vaut une heure) ou il est incomplet. Demandez un nouveau lien."
 )
-RESET_SUBJECT = "Réinitialiser votre mot de passe"
 
 FEED_TOKEN_BYTES = 32  # 43 URL-safe characters
 FEED_TOKEN_MAX_LENGTH = 64  # the column's size
@@ -289,23 +288,22 @@ def request_password_reset(
     seeker = _seeker_by_email(db, address)
     if seeker is None:
         return
-    env = env or mail_environment()
-    context: dict[str, Any] = {
-        "seeker": seeker,
-        "reset_url": f"{settings.base_url}{RESET_PATH}?token={reset_token(seeker, settings)}",
-        "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
-        "base_url": settings.base_url,
-    }
-    queue_mail(
+    PASSWORD_RESET.queue(
         db,
-        env,
         to=seeker.email,
-        subject=RESET_SUBJECT,
-        template="password_reset",
-        context=context,
-        kind="password_reset",
+        context=SeekerPasswordReset(
+            seeker=seeker,
+            reset_url=reset_url(seeker, settings),
+            valid_minutes=RESET_MAX_AGE_SECONDS // 60,
+            base_url=settings.base_url,
+        ),
+        env=env,
     )
     db.flush()
+
+
+def reset_url(seeker: Seeker, settings: Settings) -> str:
+    return f"{settings.base_url}{RESET_PATH}?token={reset_token(seeker, settings)}"
 
 
 def check_reset_token(db: Session, *, token: str, settings: Settings) -> Seeker:

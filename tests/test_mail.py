@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from events_app.mail import LogBackend, SMTPBackend, deliver_outbox
 from events_app.models import OutboxMessage
-from events_app.notifications import Notifier
+from events_app.notifications import Notifier, safe_subject
 from events_app.registrations import Person, register
 from events_app.settings import Settings
 from tests.factories import make_agency, make_event
@@ -103,3 +103,36 @@ def test_log_backend_keeps_mails_in_the_outbox(db: Session, settings: Settings) 
     queued = _queue_confirmation(db, settings)
     assert deliver_outbox(db, LogBackend()) == (1, 0)
     assert queued.sent_at is not None
+
+
+def test_every_mail_is_one_declaration_with_its_two_templates() -> None:
+    from events_app.notifications import MAILS
+    from events_app.resources import TEMPLATES_DIR
+
+    on_disk = {
+        path.stem
+        for path in (TEMPLATES_DIR / "mail").glob("*.txt")
+        if not path.stem.startswith("_")
+    }
+    assert set(MAILS) == on_disk
+    for name in MAILS:
+        assert (TEMPLATES_DIR / "mail" / f"{name}.html").is_file(), name
+
+
+def test_a_subject_is_one_line_whatever_the_stored_title(db: Session, settings: Settings) -> None:
+    agency, _ = make_agency(db)
+    event = make_event(db, agency)
+    # Stored by a path that skipped input cleaning (an old row, a direct SQL fix).
+    event.title = "Salon\nemploi\u2028Lyon\r\x85" + "x" * 180
+    db.flush()
+    register(
+        db,
+        event_id=event.id,
+        person=Person(first_name="Zoé", last_name="Lefèvre", email="zoe@example.org"),
+        notifier=Notifier(db, settings),
+    )
+    message = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert message is not None
+    assert message.subject.startswith("Inscription confirmée : Salon emploi Lyon x")
+    assert message.subject.isprintable() and len(message.subject) <= 300
+    assert len(safe_subject("Inscription : " + "é" * 400)) == 300
