@@ -308,6 +308,8 @@ class Registration(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the links were last mailed again after a duplicate sign-up (at most every 10 min).
+    links_resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     event: Mapped[Event] = relationship(lazy="raise")
 
@@ -316,6 +318,7 @@ class OutboxMessage(Base):
     """A mail to send. Written in the transaction that caused it, sent (and retried) later."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_address: Mapped[str] = mapped_column(String(254))
@@ -333,6 +336,12 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # pending (to send at next_attempt_at), sent, or failed (given up after a day of retries).
+    # A delivery claims a pending mail by moving next_attempt_at forward (see events_app.mail).
+    status: Mapped[str] = mapped_column(
+        String(10), default="pending", server_default=text("'pending'")
+    )
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class JobLock(Base):

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import email
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from email.message import Message
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from events_app.mail import LogBackend, SMTPBackend, deliver_outbox
+from events_app.db import Database, utcnow
+from events_app.mail import Delivery, LogBackend, OutgoingMail, SMTPBackend, deliver_outbox
 from events_app.models import OutboxMessage
 from events_app.notifications import Notifier, safe_subject
 from events_app.registrations import Person, register
@@ -44,28 +48,35 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
-def _queue_confirmation(db: Session, settings: Settings) -> OutboxMessage:
-    agency, _ = make_agency(db)
-    event = make_event(db, agency, title="Forum « Santé ; social », Lyon")
-    register(
-        db,
-        event_id=event.id,
-        person=Person(first_name="Zoé", last_name="Lefèvre", email="zoe@example.org"),
-        notifier=Notifier(db, settings),
-    )
-    message = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
-    assert message is not None
-    return message
+def _queue_confirmation(database: Database, settings: Settings, **event: Any) -> int:
+    with database.transaction(lock=True) as db:
+        agency, _ = make_agency(db)
+        event_id = make_event(db, agency, title="Forum « Santé ; social », Lyon", **event).id
+        register(
+            db,
+            event_id=event_id,
+            person=Person(first_name="Zoé", last_name="Lefèvre", email="zoe@example.org"),
+            notifier=Notifier(db, settings),
+        )
+        message = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+        assert message is not None
+        return message.id
+
+
+def _mail(database: Database, mail_id: int) -> OutboxMessage:
+    with database.transaction() as db:
+        return db.get_one(OutboxMessage, mail_id)
 
 
 def test_smtp_backend_sends_text_html_and_invite(
-    db: Session, settings: Settings, smtp: tuple[Inbox, int]
+    committed: Database, settings: Settings, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
     smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
-    queued = _queue_confirmation(db, smtp_settings)
-    assert deliver_outbox(db, SMTPBackend(smtp_settings)) == (1, 0)
-    assert queued.sent_at is not None
+    queued = _queue_confirmation(committed, smtp_settings)
+    assert deliver_outbox(committed, SMTPBackend(smtp_settings)) == Delivery(sent=1)
+    mail = _mail(committed, queued)
+    assert mail.sent_at is not None and mail.status == "sent" and mail.attempts == 1
     [(sender, recipients, message)] = inbox.messages
     assert recipients == ["zoe@example.org"]
     assert "no-reply@" in sender
@@ -78,31 +89,40 @@ def test_smtp_backend_sends_text_html_and_invite(
     assert calendar.get_param("method") == "REQUEST"
     assert b"BEGIN:VEVENT" in calendar.get_payload(decode=True)
     # Delivered mails are not sent twice.
-    assert deliver_outbox(db, SMTPBackend(smtp_settings)) == (0, 0)
+    assert deliver_outbox(committed, SMTPBackend(smtp_settings)) == Delivery()
+    assert len(inbox.messages) == 1
 
 
 def test_a_refused_or_absent_server_keeps_the_mail_for_later(
-    db: Session, settings: Settings
+    committed: Database, settings: Settings
 ) -> None:
     port = free_port()  # nothing listens there
     smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
-    queued = _queue_confirmation(db, smtp_settings)
-    assert deliver_outbox(db, SMTPBackend(smtp_settings, timeout=2)) == (0, 1)
-    assert queued.sent_at is None and queued.attempts == 1 and queued.last_error
+    queued = _queue_confirmation(committed, smtp_settings)
+    now = utcnow()
+    assert deliver_outbox(committed, SMTPBackend(smtp_settings, timeout=2), now=now) == Delivery(
+        retrying=1
+    )
+    mail = _mail(committed, queued)
+    assert mail.sent_at is None and mail.attempts == 1 and mail.last_error
+    assert mail.status == "pending" and mail.next_attempt_at == now + timedelta(minutes=1)
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        assert deliver_outbox(db, SMTPBackend(smtp_settings)) == (1, 0)
+        # Not due yet: nothing is tried before the delay.
+        assert deliver_outbox(committed, SMTPBackend(smtp_settings), now=now) == Delivery()
+        later = now + timedelta(minutes=1)
+        assert deliver_outbox(committed, SMTPBackend(smtp_settings), now=later) == Delivery(sent=1)
     finally:
         controller.stop()
-    assert queued.sent_at is not None and len(inbox.messages) == 1
+    assert _mail(committed, queued).sent_at is not None and len(inbox.messages) == 1
 
 
-def test_log_backend_keeps_mails_in_the_outbox(db: Session, settings: Settings) -> None:
-    queued = _queue_confirmation(db, settings)
-    assert deliver_outbox(db, LogBackend()) == (1, 0)
-    assert queued.sent_at is not None
+def test_log_backend_keeps_mails_in_the_outbox(committed: Database, settings: Settings) -> None:
+    queued = _queue_confirmation(committed, settings)
+    assert deliver_outbox(committed, LogBackend()) == Delivery(sent=1)
+    assert _mail(committed, queued).sent_at is not None
 
 
 def test_every_mail_is_one_declaration_with_its_two_templates() -> None:
@@ -136,3 +156,153 @@ def test_a_subject_is_one_line_whatever_the_stored_title(db: Session, settings: 
     assert message.subject.startswith("Inscription confirmée : Salon emploi Lyon x")
     assert message.subject.isprintable() and len(message.subject) <= 300
     assert len(safe_subject("Inscription : " + "é" * 400)) == 300
+
+
+# --- Poisoned mails, backoff, two senders --------------------------------------------------------
+
+
+class PickyInbox(Inbox):
+    """A real SMTP server that refuses one recipient for good (550), as servers do."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address == self.refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def _stored_mail(database: Database, *, to: str, subject: str) -> int:
+    """A mail written straight into the outbox, as a row queued before today's rules would be."""
+    with database.transaction() as db:
+        message = OutboxMessage(to_address=to, subject=subject, body_text="Bonjour", kind="other")
+        db.add(message)
+        db.flush()
+        return message.id
+
+
+def test_poisoned_mails_beside_good_ones(committed: Database, settings: Settings) -> None:
+    inbox = PickyInbox(refused="absent@example.org")
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
+    try:
+        good = [
+            _stored_mail(committed, to=f"bon{n}@example.org", subject=f"Bon {n}") for n in (1, 2)
+        ]
+        # A line break in the subject: folded on the way out, delivered.
+        folded = _stored_mail(committed, to="titre@example.org", subject="Salon\nemploi\u2028Lyon")
+        # A header the email library refuses, and an address the server refuses.
+        bad_header = _stored_mail(committed, to="x@example.org\nBcc: y@example.org", subject="X")
+        refused = _stored_mail(committed, to="absent@example.org", subject="Absent")
+        good.append(_stored_mail(committed, to="bon3@example.org", subject="Bon 3"))
+        good.append(_queue_confirmation(committed, smtp_settings))
+
+        backend = SMTPBackend(smtp_settings, timeout=5)
+        now = utcnow()
+        first = deliver_outbox(committed, backend, now=now)
+        assert first == Delivery(sent=5, retrying=2)
+        runs = 1
+        # Move the clock to each next attempt, never sleeping, until both are given up.
+        while True:
+            with committed.transaction() as db:
+                due = db.scalar(
+                    select(func.min(OutboxMessage.next_attempt_at)).where(
+                        OutboxMessage.status == "pending"
+                    )
+                )
+            if due is None:
+                break
+            now = due
+            outcome = deliver_outbox(committed, backend, now=now)
+            assert outcome.sent == 0 and outcome.retrying + outcome.failed == 2
+            runs += 1
+            assert runs < 30
+        for mail_id in (bad_header, refused):
+            mail = _mail(committed, mail_id)
+            assert mail.status == "failed" and mail.sent_at is None
+            assert mail.attempts == runs and mail.attempts > 5
+            assert mail.last_error
+            assert now - mail.created_at <= timedelta(days=1, hours=6)
+        assert "550" in (_mail(committed, refused).last_error or "")
+        for mail_id in [*good, folded]:
+            assert _mail(committed, mail_id).status == "sent"
+            assert _mail(committed, mail_id).attempts == 1
+
+        # A later run sends nothing again, however late.
+        assert deliver_outbox(committed, backend, now=now + timedelta(days=30)) == Delivery()
+    finally:
+        controller.stop()
+    recipients = sorted(r for _, rcpts, _ in inbox.messages for r in rcpts)
+    assert recipients == sorted(
+        ["bon1@example.org", "bon2@example.org", "bon3@example.org", "titre@example.org"]
+        + ["zoe@example.org"]
+    )
+    [titled] = [m for _, rcpts, m in inbox.messages if rcpts == ["titre@example.org"]]
+    assert str(email.header.make_header(email.header.decode_header(titled["Subject"]))) == (
+        "Salon emploi Lyon"
+    )
+
+
+def test_two_senders_at_once_send_each_mail_once(committed: Database, settings: Settings) -> None:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
+    ids = [_stored_mail(committed, to=f"p{n}@example.org", subject=f"M{n}") for n in range(30)]
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            runs = list(
+                pool.map(lambda _: deliver_outbox(committed, SMTPBackend(smtp_settings)), range(3))
+            )
+    finally:
+        controller.stop()
+    assert sum(run.sent for run in runs) == 30
+    assert sorted(r for _, rcpts, _ in inbox.messages for r in rcpts) == sorted(
+        f"p{n}@example.org" for n in range(30)
+    )
+    assert all(_mail(committed, mail_id).attempts == 1 for mail_id in ids)
+
+
+class GatedBackend:
+    """The real SMTP backend, held at the gate until the test opens it."""
+
+    def __init__(self, inner: SMTPBackend) -> None:
+        self.inner = inner
+        self.sending = threading.Event()
+        self.gate = threading.Event()
+
+    def send(self, message: OutgoingMail) -> None:
+        self.sending.set()
+        assert self.gate.wait(30)
+        self.inner.send(message)
+
+
+def test_no_write_lock_is_held_while_a_mail_is_sent(
+    committed: Database, settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
+    _queue_confirmation(committed, smtp_settings)
+    backend = GatedBackend(SMTPBackend(smtp_settings))
+    quick = Database(settings.database_url, busy_timeout_ms=2000)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            delivery = pool.submit(deliver_outbox, committed, backend)
+            assert backend.sending.wait(30)
+            # While the server is "answering", a registration (which takes the write lock on
+            # SQLite, the event's row lock on PostgreSQL) goes through at once.
+            _queue_confirmation(quick, smtp_settings, capacity=5)
+            backend.gate.set()
+            assert delivery.result(timeout=60) == Delivery(sent=2)
+    finally:
+        backend.gate.set()
+        quick.dispose()
+    assert len(inbox.messages) == 2
