@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import email
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from email.message import Message
@@ -240,10 +240,8 @@ def test_poisoned_mails_beside_good_ones(committed: Database, settings: Settings
     finally:
         controller.stop()
     recipients = sorted(r for _, rcpts, _ in inbox.messages for r in rcpts)
-    assert recipients == sorted(
-        ["bon1@example.org", "bon2@example.org", "bon3@example.org", "titre@example.org"]
-        + ["zoe@example.org"]
-    )
+    expected = ["bon1@example.org", "bon2@example.org", "bon3@example.org", "titre@example.org"]
+    assert recipients == sorted([*expected, "zoe@example.org"])
     [titled] = [m for _, rcpts, m in inbox.messages if rcpts == ["titre@example.org"]]
     assert str(email.header.make_header(email.header.decode_header(titled["Subject"]))) == (
         "Salon emploi Lyon"
