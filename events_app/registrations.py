@@ -34,6 +34,15 @@ PARIS = ZoneInfo("Europe/Paris")
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 
 
+# The answer to a second sign-up with the same address: the same for everyone, saying nothing
+# about the person (whoever types someone's address must learn nothing about them).
+ALREADY_REGISTERED = (
+    "Cette adresse e-mail est déjà inscrite à cet événement. Le lien pour gérer l’inscription "
+    "vient d’être renvoyé à cette adresse (au plus une fois toutes les 10\u00a0minutes)."
+)
+LINKS_RESEND_INTERVAL = timedelta(minutes=10)
+
+
 @dataclass(frozen=True)
 class Person:
     first_name: str
@@ -164,14 +173,24 @@ def register(
 ) -> RegistrationOutcome:
     """Sign a person up: confirmed while seats last, then waitlisted (if the event has a list).
 
-    The same email again returns the existing registration (created=False). Raises NotFound,
-    Conflict with the French reason (closed, cancelled, past, full without a waiting list), or
-    InvalidInput when a hybrid event is missing the attendance mode.
+    The same email again, whatever the event's state, creates nothing and returns the existing
+    registration (created=False), checked before the state so that the answer is the same on a
+    closed, past or cancelled event: the caller shows nothing of it (ALREADY_REGISTERED) and
+    the person's links are mailed to that address again, at most every LINKS_RESEND_INTERVAL.
+    Raises NotFound, Conflict with the French reason (closed, cancelled, past, full without a
+    waiting list), or InvalidInput when a hybrid event is missing the attendance mode.
     """
     event = lock_event(db, event_id)
     existing = _live(db, event_id, person.email)
     if existing is not None:
         existing.event = event
+        now = utcnow()
+        last = existing.links_resent_at
+        if last is None or now - last >= LINKS_RESEND_INTERVAL:
+            # Under the event's lock: two duplicate sign-ups at once mail the links once.
+            existing.links_resent_at = now
+            notifier.links_resent(existing)
+            db.flush()
         return RegistrationOutcome(existing, created=False)
     state = registration_state(event)
     if not state.open:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import select
@@ -261,8 +263,8 @@ def test_api_register_idempotent_then_cancel(client: TestClient, committed: Data
         f"/api/v1/events/{event_id}/registrations", json={**body, "email": " AWA@example.org"}
     )
     assert again.status_code == 200
-    assert again.json()["id"] == data["id"]
-    assert again.json()["manage_url"] is None  # never hand the secret to whoever knows the email
+    # Nothing about the person, and never the secret links (SPEC §7): they go by mail.
+    assert again.json() == {"id": data["id"], "status": "already_registered", "message": ANY}
     second = client.post(
         f"/api/v1/events/{event_id}/registrations",
         json={"first_name": "Léo", "last_name": "Martin", "email": "leo@example.org"},
@@ -390,3 +392,114 @@ def test_registration_rate_limit(committed: Database, database_url: str) -> None
         assert codes == [201, 201, 201, 429]
         limited = client.post(f"/api/v1/events/{event_id}/registrations", json={})
         assert limited.json()["error"]["code"] == "rate_limited"
+
+
+# --- The same address again: nothing revealed, the links mailed (SPEC §3, §7) ------------------
+
+
+def _links_resent(database: Database, email: str) -> list[OutboxMessage]:
+    with database.transaction() as db:
+        return list(
+            db.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == "links_resent", OutboxMessage.to_address == email)
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+@pytest.mark.parametrize("state", ["open", "closed", "past", "cancelled", "full"])
+def test_a_second_sign_up_reveals_nothing_on_any_event(
+    client: TestClient, committed: Database, state: str
+) -> None:
+    event_id = _event(committed, capacity=1, waitlist=False)
+    person = {
+        "first_name": "Awa",
+        "last_name": "Diallo",
+        "email": "awa.diallo@example.org",
+        "phone": "06 12 34 56 78",
+    }
+    first = client.post(f"/api/v1/events/{event_id}/registrations", json=person)
+    assert first.status_code == 201
+    with committed.transaction(lock=True) as db:
+        event = db.get_one(Event, event_id)
+        if state == "closed":
+            event.registration_closed = True
+        elif state == "past":
+            event.starts_at = in_days(-3)
+            event.ends_at = in_days(-3) + timedelta(hours=2)
+        elif state == "cancelled":
+            event.status = "cancelled"
+    stranger = {"first_name": "X", "last_name": "Y", "email": "  AWA.Diallo@Example.org "}
+    again = client.post(f"/api/v1/events/{event_id}/registrations", json=stranger)
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert set(body) == {"id", "status", "message"}
+    assert body["status"] == "already_registered" and body["id"] == first.json()["id"]
+    for secret in ("Awa", "Diallo", "06 12", "awa.diallo", "inscriptions/", "position"):
+        assert secret not in again.text
+    assert "renvoyé" in body["message"]
+    [resent] = _links_resent(committed, "awa.diallo@example.org")
+    token = first.json()["manage_url"].rsplit("/", 1)[1]
+    assert token in resent.body_text and token in (resent.body_html or "")
+
+
+def test_links_are_mailed_again_at_most_every_ten_minutes(db: Session, settings: Settings) -> None:
+    agency, _ = make_agency(db)
+    event = make_event(db, agency)
+    notifier = Notifier(db, settings)
+    person = Person(first_name="Awa", last_name="Diallo", email="awa@example.org")
+    register(db, event_id=event.id, person=person, notifier=notifier)
+
+    def resent() -> int:
+        return len(
+            db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "links_resent")).all()
+        )
+
+    for _ in range(3):
+        outcome = register(db, event_id=event.id, person=person, notifier=notifier)
+        assert outcome.created is False
+    assert resent() == 1
+    # Ten minutes later (the stored time of the last resend moves back), once more.
+    registration = outcome.registration
+    assert registration.links_resent_at is not None
+    registration.links_resent_at -= timedelta(minutes=10)
+    db.flush()
+    register(db, event_id=event.id, person=person, notifier=notifier)
+    register(db, event_id=event.id, person=person, notifier=notifier)
+    assert resent() == 2
+
+
+def test_the_page_form_says_the_links_were_mailed_and_nothing_else(
+    client: TestClient, committed: Database
+) -> None:
+    event_id = _event(committed, capacity=5)
+    first = client.post(
+        f"/api/v1/events/{event_id}/registrations",
+        json={
+            "first_name": "Inès",
+            "last_name": "Roux",
+            "email": "ines@example.org",
+            "phone": "07 11 22 33 44",
+        },
+    )
+    assert first.status_code == 201
+    page = client.get(f"/evenements/{event_id}")
+    # Closed since the page was opened: the answer is the same.
+    with committed.transaction(lock=True) as db:
+        db.get_one(Event, event_id).registration_closed = True
+    form = {
+        "csrftoken": _csrf(page.text),
+        "first_name": "Quelqu'un",
+        "last_name": "D'autre",
+        "email": "INES@example.org",
+        "phone": "",
+        "consent": "on",
+    }
+    answer = client.post(f"/evenements/{event_id}/inscription", data=form, follow_redirects=False)
+    assert answer.status_code == 200
+    assert "renvoyé" in answer.text
+    token = first.json()["manage_url"].rsplit("/", 1)[1]
+    for secret in ("Inès", "Roux", "07 11", token):
+        assert secret not in answer.text
+    assert len(_links_resent(committed, "ines@example.org")) == 1

@@ -51,6 +51,7 @@ from events_app.web.common import (
 from events_app.web.openapi import openapi_document
 from events_app.web.params import parse_search_query
 from events_app.web.serializers import (
+    already_registered,
     event_detail,
     event_item,
     registrant_item,
@@ -223,15 +224,10 @@ async def register_for_event(request: Request) -> Response:
 
     def work(db: Session) -> tuple[dict[str, Any], bool]:
         outcome = register(db, event_id=event_id, person=person, notifier=notifier(request, db))
-        body = registration_item(outcome.registration, settings, with_links=outcome.created)
         if not outcome.created:
-            # The same email again: the existing registration, without its secret links, or
-            # anyone knowing an address could cancel that person's place.
-            body["message"] = (
-                "Vous êtes déjà inscrit·e à cet événement. Retrouvez le lien pour gérer votre "
-                "inscription dans l'e-mail de confirmation."
-            )
-        return body, outcome.created
+            # The same email again: nothing about the person (SPEC §7); the links were mailed.
+            return already_registered(outcome.registration), False
+        return registration_item(outcome.registration, settings), True
 
     body, created = await in_transaction(request, work, lock=True)
     return JSONResponse(

@@ -252,15 +252,19 @@ _REGISTRATION = _closed(
         "phone": _NULLABLE_STR,
         "created_at": _DATETIME,
         "cancelled_at": _NULLABLE_DATETIME,
-        "manage_url": {
-            **_NULLABLE_STR,
-            "description": "La page de la personne (null quand l'inscription existait déjà).",
-        },
+        "manage_url": {**_NULLABLE_STR, "description": "La page de la personne."},
         "cancel_url": {**_NULLABLE_STR, "description": "POST sur cette adresse : annule."},
         "event": _ref("Event"),
-        "message": {"type": "string", "description": "Quand l'inscription existait déjà."},
     },
-    optional=("message",),
+)
+
+# The same address again: nothing about the person; their links go to their mailbox.
+_ALREADY_REGISTERED = _closed(
+    {
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": ["already_registered"]},
+        "message": _STR,
+    }
 )
 
 _REGISTRANT = _closed(
@@ -498,7 +502,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "201": _json(
                             "Registration", "Inscrit·e (confirmé·e ou en liste d'attente)"
                         ),
-                        "200": _json("Registration", "Déjà inscrit·e avec cette adresse"),
+                        "200": _json(
+                            "AlreadyRegistered",
+                            "Déjà inscrit·e avec cette adresse : les liens y sont renvoyés",
+                        ),
                         "400": _BAD_REQUEST,
                         "404": _error("Événement inconnu"),
                         "409": _error("Inscriptions fermées, événement annulé, passé ou complet"),
@@ -676,6 +683,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "EventPage": _page("Event"),
                 "RegistrationInput": _REGISTRATION_INPUT,
                 "Registration": _REGISTRATION,
+                "AlreadyRegistered": _ALREADY_REGISTERED,
                 "Registrant": _REGISTRANT,
                 "RegistrantPage": _page("Registrant"),
             },

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -18,6 +19,7 @@ from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
 from events_app.registrations import (
+    ALREADY_REGISTERED,
     RegistrationOutcome,
     cancel_registration,
     clean_person,
@@ -120,6 +122,7 @@ def _event_page(
     errors: Mapping[str, str] | None = None,
     notice: str | None = None,
     status_code: int = 200,
+    background: BackgroundTask | None = None,
 ) -> Response:
     return _templates(request).TemplateResponse(
         request,
@@ -139,6 +142,7 @@ def _event_page(
             ),
         },
         status_code=status_code,
+        background=background,
     )
 
 
@@ -222,12 +226,12 @@ async def register_form(request: Request) -> Response:
                 errors.setdefault("attendance", exc.message)
         return _event_page(request, event, form=form, errors=errors, status_code=exc.status_code)
     if not outcome.created:
+        # The same page for everyone, whatever the event's state: nothing about the person,
+        # and the links went to their mailbox (SPEC §3).
         event = await in_transaction(request, lambda db: get_event(db, event_id))
-        notice = (
-            "Vous êtes déjà inscrit·e à cet événement avec cette adresse e-mail. Le lien pour "
-            "gérer votre inscription se trouve dans l'e-mail de confirmation."
+        return _event_page(
+            request, event, notice=ALREADY_REGISTERED, background=deliver_mail_soon(request)
         )
-        return _event_page(request, event, notice=notice)
     return RedirectResponse(
         f"/inscriptions/{outcome.registration.token}?nouvelle=1",
         status_code=303,

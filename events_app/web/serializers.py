@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from events_app.events import registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
+from events_app.registrations import ALREADY_REGISTERED
 from events_app.settings import Settings
 
 
@@ -101,6 +102,11 @@ def manage_url(settings: Settings, token: str) -> str:
 
 def cancel_url(settings: Settings, token: str) -> str:
     return f"{settings.base_url}/api/v1/registrations/{token}/cancel"
+
+
+def already_registered(registration: Registration) -> dict[str, Any]:
+    """The answer to a second sign-up with the same address: its id and nothing else."""
+    return {"id": registration.id, "status": "already_registered", "message": ALREADY_REGISTERED}
 
 
 def registration_item(
