@@ -33,9 +33,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
-from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from events_app.errors import InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, Registration, Seeker
-from events_app.notifications import PASSWORD_RESET, Notifier, SeekerPasswordReset
+from events_app.notifications import (
+    ACCOUNT_EXISTS,
+    PASSWORD_RESET,
+    AccountExists,
+    Notifier,
+    SeekerPasswordReset,
+)
 from events_app.places import ResolvedPlace, resolve_place
 from events_app.registrations import anonymise_registrations, cancel_registration
 from events_app.search import SearchQuery, SearchResult, search_events
@@ -49,6 +55,7 @@ DEFAULT_RADIUS_KM = 30
 RESET_MAX_AGE_SECONDS = 3600
 RESET_SALT = "password-reset"
 RESET_PATH = "/compte/mot-de-passe/nouveau"
+SIGN_IN_PATH = "/compte/connexion"
 
 SIGN_IN_FAILED = "Adresse e-mail ou mot de passe incorrect."
 RESET_LINK_INVALID = (
@@ -89,24 +96,47 @@ def _seeker_by_email(db: Session, email: str) -> Seeker | None:
 # --- Sign-up and sign-in -----------------------------------------------------------------------
 
 
-def sign_up(db: Session, *, email: str, password: str, first_name: str, last_name: str) -> Seeker:
-    """Create an account. Raises InvalidInput naming the field, or Conflict if the address
-    already has an account (saying no more than that, and pointing to the reset)."""
+def sign_up(
+    db: Session,
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    settings: Settings,
+    env: Environment | None = None,
+) -> Seeker | None:
+    """Create an account; None when the address already has one.
+
+    The caller answers the same way in both cases: a sign-up form must not tell whether an
+    address has an account. The owner of an existing account is mailed instead (someone tried
+    to create one, with links to sign in or choose a new password). Raises InvalidInput naming
+    the field.
+    """
     first = _clean_name(first_name, "first_name", "prénom")
     last = _clean_name(last_name, "last_name", "nom")
     address = passwords.clean_email(email)
     passwords.check_new_password(password)
-    conflict = Conflict(
-        "Impossible de créer un compte avec cette adresse e-mail. Si vous avez déjà un compte, "
-        "connectez-vous ou choisissez «\u00a0Mot de passe oublié\u00a0».",
-        field="email",
-        code="account_exists",
-    )
-    if _seeker_by_email(db, address) is not None:
-        raise conflict
+    # Hashed whether or not the address is taken, so that the answer takes the same time.
+    password_hash = passwords.hash_password(password)
+    existing = _seeker_by_email(db, address)
+    if existing is not None:
+        ACCOUNT_EXISTS.queue(
+            db,
+            to=existing.email,
+            context=AccountExists(
+                seeker=existing,
+                sign_in_url=f"{settings.base_url}{SIGN_IN_PATH}",
+                reset_url=reset_url(existing, settings),
+                base_url=settings.base_url,
+            ),
+            env=env,
+        )
+        db.flush()
+        return None
     seeker = Seeker(
         email=address,
-        password_hash=passwords.hash_password(password),
+        password_hash=password_hash,
         first_name=first,
         last_name=last,
         sectors=[],
@@ -119,8 +149,8 @@ def sign_up(db: Session, *, email: str, password: str, first_name: str, last_nam
         with db.begin_nested():
             db.add(seeker)
             db.flush()
-    except IntegrityError as exc:
-        raise conflict from exc
+    except IntegrityError:
+        return None
     return seeker
 
 

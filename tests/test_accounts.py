@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from events_app import accounts, passwords
 from events_app.app import create_app
 from events_app.db import Database
-from events_app.errors import Conflict, InvalidInput, Unauthorized
+from events_app.errors import InvalidInput, Unauthorized
 from events_app.models import OutboxMessage, Registration, Seeker
 from events_app.notifications import Notifier
 from events_app.registrations import Person, register
@@ -175,13 +175,28 @@ def test_sign_up_bad_input_is_shown_beside_the_field(client: TestClient) -> None
     assert not is_signed_in(client)
 
 
-def test_sign_up_twice_with_one_address_is_refused(client: TestClient) -> None:
+def test_sign_up_with_a_taken_address_answers_the_same_and_mails_the_owner(
+    client: TestClient, committed: Database
+) -> None:
+    fresh = sign_up(client, email="nouvelle@exemple.fr")
+    sign_out(client)
     sign_up(client)
     sign_out(client)
-    response = sign_up(client, email=EMAIL.upper())
-    assert response.status_code == 409
-    assert "Mot de passe oublié" in response.text
+    taken = sign_up(client, email=EMAIL.upper())
+    # The same answer as a new account's: nothing says the address has one.
+    assert (taken.status_code, taken.headers["location"]) == (
+        fresh.status_code,
+        fresh.headers["location"],
+    )
+    assert taken.text == fresh.text
     assert not is_signed_in(client)
+    [mail] = outbox(committed, "account_exists")
+    assert mail.to_address == EMAIL
+    assert "/compte/connexion" in mail.body_text and "/compte/mot-de-passe/nouveau?token=" in (
+        mail.body_text
+    )
+    # The account is untouched: its owner still signs in with their password.
+    assert sign_in(client).status_code == 303
 
 
 def test_wrong_password_gives_a_generic_error_and_no_session(client: TestClient) -> None:
@@ -466,7 +481,12 @@ class _LongAgoSigner(TimestampSigner):
 
 def test_reset_token_expires_after_an_hour(db: Session, settings: Settings) -> None:
     seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
     )
     payload = {"id": seeker.id, "h": accounts.password_stamp(seeker)}
     old = URLSafeTimedSerializer(
@@ -492,7 +512,12 @@ def test_past_registrations_attach_only_once_the_mailbox_is_proven(
     )
     # Anyone can type this address at sign-up: that alone must not reveal the registration.
     seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
     )
     accounts.authenticate(db, email=EMAIL, password=PASSWORD)
     assert accounts.my_registrations(db, seeker) == []
@@ -510,7 +535,12 @@ def test_past_registrations_attach_only_once_the_mailbox_is_proven(
 
 def test_sign_in_rehashes_outdated_hashes(db: Session) -> None:
     seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
     )
     seeker.password_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD)
     db.flush()
@@ -526,7 +556,14 @@ def test_sign_in_rehashes_outdated_hashes(db: Session) -> None:
 def test_unknown_addresses_cost_the_same_password_check(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts.sign_up(db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin")
+    accounts.sign_up(
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
+    )
     verified: list[str] = []
     real_verify = PasswordHasher.verify
 
@@ -552,21 +589,38 @@ def test_events_for_me_without_preferences_lists_upcoming_events(
     agency, _ = make_agency(db)
     kept = make_event(db, agency, title="Salon de l'emploi")
     seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
     )
     result = accounts.events_for_me(db, seeker)
     assert [hit.event.id for hit in result.hits] == [kept.id]
 
 
-def test_a_sign_up_losing_the_race_for_an_address_is_a_conflict(
+def test_a_sign_up_losing_the_race_for_an_address_says_nothing_more(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts.sign_up(db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin")
+    accounts.sign_up(
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
+    )
     # As if the other sign-up committed between our check and our insert.
     monkeypatch.setattr(accounts, "_seeker_by_email", lambda _db, _email: None)
-    with pytest.raises(Conflict):
-        accounts.sign_up(
-            db, email=EMAIL, password=PASSWORD, first_name="Dominique", last_name="Martin"
-        )
+    lost = accounts.sign_up(
+        db,
+        email=EMAIL,
+        password=PASSWORD,
+        first_name="Dominique",
+        last_name="Martin",
+        settings=Settings(),
+    )
+    assert lost is None
     # The savepoint rolled back alone: the transaction goes on.
     assert db.scalars(select(Seeker.first_name)).all() == ["Camille"]

@@ -451,7 +451,12 @@ def test_only_the_exact_token_opens_the_feed(client: TestClient) -> None:
 
 def _seeker(db: Session, email: str = EMAIL) -> Seeker:
     return accounts.sign_up(
-        db, email=email, password=PASSWORD, first_name="Camille", last_name="Martin"
+        db,
+        email=email,
+        password=PASSWORD,
+        first_name="Camille",
+        last_name="Martin",
+        settings=Settings(),
     )
 
 

@@ -140,13 +140,15 @@ async def sign_up_form(request: Request) -> Response:
     try:
         check_rate(request, "signup", settings.rate_limit_signin)
 
-        def work(db: Session) -> Seeker:
+        def work(db: Session) -> Seeker | None:
             return sign_up(
                 db,
                 email=form["email"],
                 password=password,
                 first_name=form["first_name"],
                 last_name=form["last_name"],
+                settings=settings,
+                env=request.state.mail_env,
             )
 
         seeker = await in_transaction(request, work)
@@ -157,8 +159,12 @@ async def sign_up_form(request: Request) -> Response:
             {"form": form, "errors": _errors(exc)},
             status_code=exc.status_code,
         )
-    _sign_in_session(request, seeker)
-    return RedirectResponse(f"{HOME}?bienvenue=1", status_code=303)
+    # The same answer whether or not the address had an account (its owner was mailed).
+    if seeker is not None:
+        _sign_in_session(request, seeker)
+    return RedirectResponse(
+        f"{HOME}?bienvenue=1", status_code=303, background=deliver_mail_soon(request)
+    )
 
 
 # --- Sign-in and sign-out ----------------------------------------------------------------------
