@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
 from events_app.errors import InvalidInput, NotFound, Unauthorized
+from events_app.mail import delete_mails_to
 from events_app.models import Event, Registration, Seeker
 from events_app.notifications import (
     ACCOUNT_EXISTS,
@@ -484,7 +485,7 @@ def delete_account(db: Session, seeker: Seeker, *, password: str, notifier: Noti
 
     Live registrations are cancelled first (each freed seat goes to the waiting list at once,
     and the people promoted are told), then every registration of the account is anonymised,
-    the mails written to the person are deleted with the rest of their data, and the account
+    every mail addressed to the person is deleted with the rest of their data, and the account
     is removed. Returns how many registrations were cancelled. The
     caller's transaction must hold the write lock (it changes seats).
     """
@@ -505,6 +506,9 @@ def delete_account(db: Session, seeker: Seeker, *, password: str, notifier: Noti
             cancelled += 1
     db.flush()
     anonymise_registrations(db, registrations)
+    # Every mail to the person goes too, sent or pending, whatever it was about (a reset
+    # link, a registration made without the account).
+    delete_mails_to(db, seeker.email)
     db.delete(seeker)
     db.flush()
     return cancelled

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from events_app.db import Database, utcnow
@@ -192,6 +192,30 @@ def record_failure(db: Session, mail_id: int, error: str, *, now: datetime) -> s
         row.next_attempt_at = next_attempt
     db.flush()
     return row.status
+
+
+def delete_mails_to(db: Session, address: str) -> int:
+    """Delete every mail addressed to this address, sent or not (the person's data goes).
+
+    A mail being sent at this moment may still arrive; it is not recorded afterwards."""
+    result = db.execute(
+        delete(OutboxMessage)
+        .where(func.lower(OutboxMessage.to_address) == address.strip().lower())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge_old_mails(db: Session, *, retention_days: int, now: datetime | None = None) -> int:
+    """Delete the sent and given-up mails queued more than retention_days ago (they hold
+    names, addresses and links). Pending mails stay until they are sent or given up."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    result = db.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from events_app.db import Database, utcnow
-from events_app.mail import backend_from_settings, deliver_outbox
+from events_app.mail import backend_from_settings, deliver_outbox, purge_old_mails
 from events_app.models import Event, Feed, JobLock
 from events_app.notifications import Notifier
 from events_app.registrations import erase_old_personal_data, send_reminders
@@ -114,6 +114,13 @@ def erase_personal_data(database: Database, settings: Settings) -> str:
     return f"{count} registrations anonymised"
 
 
+def purge_mails(database: Database, settings: Settings) -> str:
+    """Delete sent and given-up mails MAIL_RETENTION_DAYS after they were queued."""
+    with database.transaction(lock=True) as db:
+        count = purge_old_mails(db, retention_days=settings.mail_retention_days)
+    return f"{count} old mails deleted"
+
+
 Job = Callable[[Database, Settings], str]
 JOBS: dict[str, tuple[Job, int]] = {
     # name: (function, interval in seconds)
@@ -122,6 +129,7 @@ JOBS: dict[str, tuple[Job, int]] = {
     "reminders": (remind, 15 * 60),
     "close_registrations": (close_registrations, 5 * 60),
     "erase_personal_data": (erase_personal_data, 24 * 3600),
+    "purge_mails": (purge_mails, 24 * 3600),
 }
 
 

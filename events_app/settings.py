@@ -27,6 +27,8 @@ class Settings:
     geocoder: str = "offline"
     feed_allow_private: bool = False
     retention_days: int = 183
+    # Sent (or given-up) mails are deleted from the outbox this long after they were queued.
+    mail_retention_days: int = 30
     log_level: str = "INFO"
     # limits' notation: "N/second|minute|hour", per client address.
     rate_limit_registration: str = "300/minute"
@@ -70,6 +72,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         geocoder=config("GEOCODER", default="offline"),
         feed_allow_private=config("FEED_ALLOW_PRIVATE", cast=bool, default=False),
         retention_days=config("RETENTION_DAYS", cast=int, default=183),
+        mail_retention_days=config("MAIL_RETENTION_DAYS", cast=int, default=30),
         log_level=config("LOG_LEVEL", default="INFO"),
         rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
         rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),
