@@ -140,6 +140,7 @@ def derived_id(title: str, starts_at: datetime) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
+_SEPARATORS = re.compile(r"[\x0b\x0c\x1c-\x1f]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _HTML_TAG = re.compile(
     r"<\s*/?\s*(?:p|br|b|i|u|a|ul|ol|li|strong|em|div|span|h[1-6]|table|tr|td|font)\b[^>]*>",
@@ -165,8 +166,11 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str | None:
         # The common case, without regular expressions: no control character (isprintable is
         # False for all of them, and for tabs and newlines), no run of spaces to collapse.
         return value.strip() or None
-    # On one line, a control character (a vertical tab, a form feed) separates words.
-    text = _CONTROL.sub("" if multiline else " ", value.replace("\r\n", "\n").replace("\r", "\n"))
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    if not multiline:
+        # A line separator (vertical tab, form feed, the C0 separators) separates words.
+        text = _SEPARATORS.sub(" ", text)
+    text = _CONTROL.sub("", text)
     text = text.strip() if multiline else _SPACES.sub(" ", text).strip()
     return text or None
 

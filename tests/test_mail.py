@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import email
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from email.message import Message
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
@@ -23,7 +26,7 @@ from events_app.notifications import Notifier, safe_subject
 from events_app.registrations import Person, register
 from events_app.settings import Settings
 from tests.factories import make_agency, make_event
-from tests.server import free_port
+from tests.server import free_port, running_server
 
 
 class Inbox:
@@ -304,3 +307,73 @@ def test_no_write_lock_is_held_while_a_mail_is_sent(
         backend.gate.set()
         quick.dispose()
     assert len(inbox.messages) == 2
+
+
+# --- The request path only queues ---------------------------------------------------------------
+
+
+@contextmanager
+def silent_smtp_server() -> Iterator[int]:
+    """A server that accepts connections and never says a word (a hung mail relay)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_registrations_are_answered_while_the_mail_server_hangs(
+    committed: Database, settings: Settings
+) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        event_ids = [make_event(db, agency, capacity=50).id for _ in range(3)]
+    # A mail the email library refuses, waiting in the outbox.
+    _stored_mail(committed, to="x@example.org\nBcc: y@example.org", subject="Salon\nemploi")
+    with (
+        silent_smtp_server() as port,
+        running_server(
+            settings.database_url,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(port),
+            DB_BUSY_TIMEOUT_MS="5000",
+        ) as base_url,
+    ):
+
+        def sign_up(n: int) -> int:
+            response = httpx.post(
+                f"{base_url}/api/v1/events/{event_ids[n % 3]}/registrations",
+                json={"first_name": "Léa", "last_name": f"N{n}", "email": f"lea{n}@example.org"},
+                timeout=60,
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            first = list(pool.map(sign_up, range(6)))
+            second = list(pool.map(sign_up, range(6, 24)))
+    assert first + second == [201] * 24
+    with committed.transaction() as db:
+        confirmations = db.scalar(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.kind == "confirmed")
+        )
+    assert confirmations == 24

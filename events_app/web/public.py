@@ -276,7 +276,10 @@ async def privacy_page(request: Request) -> Response:
     return _templates(request).TemplateResponse(
         request,
         "public/privacy.html",
-        {"retention_days": settings_of(request).retention_days},
+        {
+            "retention_days": settings_of(request).retention_days,
+            "mail_retention_days": settings_of(request).mail_retention_days,
+        },
     )
 
 
