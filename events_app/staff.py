@@ -26,17 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.events import RegistrationState, create_event, get_event, registration_state
 from events_app.feeds import feed_runs, get_agency_by_slug, list_feeds
 from events_app.models import AgencyStaff, Event, Feed, ImportRun, Registration
-from events_app.notifications import (
-    STAFF_INVITATION,
-    STAFF_PASSWORD_RESET,
-    StaffInvitation,
-    StaffPasswordReset,
-)
+from events_app.notifications import mail_environment, queue_mail
 from events_app.registrations import list_registrants, lock_event
 from events_app.settings import Settings
 from events_app.vocab import REGISTRATION_STATUSES
@@ -55,6 +50,8 @@ LINK_INVALID = (
     "Ce lien n’est plus valable\u00a0: il a déjà servi, il a expiré ou il est incomplet. "
     "Demandez un nouveau lien."
 )
+RESET_SUBJECT = "Réinitialiser votre mot de passe d’organisateur"
+INVITATION_SUBJECT = "Votre accès à l’espace organisateur"
 # Registrations whose attendance can be marked (and changed again).
 ATTENDANCE_STATUSES = ("confirmed", "attended", "absent")
 
@@ -199,17 +196,22 @@ def invite_staff(
     agency = get_agency_by_slug(db, agency_slug)
     staff, token = create_staff(db, agency_id=agency.id, email=email, name=name, settings=settings)
     url = set_password_url(settings, token or invitation_token(staff, settings))
-    STAFF_INVITATION.queue(
+    env = env or mail_environment()
+    context: dict[str, Any] = {
+        "staff": staff,
+        "agency": agency,
+        "set_password_url": url,
+        "valid_days": INVITATION_MAX_AGE_SECONDS // 86400,
+        "base_url": settings.base_url,
+    }
+    queue_mail(
         db,
+        env,
         to=staff.email,
-        context=StaffInvitation(
-            staff=staff,
-            agency=agency,
-            set_password_url=url,
-            valid_days=INVITATION_MAX_AGE_SECONDS // 86400,
-            base_url=settings.base_url,
-        ),
-        env=env,
+        subject=INVITATION_SUBJECT,
+        template="staff_invitation",
+        context=context,
+        kind="staff_invitation",
     )
     db.flush()
     return staff, url
@@ -225,16 +227,21 @@ def request_staff_password_reset(
     staff = _staff_by_email(db, passwords.clean_email(email))
     if staff is None or not staff.is_active:
         return
-    STAFF_PASSWORD_RESET.queue(
+    env = env or mail_environment()
+    context: dict[str, Any] = {
+        "staff": staff,
+        "reset_url": set_password_url(settings, reset_token(staff, settings)),
+        "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
+        "base_url": settings.base_url,
+    }
+    queue_mail(
         db,
+        env,
         to=staff.email,
-        context=StaffPasswordReset(
-            staff=staff,
-            reset_url=set_password_url(settings, reset_token(staff, settings)),
-            valid_minutes=RESET_MAX_AGE_SECONDS // 60,
-            base_url=settings.base_url,
-        ),
-        env=env,
+        subject=RESET_SUBJECT,
+        template="staff_password_reset",
+        context=context,
+        kind="staff_password_reset",
     )
     db.flush()
 
@@ -466,9 +473,8 @@ def set_registration_closed(
 
 def attendance_opens_at(event: Event) -> datetime:
     """Midnight of the event's first day, in Paris: attendance can be marked from then on."""
-    paris = ZoneInfo("Europe/Paris")
-    day = event.starts_at.astimezone(paris).date()
-    return datetime(day.year, day.month, day.day, tzinfo=paris)
+    day = event.starts_at.astimezone(PARIS).date()
+    return datetime(day.year, day.month, day.day, tzinfo=PARIS)
 
 
 def attendance_open(event: Event, now: datetime | None = None) -> bool:

@@ -72,6 +72,17 @@ class ImportedEvent:
     source_url: str | None
     organiser: str | None
     warnings: tuple[str, ...] = ()
+    # ft-json: hash of the element's raw JSON text (see importers.ftjson.raw_hash), stored as
+    # the event's source_hash so that an unchanged element is recognised before it is mapped.
+    raw_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """An element whose raw text hashes as stored: the parser did not map it again."""
+
+    line: int
+    external_id: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,9 @@ class RowError:
     line: int
     field: str | None
     reason: str
+    # The row's external id when the parser could read it: the import then knows which event
+    # the row is, keeps that event as it is, and can still cancel the events that vanished.
+    external_id: str | None = None
 
 
 class FieldError(Exception):
@@ -113,7 +127,7 @@ def content_hash(ev: ImportedEvent) -> str:
     payload = {
         f.name: _canonical(getattr(ev, f.name))
         for f in dataclasses.fields(ev)
-        if f.name not in ("line", "warnings")
+        if f.name not in ("line", "warnings", "raw_hash")
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -140,7 +154,6 @@ def derived_id(title: str, starts_at: datetime) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
-_SEPARATORS = re.compile(r"[\x0b\x0c\x1c-\x1f]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _HTML_TAG = re.compile(
     r"<\s*/?\s*(?:p|br|b|i|u|a|ul|ol|li|strong|em|div|span|h[1-6]|table|tr|td|font)\b[^>]*>",
@@ -166,11 +179,7 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str | None:
         # The common case, without regular expressions: no control character (isprintable is
         # False for all of them, and for tabs and newlines), no run of spaces to collapse.
         return value.strip() or None
-    text = value.replace("\r\n", "\n").replace("\r", "\n")
-    if not multiline:
-        # A line separator (vertical tab, form feed, the C0 separators) separates words.
-        text = _SEPARATORS.sub(" ", text)
-    text = _CONTROL.sub("", text)
+    text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
     text = text.strip() if multiline else _SPACES.sub(" ", text).strip()
     return text or None
 

@@ -31,6 +31,7 @@ event's 1-based ordinal among the VEVENTs instead.
 from __future__ import annotations
 
 import re
+import time as time_module
 import warnings as warnings_module
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -73,6 +74,11 @@ HORIZON_FUTURE: Final = timedelta(days=365)
 MAX_OCCURRENCES: Final = 500
 # Candidates walked through per series (from its DTSTART, however old) before giving up.
 MAX_SCANNED: Final = 100_000
+# CPU time a feed may spend expanding recurrences, all its events together: past it, the
+# recurring events left are rejected with a row error saying so, so that one hostile or broken
+# file (rules that never fire, each costing dateutil a search of centuries) cannot stall the
+# imports of every other agency.
+EXPANSION_BUDGET_SECONDS: Final = 5.0
 
 _FREQUENCIES: Final = {
     "YEARLY": du.YEARLY,
@@ -181,11 +187,26 @@ def parse(data: bytes, *, now: datetime | None = None) -> Iterator[ImportedEvent
         yield RowError(0, None, f"calendrier illisible : {exc}")
         return
     seen: dict[str, int] = {}
+    spent = 0.0
     for group in groups:
+        recurring = group.master is not None and "RRULE" in group.master.component
+        if recurring and spent > EXPANSION_BUDGET_SECONDS:
+            assert group.master is not None  # noqa: S101 - recurring implies it
+            yield RowError(
+                group.master.line,
+                "RRULE",
+                "récurrence non développée : le calcul des récurrences de ce calendrier a "
+                f"dépassé {EXPANSION_BUDGET_SECONDS:g} s",
+                # No id: its occurrences are unknown, so the run stays incomplete and none of
+                # the series' stored occurrences is cancelled as vanished.
+            )
+            continue
+        started = time_module.process_time()
         # Computed whole before yielding: the warnings filter must not outlive this block.
         with warnings_module.catch_warnings():
             warnings_module.simplefilter("ignore")
             items = _safe_expand(group, window)
+        spent += time_module.process_time() - started
         for item in items:
             if isinstance(item, ImportedEvent):
                 if item.external_id in seen:
@@ -643,6 +664,12 @@ def _rule(rule: Any, start: datetime, event: _Event) -> du.rrule | None:
 
 def _impossible(options: dict[str, Any], frequency: str) -> bool:
     """Rules that match no date at all, which dateutil would search up to the year 9999."""
+    year_days = options.get("byyearday")
+    if year_days and options.get("bymonth"):
+        # BYYEARDAY=366;BYMONTH=1: that day of the year is never in those months.
+        wanted = set(options["bymonth"])
+        if not any(_months_of_year_day(d) & wanted for d in year_days):
+            return True
     month_days = options.get("bymonthday")
     if month_days:
         months = options.get("bymonth") or list(range(1, 13))
@@ -656,6 +683,17 @@ def _impossible(options: dict[str, Any], frequency: str) -> bool:
         if all(abs(p) > per_day for p in positions):
             return True
     return False
+
+
+def _months_of_year_day(day: int) -> set[int]:
+    """The months the day-th day of a year (negative: from its end) falls in, in a common
+    year or a leap year."""
+    found = set()
+    for length, year in ((365, 2027), (366, 2028)):
+        index = day - 1 if day > 0 else length + day
+        if 0 <= index < length:
+            found.add((date(year, 1, 1) + timedelta(days=index)).month)
+    return found
 
 
 def _barren(rule: du.rrule, start: datetime) -> bool:

@@ -26,7 +26,7 @@ from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
 from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
-from importers.base import ImportedEvent, RowError, content_hash
+from importers.base import ImportedEvent, RowError, Unchanged, content_hash
 
 # Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
 # lon_max): a venue outside all of them is a swapped or broken coordinate.
@@ -106,13 +106,20 @@ def prepare(
 ) -> PreparedEvent | RowError:
     """Turn a parsed row into column values, or a RowError naming the field."""
     if item.ends_at <= item.starts_at:
-        return RowError(item.line, "ends_at", "La fin doit être postérieure au début.")
+        return RowError(
+            item.line, "ends_at", "La fin doit être postérieure au début.", item.external_id
+        )
     venue = item.venue
     lat, lon = venue.lat, venue.lon
     warnings = list(item.warnings)
     if lat is not None and lon is not None:
         if not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon):
-            return RowError(item.line, "venue.lat", f"Coordonnées hors de France : {lat}, {lon}.")
+            return RowError(
+                item.line,
+                "venue.lat",
+                f"Coordonnées hors de France : {lat}, {lon}.",
+                item.external_id,
+            )
     elif venue.city or venue.postal_code:
         found = geocoder.locate(venue.city, venue.postal_code)
         if found is None:
@@ -238,8 +245,14 @@ def known_rows(db: Session, feed_id: int) -> dict[str, Known]:
     }
 
 
+def raw_known(known: dict[str, Known]) -> dict[str, str | None]:
+    """external id -> stored hash, for a parser that recognises unchanged rows by their raw
+    text (importers.ftjson). Cancelled events are left out: the same row may revive them."""
+    return {eid: k.source_hash for eid, k in known.items() if k.status != "cancelled"}
+
+
 def collect(
-    items: Iterable[ImportedEvent | RowError],
+    items: Iterable[ImportedEvent | RowError | Unchanged],
     geocoder: Geocoder,
     known: dict[str, Known] | None = None,
 ) -> Collected:
@@ -252,10 +265,31 @@ def collect(
     collected = Collected({}, RowSpool(), set(), known, [], [], True)
     lines = collected.lines
     for item in items:
+        if isinstance(item, Unchanged):
+            # Its raw text hashes as stored (see raw_known): neither mapped nor validated again.
+            if item.external_id in lines:
+                collected.errors.append(
+                    RowError(
+                        item.line,
+                        DUPLICATE_FIELD,
+                        f"Identifiant « {item.external_id[:60]} » en double "
+                        f"(déjà vu ligne {lines.get(item.external_id)}).",
+                    )
+                )
+                continue
+            lines[item.external_id] = item.line
+            collected.unchanged.add(item.external_id)
+            continue
         if isinstance(item, RowError):
             collected.errors.append(item)
-            if item.line == 0 or item.field != DUPLICATE_FIELD:
+            if item.line == 0 or (item.external_id is None and item.field != DUPLICATE_FIELD):
+                # A truncated document, or a row that could be any event: an absent id no
+                # longer proves that its event vanished.
                 collected.complete = False
+            elif item.external_id is not None:
+                # A rejected row whose id is known keeps its own event as stored (neither
+                # updated nor cancelled); the other vanished events are still cancelled.
+                lines.setdefault(item.external_id, item.line)
             continue
         if item.external_id in lines:
             collected.errors.append(
@@ -269,7 +303,7 @@ def collect(
             continue
         lines[item.external_id] = item.line
         _warn(collected.warnings, item.warnings)
-        source_hash = content_hash(item)
+        source_hash = item.raw_hash or content_hash(item)
         stored = known.get(item.external_id)
         revived = stored is not None and stored.status == "cancelled" and item.status == "scheduled"
         if stored is not None and stored.source_hash == source_hash and not revived:

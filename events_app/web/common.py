@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,14 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from events_app.db import Database
-from events_app.errors import InvalidInput, NotFound
+from events_app.errors import InvalidInput, NotFound, UnsupportedMediaType
 from events_app.mail import LogBackend, MailBackend, deliver_outbox
 from events_app.notifications import Notifier
 from events_app.settings import Settings
 from events_app.web.security import RateLimiter
 
 T = TypeVar("T")
-log = logging.getLogger("events_app.mail")
 MAX_DB_ID = 2**31 - 1
 MAX_JSON_BODY = 1_000_000
 
@@ -66,7 +63,25 @@ def path_id(request: Request, name: str = "id") -> int:
     return value
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json, with or without parameters (charset=utf-8), in any case."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
 async def json_body(request: Request) -> Any:
+    """The JSON body of an API request: the one place where the API reads bodies.
+
+    Only application/json is read (415 otherwise), so that a cross-site HTML form, which can
+    send text/plain but not JSON, can never act through the API. Bodies over 1 MB never get
+    here (BodyLimitMiddleware).
+    """
+    if not is_json_media_type(request.headers.get("content-type")):
+        raise UnsupportedMediaType(
+            "Type de contenu non pris en charge : envoyez du JSON "
+            "(Content-Type: application/json).",
+            field="content-type",
+        )
     body = await request.body()
     if len(body) > MAX_JSON_BODY:
         raise InvalidInput("body", "Corps de requête trop volumineux.")
@@ -82,16 +97,11 @@ def notifier(request: Request, db: Session) -> Notifier:
     return Notifier(db, settings_of(request), request.state.mail_env)
 
 
-_delivering = threading.Lock()
-
-
 def deliver_mail_soon(request: Request) -> BackgroundTask | None:
     """With a real mail server, send the outbox right after the response.
 
-    The request itself only queued its mails. This nudge runs after the answer is sent, holds
-    no database lock while a server answers, runs at most once at a time per worker (a busy
-    or hanging server cannot take up the thread pool), and never raises: the scheduler's
-    delivery job is the safety net either way.
+    With the default log backend mails simply stay in the outbox; the scheduler's delivery job
+    is the safety net either way (it retries what fails here).
     """
     backend: MailBackend = request.state.mail_backend
     if isinstance(backend, LogBackend):
@@ -99,14 +109,7 @@ def deliver_mail_soon(request: Request) -> BackgroundTask | None:
     database: Database = request.state.db
 
     def deliver() -> None:
-        if not _delivering.acquire(blocking=False):
-            return
-        try:
-            deliver_outbox(database, backend, limit=20)
-        except Exception:
-            log.exception("mail delivery after a request failed; the scheduler will retry")
-        finally:
-            _delivering.release()
+        deliver_outbox(database, backend)
 
     return BackgroundTask(deliver)
 

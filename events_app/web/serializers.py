@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from events_app.events import registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
-from events_app.registrations import ALREADY_REGISTERED
+from events_app.search import EventSummary
 from events_app.settings import Settings
 
 
@@ -25,7 +25,7 @@ def local_iso(moment: datetime, tz: str) -> str:
 
 
 def event_item(
-    event: Event,
+    event: Event | EventSummary,
     settings: Settings,
     *,
     distance_km: float | None = None,
@@ -65,6 +65,8 @@ def event_item(
         "revision": event.revision,
         "url": event_url(settings, event.id),
         "ics_url": ics_url(settings, event.id),
+        # The same event published by other agencies (SPEC §11), stored with its group.
+        "duplicates": list(event.duplicate_copies or ()),
     }
     if with_distance:
         item["distance_km"] = None if distance_km is None else round(distance_km, 2)
@@ -102,11 +104,6 @@ def manage_url(settings: Settings, token: str) -> str:
 
 def cancel_url(settings: Settings, token: str) -> str:
     return f"{settings.base_url}/api/v1/registrations/{token}/cancel"
-
-
-def already_registered(registration: Registration) -> dict[str, Any]:
-    """The answer to a second sign-up with the same address: its id and nothing else."""
-    return {"id": registration.id, "status": "already_registered", "message": ALREADY_REGISTERED}
 
 
 def registration_item(

@@ -584,3 +584,50 @@ def test_any_mix_of_properties_never_raises(components: list[list[str]]) -> None
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert all(isinstance(item, ImportedEvent | RowError) for item in run(data))
+
+
+def test_every_feed_format_has_its_parser_and_label() -> None:
+    # The domain's vocabulary (labels, validation, CLI choices) and the importers' parsers.
+    from events_app.vocab import FEED_FORMATS
+
+    assert set(PARSERS) == set(FEED_FORMATS)
+
+
+def _series(count: int, rule: str) -> bytes:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//FR"]
+    for i in range(count):
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:serie-{i}@test",
+            "DTSTAMP:20260101T000000Z",
+            "DTSTART:20260605T090000Z",
+            "DTEND:20260605T100000Z",
+            f"SUMMARY:Atelier {i}",
+            f"RRULE:{rule}",
+            "END:VEVENT",
+        ]
+    return ("\r\n".join([*lines, "END:VCALENDAR"]) + "\r\n").encode()
+
+
+def test_a_rule_that_never_fires_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 of these cost 22 s of CPU before (dateutil searched centuries for each); the rule
+    # is now seen to be impossible before any search.
+    def searched(*_: object) -> bool:
+        raise AssertionError("the rule was searched for centuries")
+
+    monkeypatch.setattr(ics, "_barren", searched)
+    items = list(ics.parse(_series(40, "FREQ=DAILY;BYYEARDAY=366;BYMONTH=1"), now=NOW))
+    events = [item for item in items if isinstance(item, ImportedEvent)]
+    assert len(events) == 40  # DTSTART alone stays, with a warning
+    assert all("aucune date possible" in " ".join(e.warnings) for e in events)
+
+
+def test_the_expansion_work_of_a_feed_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ics, "EXPANSION_BUDGET_SECONDS", 0.0)
+    items = list(ics.parse(_series(3, "FREQ=WEEKLY;COUNT=4"), now=NOW))
+    events = [item for item in items if isinstance(item, ImportedEvent)]
+    refused = [item for item in items if isinstance(item, RowError)]
+    # The first series is expanded; past the budget, the others are reported, not expanded.
+    assert len(events) == 4
+    assert len(refused) == 2 and all("dépassé" in r.reason for r in refused)
+    assert {r.field for r in refused} == {"RRULE"}
