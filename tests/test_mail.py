@@ -18,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from events_app import mail
 from events_app.db import Database, utcnow
@@ -34,6 +35,7 @@ from events_app.notifications import MAILS, Notifier
 from events_app.registrations import Person, register
 from events_app.resources import TEMPLATES_DIR
 from events_app.settings import Settings
+from events_app.web.common import deliver_mail_soon
 from tests.factories import make_agency, make_event
 from tests.server import free_port
 
@@ -327,3 +329,43 @@ def test_a_sender_whose_claim_ran_out_does_not_send_those_mails_again(
         assert _counts(first.result(timeout=60)) == (1, 0, 0)
     recipients = sorted(r for _, rcpts, _ in inbox.messages for r in rcpts)
     assert recipients == ["p0@example.org", "p1@example.org", "p2@example.org"]
+
+
+def test_one_mail_nudge_at_a_time_per_worker(
+    committed: Database, settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    """A hung mail server must not take up a thread per request: while one request's nudge is
+    sending, the next ones return at once (their mails wait for it or for the scheduler)."""
+    inbox, port = smtp
+    smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
+    backend = GatedBackend(SMTPBackend(smtp_settings))
+    entered = threading.Semaphore(0)
+    inner_send = backend.send
+
+    def counting_send(message: OutboxMessage) -> None:
+        entered.release()
+        inner_send(message)
+
+    backend.send = counting_send  # type: ignore[method-assign]
+    request = Request({"type": "http", "state": {"mail_backend": backend, "db": committed}})
+    _plain_mail(committed, "premier@example.org")
+    first = deliver_mail_soon(request)
+    assert first is not None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sending = pool.submit(first.func)
+        assert entered.acquire(timeout=60)  # the first nudge is at the server
+        _plain_mail(committed, "second@example.org")
+        second = deliver_mail_soon(request)
+        assert second is not None
+        done = pool.submit(second.func)
+        # Either the second nudge returns without sending, or it reaches the server too.
+        while not done.done():
+            if entered.acquire(timeout=0.05):
+                backend.gate.set()
+                pytest.fail("a second nudge sent while the first was still sending")
+        backend.gate.set()
+        sending.result(timeout=60)
+    assert [rcpts for _, rcpts, _ in inbox.messages] == [["premier@example.org"]]
+    # The second mail waited for the next delivery (the scheduler's, here).
+    assert _counts(deliver_outbox(committed, SMTPBackend(smtp_settings))) == (1, 0, 0)
+    assert len(inbox.messages) == 2
