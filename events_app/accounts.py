@@ -37,7 +37,17 @@ from events_app.alerts import delete_alerts_of, export_alerts
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, Registration, Seeker
-from events_app.notifications import Notifier, delete_mails_to, mail_environment, queue_mail
+from events_app.notifications import (
+    ACCOUNT_EXISTS,
+    CONFIRM_ACCOUNT,
+    PASSWORD_RESET,
+    AccountConfirmation,
+    AccountExists,
+    Notifier,
+    SeekerPasswordReset,
+    delete_mails_to,
+    mail_environment,
+)
 from events_app.places import ResolvedPlace, resolve_place
 from events_app.registrations import anonymise_registrations, cancel_registration
 from events_app.search import (
@@ -60,16 +70,13 @@ RESET_LINK_INVALID = (
     "Ce lien de réinitialisation n’est plus valable\u00a0: il a déjà servi, il a expiré (il "
     "vaut une heure) ou il est incomplet. Demandez un nouveau lien."
 )
-RESET_SUBJECT = "Réinitialiser votre mot de passe"
 CONFIRM_SALT = "account-confirmation"
 CONFIRM_PATH = "/compte/confirmation"
 CONFIRM_MAX_AGE_SECONDS = 7 * 24 * 3600
-CONFIRM_SUBJECT = "Confirmez votre adresse pour ouvrir votre compte"
 CONFIRM_LINK_INVALID = (
     "Ce lien de confirmation n'est plus valable. Demandez un lien avec « Mot de passe oublié » : "
     "il confirme aussi votre adresse."
 )
-ACCOUNT_EXISTS_SUBJECT = "Une demande de compte avec votre adresse"
 NOT_CONFIRMED = (
     "Confirmez d'abord votre adresse e-mail avec le lien reçu après l'inscription (ou "
     "demandez-en un nouveau avec « Mot de passe oublié »)."
@@ -129,14 +136,11 @@ def sign_up(
     env = env or mail_environment()
     existing = _seeker_by_email(db, address)
     if existing is not None:
-        queue_mail(
+        ACCOUNT_EXISTS.queue(
             db,
-            env,
             to=existing.email,
-            subject=ACCOUNT_EXISTS_SUBJECT,
-            template="account_exists",
-            context={"seeker": existing, "base_url": settings.base_url},
-            kind="account_exists",
+            context=AccountExists(seeker=existing, base_url=settings.base_url),
+            env=env,
         )
         db.flush()
         return None
@@ -165,19 +169,16 @@ def sign_up(
     token = passwords.password_link_token(
         settings.secret_key, CONFIRM_SALT, seeker.id, seeker.password_hash
     )
-    queue_mail(
+    CONFIRM_ACCOUNT.queue(
         db,
-        env,
         to=seeker.email,
-        subject=CONFIRM_SUBJECT,
-        template="confirm_account",
-        context={
-            "seeker": seeker,
-            "confirm_url": f"{settings.base_url}{CONFIRM_PATH}?token={token}",
-            "valid_days": CONFIRM_MAX_AGE_SECONDS // 86400,
-            "base_url": settings.base_url,
-        },
-        kind="confirm_account",
+        context=AccountConfirmation(
+            seeker=seeker,
+            confirm_url=f"{settings.base_url}{CONFIRM_PATH}?token={token}",
+            valid_days=CONFIRM_MAX_AGE_SECONDS // 86400,
+            base_url=settings.base_url,
+        ),
+        env=env,
     )
     db.flush()
     return seeker
@@ -360,21 +361,16 @@ def request_password_reset(
     seeker = _seeker_by_email(db, address)
     if seeker is None:
         return
-    env = env or mail_environment()
-    context: dict[str, Any] = {
-        "seeker": seeker,
-        "reset_url": f"{settings.base_url}{RESET_PATH}?token={reset_token(seeker, settings)}",
-        "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
-        "base_url": settings.base_url,
-    }
-    queue_mail(
+    PASSWORD_RESET.queue(
         db,
-        env,
         to=seeker.email,
-        subject=RESET_SUBJECT,
-        template="password_reset",
-        context=context,
-        kind="password_reset",
+        context=SeekerPasswordReset(
+            seeker=seeker,
+            reset_url=f"{settings.base_url}{RESET_PATH}?token={reset_token(seeker, settings)}",
+            valid_minutes=RESET_MAX_AGE_SECONDS // 60,
+            base_url=settings.base_url,
+        ),
+        env=env,
     )
     db.flush()
 

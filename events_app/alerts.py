@@ -23,7 +23,12 @@ from starlette.datastructures import QueryParams
 from events_app.db import utcnow
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Alert, AlertSentEvent, Event, Seeker
-from events_app.notifications import queue_mail
+from events_app.notifications import (
+    ALERT,
+    ALERT_CONFIRM,
+    AlertConfirmation,
+    AlertDigest,
+)
 from events_app.passwords import clean_email
 from events_app.search import SearchQuery, rank_events, search_events
 from events_app.settings import Settings
@@ -42,7 +47,6 @@ MAX_EVENTS_PER_MAIL = 50
 CONFIRM_PATH = "/alertes/confirmer"
 MANAGE_PATH = "/alertes/gerer"
 UNSUBSCRIBE_PATH = "/alertes/desabonner"
-CONFIRM_SUBJECT = "Confirmez votre alerte Événements emploi"
 
 
 def filter_pairs(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -136,21 +140,18 @@ def create_alert(
     db.add(alert)
     db.flush()
     if not confirmed:
-        queue_mail(
+        ALERT_CONFIRM.queue(
             db,
-            env,
             to=alert.email,
-            subject=CONFIRM_SUBJECT,
-            template="alert_confirm",
-            context={
-                "alert": alert,
-                "filters": describe_filters(alert.filters),
-                "frequency": FREQUENCIES[alert.frequency],
-                "confirm_url": f"{settings.base_url}{CONFIRM_PATH}/{alert.token}",
-                "valid_days": UNCONFIRMED_DAYS,
-                "base_url": settings.base_url,
-            },
-            kind="alert_confirm",
+            context=AlertConfirmation(
+                alert=alert,
+                filters=describe_filters(alert.filters),
+                frequency=FREQUENCIES[alert.frequency],
+                confirm_url=f"{settings.base_url}{CONFIRM_PATH}/{alert.token}",
+                valid_days=UNCONFIRMED_DAYS,
+                base_url=settings.base_url,
+            ),
+            env=env,
         )
     return alert
 
@@ -318,29 +319,20 @@ def _queue_alert_mail(
     db: Session, env: Environment, settings: Settings, alert: Alert, hits: list[Any]
 ) -> None:
     unsubscribe_url = f"{settings.base_url}{UNSUBSCRIBE_PATH}/{alert.token}"
-    count = len(hits)
-    subject = (
-        "1 nouvel événement pour votre alerte"
-        if count == 1
-        else f"{count} nouveaux événements pour votre alerte"
-    )
-    message = queue_mail(
+    ALERT.queue(
         db,
-        env,
         to=alert.email,
-        subject=subject,
-        template="alert",
-        context={
-            "hits": hits,
-            "filters": describe_filters(alert.filters),
-            "frequency": FREQUENCIES[alert.frequency],
-            "manage_url": f"{settings.base_url}{MANAGE_PATH}/{alert.token}",
-            "unsubscribe_url": unsubscribe_url,
-            "base_url": settings.base_url,
+        context=AlertDigest(
+            hits=hits,
+            filters=describe_filters(alert.filters),
+            frequency=FREQUENCIES[alert.frequency],
+            manage_url=f"{settings.base_url}{MANAGE_PATH}/{alert.token}",
+            unsubscribe_url=unsubscribe_url,
+            base_url=settings.base_url,
+        ),
+        env=env,
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
-        kind="alert",
     )
-    message.headers = {
-        "List-Unsubscribe": f"<{unsubscribe_url}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }

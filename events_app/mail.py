@@ -19,7 +19,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from events_app.db import Database, utcnow
@@ -136,8 +136,16 @@ def retry_delay(attempts: int) -> timedelta:
     )
 
 
-def claim_mails(db: Session, *, now: datetime, limit: int) -> list[int]:
-    """Mark up to `limit` due mails as being sent (until now + CLAIM_SECONDS); their ids.
+@dataclass(frozen=True)
+class Claim:
+    """A mail claimed by this sender: its id, and its attempt count when claimed."""
+
+    id: int
+    attempt: int
+
+
+def claim_mails(db: Session, *, now: datetime, limit: int) -> list[Claim]:
+    """Mark up to `limit` due mails as being sent (until now + CLAIM_SECONDS); the claims.
 
     Due: pending and past its next attempt, or claimed by a sender whose claim ran out. Rows
     are locked with SKIP LOCKED on PostgreSQL (SQLite's write transaction does the same), so
@@ -156,7 +164,34 @@ def claim_mails(db: Session, *, now: datetime, limit: int) -> list[int]:
         message.attempts += 1
         message.next_attempt_at = now + timedelta(seconds=CLAIM_SECONDS)
     db.flush()
-    return [message.id for message in messages]
+    return [Claim(message.id, message.attempts) for message in messages]
+
+
+def renew_claim(db: Session, claim: Claim, *, now: datetime) -> OutboxMessage | None:
+    """The claimed mail, detached, if the claim is still this sender's; None otherwise.
+
+    A batch can take longer than CLAIM_SECONDS to send (a server that answers slowly or not
+    at all, ten seconds per mail): its later mails' claims run out and another sender may
+    claim and send them. Each mail's claim is therefore renewed just before it is sent, with
+    a conditional UPDATE on the attempt count that the other sender's claim raised: of the
+    two, only one sends the mail.
+    """
+    renewed = db.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == claim.id,
+            OutboxMessage.status == "sending",
+            OutboxMessage.attempts == claim.attempt,
+        )
+        .values(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+        .execution_options(synchronize_session=False)
+    )
+    if renewed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    message = db.get(OutboxMessage, claim.id, populate_existing=True)
+    if message is not None:
+        db.expunge(message)
+    return message
 
 
 def record_sent(db: Session, message_id: int, *, now: datetime) -> None:
@@ -198,15 +233,14 @@ def deliver_outbox(
 ) -> Delivery:
     """Send what is due, one mail at a time, outside any write lock (see above)."""
     with database.transaction(lock=True) as db:
-        ids = claim_mails(db, now=clock(), limit=limit)
+        claims = claim_mails(db, now=clock(), limit=limit)
     done = Delivery()
-    for message_id in ids:
-        with database.transaction() as db:
-            message = db.get(OutboxMessage, message_id)
-            if message is not None:
-                db.expunge(message)
+    for claim in claims:
+        message_id = claim.id
+        with database.transaction(lock=True) as db:
+            message = renew_claim(db, claim, now=clock())
         if message is None:
-            continue
+            continue  # deleted meanwhile, or claimed by another sender after ours ran out
         try:
             send_one(backend, message)
         except PermanentFailure as exc:

@@ -1,13 +1,18 @@
-"""The mails the product sends, written to the outbox in the caller's transaction.
+"""Every mail the product sends, declared once, and queued in the caller's transaction.
 
-A mail is queued in the same transaction as the change it reports, so a rolled-back
+A mail kind is one declaration: `@mail("name")` on the function that builds its subject from
+a typed context (a dataclass), plus its templates `templates/mail/<name>.txt` and `.html`,
+which receive the context's fields. `KIND.queue(db, to=..., context=...)` renders it into the
+outbox. A mail is queued in the same transaction as the change it reports, so a rolled-back
 registration never sends one, and a committed one always will (see events_app.mail).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import delete, func
@@ -17,22 +22,12 @@ from events_app.calendars import invite_ics
 from events_app.db import utcnow
 from events_app.events import html_to_text, one_line
 from events_app.formatting import fr_date, fr_datetime, fr_paris_time, fr_time, fr_zone
-from events_app.models import Event, OutboxMessage, Registration
+from events_app.models import Agency, AgencyStaff, Alert, Event, OutboxMessage, Registration, Seeker
 from events_app.resources import TEMPLATES_DIR
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS
 
 MAX_SUBJECT = 300  # the outbox column
-SUBJECTS = {
-    "confirmed": "Inscription confirmée : {title}",
-    "waitlisted": "Liste d'attente : {title}",
-    "promoted": "Une place s'est libérée : {title}",
-    "cancelled": "Inscription annulée : {title}",
-    "event_changed": "Changement de date, d'horaire ou de lieu : {title}",
-    "event_cancelled": "Événement annulé : {title}",
-    "reminder": "Rappel : {title}, demain",
-    "links_resent": "Votre lien d'inscription : {title}",
-}
 
 
 def mail_environment() -> Environment:
@@ -53,32 +48,229 @@ def mail_environment() -> Environment:
     return env
 
 
-def queue_mail(
-    db: Session,
-    env: Environment,
-    *,
-    to: str,
-    subject: str,
-    template: str,
-    context: dict[str, Any],
-    kind: str,
-    registration_id: int | None = None,
-) -> OutboxMessage:
-    """Render `template`.txt and `template`.html into an outbox message (not sent here).
+def safe_subject(subject: str) -> str:
+    """A subject any mail header takes: on one line (a line break in a header makes the email
+    library refuse the whole mail), within the outbox column."""
+    return one_line(subject)[:MAX_SUBJECT]
 
-    The subject is put on one line whatever the data holds: a line break in a header makes
-    the email library refuse the whole mail.
-    """
-    message = OutboxMessage(
-        to_address=to,
-        subject=one_line(subject)[:MAX_SUBJECT],
-        body_text=env.get_template(f"{template}.txt").render(context),
-        body_html=env.get_template(f"{template}.html").render(context),
-        kind=kind,
-        registration_id=registration_id,
-    )
-    db.add(message)
-    return message
+
+@dataclass(frozen=True)
+class MailContext:
+    """Base of the typed contexts: the templates receive the dataclass's fields."""
+
+    def template_values(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+C = TypeVar("C", bound=MailContext)
+
+
+@dataclass(frozen=True)
+class MailKind(Generic[C]):
+    """One kind of mail: its name (its templates, and the outbox's `kind`) and its subject."""
+
+    name: str
+    subject: Callable[[C], str]
+
+    def queue(
+        self,
+        db: Session,
+        *,
+        to: str,
+        context: C,
+        env: Environment | None = None,
+        registration_id: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> OutboxMessage:
+        """Render the mail into the outbox (not sent here; see events_app.mail)."""
+        env = env or mail_environment()
+        values = context.template_values()
+        message = OutboxMessage(
+            to_address=to,
+            subject=safe_subject(self.subject(context)),
+            body_text=env.get_template(f"{self.name}.txt").render(values),
+            body_html=env.get_template(f"{self.name}.html").render(values),
+            kind=self.name,
+            registration_id=registration_id,
+        )
+        if headers:
+            message.headers = headers
+        db.add(message)
+        return message
+
+
+MAILS: dict[str, MailKind[Any]] = {}
+
+
+def mail(name: str) -> Callable[[Callable[[C], str]], MailKind[C]]:
+    """Declare a mail kind; the decorated function builds its subject from its context."""
+
+    def declare(subject: Callable[[C], str]) -> MailKind[C]:
+        if name in MAILS:
+            raise ValueError(f"mail {name!r} declared twice")
+        kind = MailKind(name, subject)
+        MAILS[name] = kind
+        return kind
+
+    return declare
+
+
+# --- The contexts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistrationMail(MailContext):
+    """A mail about one registration; the event needs its agency loaded."""
+
+    registration: Registration
+    event: Event
+    manage_url: str
+    event_url: str
+    description: str
+
+
+@dataclass(frozen=True)
+class AccountConfirmation(MailContext):
+    seeker: Seeker
+    confirm_url: str
+    valid_days: int
+    base_url: str
+
+
+@dataclass(frozen=True)
+class AccountExists(MailContext):
+    """Someone tried to create an account with an address that already has one."""
+
+    seeker: Seeker
+    base_url: str
+
+
+@dataclass(frozen=True)
+class SeekerPasswordReset(MailContext):
+    seeker: Seeker
+    reset_url: str
+    valid_minutes: int
+    base_url: str
+
+
+@dataclass(frozen=True)
+class StaffInvitation(MailContext):
+    staff: AgencyStaff
+    agency: Agency
+    set_password_url: str
+    valid_days: int
+    base_url: str
+
+
+@dataclass(frozen=True)
+class StaffPasswordReset(MailContext):
+    staff: AgencyStaff
+    reset_url: str
+    valid_minutes: int
+    base_url: str
+
+
+@dataclass(frozen=True)
+class AlertConfirmation(MailContext):
+    alert: Alert
+    filters: str
+    frequency: str
+    confirm_url: str
+    valid_days: int
+    base_url: str
+
+
+@dataclass(frozen=True)
+class AlertDigest(MailContext):
+    """The new events of one alert; hits are search hits (event, distance)."""
+
+    hits: list[Any]
+    filters: str
+    frequency: str
+    manage_url: str
+    unsubscribe_url: str
+    base_url: str
+
+
+# --- The mails ---------------------------------------------------------------------------------
+
+
+@mail("confirmed")
+def CONFIRMED(c: RegistrationMail) -> str:
+    return f"Inscription confirmée : {c.event.title}"
+
+
+@mail("waitlisted")
+def WAITLISTED(c: RegistrationMail) -> str:
+    return f"Liste d'attente : {c.event.title}"
+
+
+@mail("promoted")
+def PROMOTED(c: RegistrationMail) -> str:
+    return f"Une place s'est libérée : {c.event.title}"
+
+
+@mail("cancelled")
+def CANCELLED(c: RegistrationMail) -> str:
+    return f"Inscription annulée : {c.event.title}"
+
+
+@mail("event_changed")
+def EVENT_CHANGED(c: RegistrationMail) -> str:
+    return f"Changement de date, d'horaire ou de lieu : {c.event.title}"
+
+
+@mail("event_cancelled")
+def EVENT_CANCELLED(c: RegistrationMail) -> str:
+    return f"Événement annulé : {c.event.title}"
+
+
+@mail("reminder")
+def REMINDER(c: RegistrationMail) -> str:
+    return f"Rappel : {c.event.title}, demain"
+
+
+@mail("links_resent")
+def LINKS_RESENT(c: RegistrationMail) -> str:
+    return f"Votre lien d'inscription : {c.event.title}"
+
+
+@mail("confirm_account")
+def CONFIRM_ACCOUNT(c: AccountConfirmation) -> str:
+    return "Confirmez votre adresse pour ouvrir votre compte"
+
+
+@mail("account_exists")
+def ACCOUNT_EXISTS(c: AccountExists) -> str:
+    return "Une demande de compte avec votre adresse"
+
+
+@mail("password_reset")
+def PASSWORD_RESET(c: SeekerPasswordReset) -> str:
+    return "Réinitialiser votre mot de passe"
+
+
+@mail("staff_invitation")
+def STAFF_INVITATION(c: StaffInvitation) -> str:
+    return "Votre accès à l’espace organisateur"
+
+
+@mail("staff_password_reset")
+def STAFF_PASSWORD_RESET(c: StaffPasswordReset) -> str:
+    return "Réinitialiser votre mot de passe d’organisateur"
+
+
+@mail("alert_confirm")
+def ALERT_CONFIRM(c: AlertConfirmation) -> str:
+    return "Confirmez votre alerte Événements emploi"
+
+
+@mail("alert")
+def ALERT(c: AlertDigest) -> str:
+    count = len(c.hits)
+    if count == 1:
+        return "1 nouvel événement pour votre alerte"
+    return f"{count} nouveaux événements pour votre alerte"
 
 
 def delete_mails_to(db: Session, address: str) -> int:
@@ -103,7 +295,8 @@ def purge_old_mails(db: Session, *, retention_days: int) -> int:
 
 
 class Notifier:
-    """Queues mails for one transaction. Needs the events' agency loaded."""
+    """Queues the registration mails of one transaction (RegistrationMail contexts built from
+    the registration). Needs the events' agency loaded."""
 
     def __init__(self, db: Session, settings: Settings, env: Environment | None = None) -> None:
         self.db = db
@@ -118,29 +311,24 @@ class Notifier:
 
     def _queue(
         self,
-        kind: str,
+        kind: MailKind[RegistrationMail],
         registration: Registration,
         event: Event,
         *,
         ics_method: Literal["REQUEST", "CANCEL"] | None = None,
-        extra: dict[str, Any] | None = None,
     ) -> OutboxMessage:
-        context = {
-            "registration": registration,
-            "event": event,
-            "manage_url": self.manage_url(registration),
-            "event_url": self.event_url(event),
-            "description": html_to_text(event.description_html or ""),
-            **(extra or {}),
-        }
-        message = queue_mail(
+        context = RegistrationMail(
+            registration=registration,
+            event=event,
+            manage_url=self.manage_url(registration),
+            event_url=self.event_url(event),
+            description=html_to_text(event.description_html or ""),
+        )
+        message = kind.queue(
             self.db,
-            self.env,
             to=registration.email,
-            subject=SUBJECTS[kind].format(title=event.title),
-            template=kind,
             context=context,
-            kind=kind,
+            env=self.env,
             registration_id=registration.id,
         )
         if ics_method is not None:
@@ -149,28 +337,28 @@ class Notifier:
         return message
 
     def registration_confirmed(self, registration: Registration) -> None:
-        self._queue("confirmed", registration, registration.event, ics_method="REQUEST")
+        self._queue(CONFIRMED, registration, registration.event, ics_method="REQUEST")
 
     def registration_waitlisted(self, registration: Registration) -> None:
-        self._queue("waitlisted", registration, registration.event)
+        self._queue(WAITLISTED, registration, registration.event)
 
     def registration_promoted(self, registration: Registration) -> None:
-        self._queue("promoted", registration, registration.event, ics_method="REQUEST")
+        self._queue(PROMOTED, registration, registration.event, ics_method="REQUEST")
 
     def registration_cancelled(self, registration: Registration) -> None:
-        self._queue("cancelled", registration, registration.event, ics_method="CANCEL")
+        self._queue(CANCELLED, registration, registration.event, ics_method="CANCEL")
 
     def event_changed(self, registration: Registration, event: Event) -> None:
         method: Literal["REQUEST"] | None = (
             "REQUEST" if registration.status == "confirmed" else None
         )
-        self._queue("event_changed", registration, event, ics_method=method)
+        self._queue(EVENT_CHANGED, registration, event, ics_method=method)
 
     def event_cancelled(self, registration: Registration, event: Event) -> None:
-        self._queue("event_cancelled", registration, event, ics_method="CANCEL")
+        self._queue(EVENT_CANCELLED, registration, event, ics_method="CANCEL")
 
     def links_resent(self, registration: Registration) -> None:
-        self._queue("links_resent", registration, registration.event)
+        self._queue(LINKS_RESENT, registration, registration.event)
 
     def reminder(self, registration: Registration, event: Event) -> None:
-        self._queue("reminder", registration, event, ics_method="REQUEST")
+        self._queue(REMINDER, registration, event, ics_method="REQUEST")

@@ -31,7 +31,12 @@ from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.events import RegistrationState, create_event, get_event, registration_state
 from events_app.feeds import feed_runs, get_agency_by_slug, list_feeds
 from events_app.models import AgencyStaff, Event, Feed, ImportRun, Registration
-from events_app.notifications import mail_environment, queue_mail
+from events_app.notifications import (
+    STAFF_INVITATION,
+    STAFF_PASSWORD_RESET,
+    StaffInvitation,
+    StaffPasswordReset,
+)
 from events_app.registrations import list_registrants, lock_event
 from events_app.settings import Settings
 from events_app.vocab import REGISTRATION_STATUSES
@@ -50,8 +55,6 @@ LINK_INVALID = (
     "Ce lien n’est plus valable\u00a0: il a déjà servi, il a expiré ou il est incomplet. "
     "Demandez un nouveau lien."
 )
-RESET_SUBJECT = "Réinitialiser votre mot de passe d’organisateur"
-INVITATION_SUBJECT = "Votre accès à l’espace organisateur"
 # Registrations whose attendance can be marked (and changed again).
 ATTENDANCE_STATUSES = ("confirmed", "attended", "absent")
 
@@ -196,22 +199,17 @@ def invite_staff(
     agency = get_agency_by_slug(db, agency_slug)
     staff, token = create_staff(db, agency_id=agency.id, email=email, name=name, settings=settings)
     url = set_password_url(settings, token or invitation_token(staff, settings))
-    env = env or mail_environment()
-    context: dict[str, Any] = {
-        "staff": staff,
-        "agency": agency,
-        "set_password_url": url,
-        "valid_days": INVITATION_MAX_AGE_SECONDS // 86400,
-        "base_url": settings.base_url,
-    }
-    queue_mail(
+    STAFF_INVITATION.queue(
         db,
-        env,
         to=staff.email,
-        subject=INVITATION_SUBJECT,
-        template="staff_invitation",
-        context=context,
-        kind="staff_invitation",
+        context=StaffInvitation(
+            staff=staff,
+            agency=agency,
+            set_password_url=url,
+            valid_days=INVITATION_MAX_AGE_SECONDS // 86400,
+            base_url=settings.base_url,
+        ),
+        env=env,
     )
     db.flush()
     return staff, url
@@ -227,21 +225,16 @@ def request_staff_password_reset(
     staff = _staff_by_email(db, passwords.clean_email(email))
     if staff is None or not staff.is_active:
         return
-    env = env or mail_environment()
-    context: dict[str, Any] = {
-        "staff": staff,
-        "reset_url": set_password_url(settings, reset_token(staff, settings)),
-        "valid_minutes": RESET_MAX_AGE_SECONDS // 60,
-        "base_url": settings.base_url,
-    }
-    queue_mail(
+    STAFF_PASSWORD_RESET.queue(
         db,
-        env,
         to=staff.email,
-        subject=RESET_SUBJECT,
-        template="staff_password_reset",
-        context=context,
-        kind="staff_password_reset",
+        context=StaffPasswordReset(
+            staff=staff,
+            reset_url=set_password_url(settings, reset_token(staff, settings)),
+            valid_minutes=RESET_MAX_AGE_SECONDS // 60,
+            base_url=settings.base_url,
+        ),
+        env=env,
     )
     db.flush()
 

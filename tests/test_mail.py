@@ -5,7 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import Message
@@ -16,7 +18,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
+from events_app import mail
 from events_app.db import Database, utcnow
 from events_app.mail import (
     Delivery,
@@ -27,9 +31,11 @@ from events_app.mail import (
     deliver_outbox,
 )
 from events_app.models import OutboxMessage
-from events_app.notifications import Notifier
+from events_app.notifications import MAILS, Notifier
 from events_app.registrations import Person, register
+from events_app.resources import TEMPLATES_DIR
 from events_app.settings import Settings
+from events_app.web.common import deliver_mail_soon
 from tests.factories import make_agency, make_event
 from tests.server import free_port
 
@@ -261,3 +267,105 @@ def test_without_smtp_each_mail_is_also_an_eml_file(
     assert body is not None and "Zoé" in body.get_content()
     parts = [part.get_content_type() for part in parsed.walk()]
     assert "text/html" in parts and "text/calendar" in parts
+
+
+# --- One registry of mails; one sender per mail ------------------------------------------------
+
+
+def test_every_mail_is_one_declaration_with_its_two_templates() -> None:
+    on_disk = {
+        path.stem
+        for path in (TEMPLATES_DIR / "mail").glob("*.txt")
+        if not path.stem.startswith("_")
+    }
+    assert set(MAILS) == on_disk
+    for name, kind in MAILS.items():
+        assert kind.name == name
+        assert (TEMPLATES_DIR / "mail" / f"{name}.html").is_file(), name
+
+
+def _plain_mail(database: Database, to: str) -> int:
+    with database.transaction() as db:
+        message = OutboxMessage(to_address=to, subject="Bonjour", body_text="Bonjour", kind="other")
+        db.add(message)
+        db.flush()
+        return message.id
+
+
+class GatedBackend:
+    """The real SMTP backend, held at a gate on its first mail until the test opens it."""
+
+    def __init__(self, inner: SMTPBackend) -> None:
+        self.inner = inner
+        self.sending = threading.Event()
+        self.gate = threading.Event()
+
+    def send(self, message: OutboxMessage) -> None:
+        self.sending.set()
+        assert self.gate.wait(60)
+        self.inner.send(message)
+
+
+def test_a_sender_whose_claim_ran_out_does_not_send_those_mails_again(
+    committed: Database, settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
+    for n in range(3):
+        _plain_mail(committed, f"p{n}@example.org")
+    start = utcnow()
+    ticks = iter([start, *[start + timedelta(seconds=200)] * 20])
+    slow = GatedBackend(SMTPBackend(smtp_settings))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Sender A claims the three mails, then hangs on the first one.
+        first = pool.submit(deliver_outbox, committed, slow, clock=lambda: next(ticks))
+        assert slow.sending.wait(60)
+        # Sender B comes once A's claims of the two others ran out, and sends them.
+        later = start + timedelta(seconds=mail.CLAIM_SECONDS + 100)
+        other = deliver_outbox(committed, SMTPBackend(smtp_settings), clock=lambda: later)
+        assert _counts(other) == (2, 0, 0)
+        slow.gate.set()
+        # A sends the mail it still holds, and skips the two B took over.
+        assert _counts(first.result(timeout=60)) == (1, 0, 0)
+    recipients = sorted(r for _, rcpts, _ in inbox.messages for r in rcpts)
+    assert recipients == ["p0@example.org", "p1@example.org", "p2@example.org"]
+
+
+def test_one_mail_nudge_at_a_time_per_worker(
+    committed: Database, settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    """A hung mail server must not take up a thread per request: while one request's nudge is
+    sending, the next ones return at once (their mails wait for it or for the scheduler)."""
+    inbox, port = smtp
+    smtp_settings = replace(settings, smtp_host="127.0.0.1", smtp_port=port)
+    backend = GatedBackend(SMTPBackend(smtp_settings))
+    entered = threading.Semaphore(0)
+    inner_send = backend.send
+
+    def counting_send(message: OutboxMessage) -> None:
+        entered.release()
+        inner_send(message)
+
+    backend.send = counting_send  # type: ignore[method-assign]
+    request = Request({"type": "http", "state": {"mail_backend": backend, "db": committed}})
+    _plain_mail(committed, "premier@example.org")
+    first = deliver_mail_soon(request)
+    assert first is not None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sending = pool.submit(first.func)
+        assert entered.acquire(timeout=60)  # the first nudge is at the server
+        _plain_mail(committed, "second@example.org")
+        second = deliver_mail_soon(request)
+        assert second is not None
+        done = pool.submit(second.func)
+        # Either the second nudge returns without sending, or it reaches the server too.
+        while not done.done():
+            if entered.acquire(timeout=0.05):
+                backend.gate.set()
+                pytest.fail("a second nudge sent while the first was still sending")
+        backend.gate.set()
+        sending.result(timeout=60)
+    assert [rcpts for _, rcpts, _ in inbox.messages] == [["premier@example.org"]]
+    # The second mail waited for the next delivery (the scheduler's, here).
+    assert _counts(deliver_outbox(committed, SMTPBackend(smtp_settings))) == (1, 0, 0)
+    assert len(inbox.messages) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +22,7 @@ from events_app.settings import Settings
 from events_app.web.security import RateLimiter
 
 T = TypeVar("T")
+log = logging.getLogger("events_app.mail")
 MAX_DB_ID = 2**31 - 1
 MAX_JSON_BODY = 1_000_000
 
@@ -92,11 +95,18 @@ def notifier(request: Request, db: Session) -> Notifier:
     return Notifier(db, settings_of(request), request.state.mail_env)
 
 
+_delivering = threading.Lock()
+
+
 def deliver_mail_soon(request: Request) -> BackgroundTask | None:
     """With a real mail server, send the outbox right after the response.
 
-    With the default log backend mails simply stay in the outbox; the scheduler's delivery job
-    is the safety net either way (it retries what fails here).
+    The request itself only queued its mails. This nudge runs after the answer is sent, holds
+    no database lock while a server answers, and runs at most once at a time per worker: with
+    a server that hangs (ten seconds per mail), one nudge per request would take up the whole
+    thread pool, and every later request, which needs it for its transaction, would wait. It
+    never raises; the scheduler's delivery job is the safety net either way (it retries what
+    fails here). With the default log backend mails simply stay in the outbox.
     """
     backend: MailBackend = request.state.mail_backend
     if isinstance(backend, LogBackend):
@@ -104,7 +114,14 @@ def deliver_mail_soon(request: Request) -> BackgroundTask | None:
     database: Database = request.state.db
 
     def deliver() -> None:
-        deliver_outbox(database, backend)
+        if not _delivering.acquire(blocking=False):
+            return  # another request's nudge is sending; it or the scheduler takes ours
+        try:
+            deliver_outbox(database, backend, limit=20)
+        except Exception:
+            log.exception("mail delivery after a request failed; the scheduler will retry")
+        finally:
+            _delivering.release()
 
     return BackgroundTask(deliver)
 
