@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from importers import csv, ftjson, ics
-from importers.base import ImportedEvent, RowError
+from importers.base import ImportedEvent, Notice, RowError
 
-Parser = Callable[[bytes], Iterator[ImportedEvent | RowError]]
+Parser = Callable[[bytes], Iterator[ImportedEvent | RowError | Notice]]
 
 # Keyed by the feed formats of events_app.vocab.FEED_FORMATS.
 PARSERS: dict[str, Parser] = {

@@ -17,7 +17,7 @@ from events_app.models import Feed, ImportRun
 from events_app.notifications import Notifier
 from events_app.settings import Settings
 from importers import PARSERS
-from importers.base import ImportedEvent, RowError
+from importers.base import ImportedEvent, Notice, RowError
 from importers.fetch import Fetched, FetchError, fetch_source
 from importers.sync import Collected, Geocoder, SyncReport, apply, collect, known_rows
 
@@ -65,8 +65,8 @@ def _finish(database: Database, run_id: int, **values: object) -> RunSummary:
 
 
 def _counted(
-    items: Iterator[ImportedEvent | RowError], progress: Callable[[int], None] | None
-) -> Iterator[ImportedEvent | RowError]:
+    items: Iterator[ImportedEvent | RowError | Notice], progress: Callable[[int], None] | None
+) -> Iterator[ImportedEvent | RowError | Notice]:
     for count, item in enumerate(items, start=1):
         if progress is not None and count % 500 == 0:
             progress(count)

@@ -26,7 +26,7 @@ from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
 from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
-from importers.base import ImportedEvent, RowError, content_hash
+from importers.base import ImportedEvent, Notice, RowError, content_hash
 
 # Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
 # lon_max): a venue outside all of them is a swapped or broken coordinate.
@@ -110,10 +110,13 @@ def prepare(
     venue = item.venue
     lat, lon = venue.lat, venue.lon
     warnings = list(item.warnings)
-    if lat is not None and lon is not None:
-        if not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon):
-            return RowError(item.line, "venue.lat", f"Coordonnées hors de France : {lat}, {lon}.")
-    elif venue.city or venue.postal_code:
+    if (lat is not None and lon is not None) and (
+        not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon)
+    ):
+        # A swapped or foreign point: the event stays, placed by its address if possible.
+        warnings.append(f"ligne {item.line} : coordonnées hors de France ({lat}, {lon}) ignorées")
+        lat = lon = None
+    if (lat is None or lon is None) and (venue.city or venue.postal_code):
         found = geocoder.locate(venue.city, venue.postal_code)
         if found is None:
             warnings.append(
@@ -239,7 +242,7 @@ def known_rows(db: Session, feed_id: int) -> dict[str, Known]:
 
 
 def collect(
-    items: Iterable[ImportedEvent | RowError],
+    items: Iterable[ImportedEvent | RowError | Notice],
     geocoder: Geocoder,
     known: dict[str, Known] | None = None,
 ) -> Collected:
@@ -252,6 +255,9 @@ def collect(
     collected = Collected({}, RowSpool(), set(), known, [], [], True)
     lines = collected.lines
     for item in items:
+        if isinstance(item, Notice):
+            _warn(collected.warnings, [item.reason])
+            continue
         if isinstance(item, RowError):
             collected.errors.append(item)
             if item.line == 0 or item.field != DUPLICATE_FIELD:

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importers import PARSERS, ics
-from importers.base import ImportedEvent, ImportedVenue, RowError, content_hash, parse_place_text
+from importers.base import (
+    ImportedEvent,
+    ImportedVenue,
+    Notice,
+    RowError,
+    content_hash,
+    parse_place_text,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +35,7 @@ def vevent(*properties: str, uid: str = "evt-1@agence.example") -> str:
     )
 
 
-def run(data: bytes, now: datetime = NOW) -> list[ImportedEvent | RowError]:
+def run(data: bytes, now: datetime = NOW) -> list[ImportedEvent | RowError | Notice]:
     return list(ics.parse(data, now=now))
 
 
@@ -311,16 +318,23 @@ def test_missing_fields_and_end_before_start_are_row_errors_on_their_line() -> N
     assert (items[4].external_id, items[4].line) == ("e", 28)
 
 
-def test_duplicate_uid_is_refused() -> None:
+def test_duplicate_uid_keeps_the_highest_sequence_then_the_latest_stamp() -> None:
     data = calendar(
-        vevent("SUMMARY:A", "DTSTART:20260310T090000Z"),
-        vevent("SUMMARY:B", "DTSTART:20260311T090000Z"),
+        vevent("SUMMARY:V2", "DTSTART:20260310T090000Z", "SEQUENCE:2"),
+        vevent("SUMMARY:V3", "DTSTART:20260311T090000Z", "SEQUENCE:3"),
+        vevent("SUMMARY:V1", "DTSTART:20260312T090000Z", "SEQUENCE:1"),
+        vevent(
+            "SUMMARY:New", "DTSTART:20260310T090000Z", "LAST-MODIFIED:20260201T000000Z", uid="s"
+        ),
+        vevent(
+            "SUMMARY:Old", "DTSTART:20260310T090000Z", "LAST-MODIFIED:20260101T000000Z", uid="s"
+        ),
     )
-    items = run(data)
-    assert isinstance(items[0], ImportedEvent)
-    assert items[1] == RowError(
-        11, "external_id", "UID « evt-1@agence.example » en double (déjà vu ligne 5)"
-    )
+    first, second = run(data)
+    assert isinstance(first, ImportedEvent) and isinstance(second, ImportedEvent)
+    assert (first.title, first.starts_at.day) == ("V3", 11)
+    assert any("présent plusieurs fois" in w for w in first.warnings)
+    assert second.title == "New"
 
 
 def test_event_without_uid_gets_a_stable_derived_id() -> None:
@@ -366,16 +380,18 @@ def test_dense_rule_is_capped_per_series() -> None:
     assert "série limitée à 500 occurrences" in occurrences[0].warnings
 
 
-@pytest.mark.parametrize(
-    ("rule", "reason"),
-    [
-        ("FREQ=MINUTELY", "fréquence de récurrence « MINUTELY » non prise en charge"),
-        ("FREQ=HOURLY;INTERVAL=2", "fréquence de récurrence « HOURLY » non prise en charge"),
-    ],
-)
-def test_sub_daily_rules_are_refused(rule: str, reason: str) -> None:
-    data = calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", f"RRULE:{rule}"))
-    assert run(data) == [RowError(5, None, reason)]
+def test_sub_daily_rules_are_expanded_within_the_limits() -> None:
+    hourly = run(calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", "RRULE:FREQ=HOURLY")))
+    assert len(hourly) == ics.MAX_OCCURRENCES
+    assert "série limitée à 500 occurrences" in hourly[-1].warnings  # type: ignore[union-attr]
+    # A year of minutes is more work than a feed may spend: the row says so.
+    minutely = run(calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", "RRULE:FREQ=MINUTELY")))
+    assert minutely[0] == RowError(
+        5,
+        None,
+        "récurrence trop coûteuse à calculer : la limite de calcul du calendrier est atteinte, "
+        "série ignorée",
+    )
 
 
 def test_rule_matching_no_date_keeps_only_dtstart() -> None:
@@ -489,7 +505,7 @@ def test_corpus_is_complete() -> None:
 @pytest.mark.parametrize("path", _corpus_files(), ids=lambda path: path.name)
 def test_real_world_file(path: Path) -> None:
     items = list(ics.parse(path.read_bytes(), now=datetime(2026, 6, 1, tzinfo=UTC)))
-    assert all(isinstance(item, ImportedEvent | RowError) for item in items)
+    assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in items)
     imported = [item for item in items if isinstance(item, ImportedEvent)]
     for event in imported:
         assert event.starts_at.tzinfo is not None and event.starts_at.utcoffset() is not None
@@ -517,8 +533,9 @@ def test_corpus_specifics() -> None:
     [repaired] = read("calendars__issue_104_broken_calendar.ics")
     assert isinstance(repaired, ImportedEvent) and repaired.title == "Broken Eevnt"
     # No END:VCALENDAR and twenty empty VEVENTs: twenty pairs of errors, no event.
-    empty = read("calendars__big_bad_calendar.ics")
+    *empty, why = read("calendars__big_bad_calendar.ics")
     assert len(empty) == 40 and all(isinstance(item, RowError) for item in empty)
+    assert why == Notice("Aucun événement importé de ce calendrier : 20 événement(s) rejeté(s).")
     [fuzz] = read("calendars__fuzz_testcase_invalid_month.ics")
     assert isinstance(fuzz, RowError) and fuzz.line == 0
     chinese = read("calendars__rfc_7529.ics")
@@ -574,7 +591,7 @@ _PROPERTIES = st.sampled_from(
 def test_any_mix_of_properties_never_raises(components: list[list[str]]) -> None:
     bodies = [vevent(*props, uid=f"u{n}") for n, props in enumerate(components)]
     items = run(calendar(*bodies))
-    assert all(isinstance(item, ImportedEvent | RowError) for item in items)
+    assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in items)
     imported = [item for item in items if isinstance(item, ImportedEvent)]
     assert all(e.starts_at.utcoffset() is not None and e.starts_at <= e.ends_at for e in imported)
     assert len({e.external_id for e in imported}) == len(imported)
@@ -583,4 +600,4 @@ def test_any_mix_of_properties_never_raises(components: list[list[str]]) -> None
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
-    assert all(isinstance(item, ImportedEvent | RowError) for item in run(data))
+    assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in run(data))
