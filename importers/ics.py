@@ -177,7 +177,7 @@ class _Event:
 
     @property
     def recurring(self) -> bool:
-        return bool(self.component.get("RRULE") or self.component.get("RDATE"))
+        return self.component.get("RRULE") is not None or bool(self.component.get("RDATE"))
 
 
 @dataclass

@@ -138,6 +138,7 @@ def prepare(
         "starts_at": item.starts_at,
         "ends_at": item.ends_at,
         "timezone": item.timezone,
+        "all_day": item.all_day,
         "venue_name": _cut(_plain(venue.name), 200),
         "venue_address": _cut(_plain(venue.address), 300),
         "venue_postal_code": _cut(venue.postal_code, 10),
