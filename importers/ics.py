@@ -422,6 +422,8 @@ def _fix_times(component: Any, context: _Context, warnings: list[str]) -> None:
     icalendar leaves unknown TZIDs floating and shares VTIMEZONEs between documents by TZID;
     the times are set again from their wall clock so that the expansion sees the same zones.
     """
+    # Floating values beside a zoned DTSTART are in its zone (as the expansion reads them).
+    floating_zone = context.zone
     for name in _DATE_PROPERTIES:
         for prop in _as_list(component.get(name)):
             tzid = str(getattr(prop, "params", {}).get("TZID") or "")
@@ -444,7 +446,9 @@ def _fix_times(component: Any, context: _Context, warnings: list[str]) -> None:
                     zone = found[0] if found else context.zone
                     value.dt = localise(moment.replace(tzinfo=None), zone)
                 elif moment.utcoffset() is None:
-                    value.dt = localise(moment, context.zone)
+                    value.dt = localise(moment, floating_zone)
+                if name == "DTSTART" and value.dt.tzinfo is not None:
+                    floating_zone = value.dt.tzinfo
 
 
 def _zone_name(component: Any, value: datetime, context: _Context) -> str:
@@ -764,6 +768,7 @@ def _expand(
             window,
             budget,
             notes,
+            MAX_OCCURRENCES,
         )
     if master is None or occurrences is None:
         if master is not None:

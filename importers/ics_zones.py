@@ -10,6 +10,7 @@ unknown, and the caller warns.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import zoneinfo
@@ -92,6 +93,62 @@ def zone_for_label(tzid: str) -> tuple[tzinfo, str] | None:
     return None
 
 
+class TableZone(tzinfo):
+    """A VTIMEZONE as a table of its transitions (UTC instants, offsets), searched by bisection.
+
+    The zone icalendar builds from a VTIMEZONE recomputes the definition's rules on every
+    offset asked, which made a year of hourly occurrences cost seconds.
+    """
+
+    def __init__(self, name: str, times: list[datetime], info: list[Any]) -> None:
+        self._name = name
+        self._times = times
+        self._info = info
+
+    def _at(self, naive_utc: datetime) -> tuple[timedelta, timedelta, str]:
+        index = max(bisect.bisect_right(self._times, naive_utc) - 1, 0)
+        offset, dst, abbreviation = self._info[index]
+        return offset, dst, str(abbreviation)
+
+    def _local(self, dt: datetime | None) -> tuple[timedelta, timedelta, str]:
+        if dt is None:
+            return self._info[-1][0], self._info[-1][1], str(self._info[-1][2])
+        local = dt.replace(tzinfo=None)
+        guess = self._at(local)[0]
+        return self._at(local - guess)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return self._local(dt)[0]
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return self._local(dt)[1]
+
+    def tzname(self, dt: datetime | None) -> str:
+        return self._local(dt)[2]
+
+    def fromutc(self, dt: datetime) -> datetime:
+        naive = dt.replace(tzinfo=None)
+        return (naive + self._at(naive)[0]).replace(tzinfo=self)
+
+    def __repr__(self) -> str:
+        return f"TableZone({self._name!r})"
+
+
+def _from_definition(tzid: str, definition: Any) -> tzinfo | None:
+    try:
+        times, info = definition.get_transitions()
+        if times and len(times) == len(info):
+            return TableZone(tzid, list(times), list(info))
+    except Exception:  # noqa: S110 - fall back on the library's own zone below
+        pass
+    try:
+        # Not icalendar's process-wide cache: two feeds may give one TZID two meanings.
+        made = definition.to_tz(lookup_tzid=False)
+    except Exception:  # an unusable VTIMEZONE: the caller tries the name instead
+        return None
+    return made if isinstance(made, tzinfo) else None
+
+
 class ZoneResolver:
     """Resolves the TZIDs of one calendar; remembers the ones it could not."""
 
@@ -115,12 +172,8 @@ class ZoneResolver:
             return iana, clean
         definition = self.definitions.get(tzid)
         if definition is not None:
-            try:
-                # Not icalendar's process-wide cache: two feeds may give one TZID two meanings.
-                made = definition.to_tz(lookup_tzid=False)
-            except Exception:  # an unusable VTIMEZONE: try the name instead
-                made = None
-            if isinstance(made, tzinfo):
+            made = _from_definition(tzid, definition)
+            if made is not None:
                 label = zone_for_label(tzid)
                 return made, label[1] if label and "/" in label[1] else None
         if iana is not None:
