@@ -69,12 +69,12 @@ from importers.base import (
     localise,
     lookup_sector,
     lookup_type,
-    normalise,
     parse_coordinates,
     parse_place_text,
     seal,
     stable_id,
 )
+from importers.ics_online import find_online_url, online_place
 from importers.ics_recurrence import Budget, TooCostly, expand
 from importers.ics_zones import ZoneResolver
 
@@ -85,44 +85,6 @@ MAX_OCCURRENCES: Final = 500
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(?:;[^:]*)?:")
 _VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE\s*$.*?^END:VTIMEZONE\s*$", re.I | re.M | re.S)
-_CONFERENCE_PROPERTIES: Final = (
-    "X-GOOGLE-CONFERENCE",
-    "X-MICROSOFT-SKYPETEAMSMEETINGURL",
-    "X-MICROSOFT-ONLINEMEETINGCONFLINK",
-)
-# Hosts of online meeting services: a link to one of them is the event's online link.
-_MEETING_HOSTS = re.compile(
-    r"https?://(?:[\w-]+\.)*(?:teams\.microsoft\.com|teams\.live\.com|zoom\.us|zoom\.com|"
-    r"meet\.google\.com|webex\.com|gotomeeting\.com|meet\.goto\.com|whereby\.com|"
-    r"meet\.jit\.si|bigbluebutton\.\w+|livestorm\.co|skype\.com)[^\s<>\"']*",
-    re.IGNORECASE,
-)
-# LOCATION texts that name a way of meeting online, not a place (compared normalised).
-_ONLINE_PLACES: Final = frozenset(
-    {
-        "en ligne",
-        "online",
-        "a distance",
-        "distanciel",
-        "en distanciel",
-        "visio",
-        "visioconference",
-        "en visio",
-        "en visioconference",
-        "webinaire",
-        "webinar",
-        "microsoft teams",
-        "microsoft teams meeting",
-        "reunion microsoft teams",
-        "teams",
-        "zoom",
-        "zoom meeting",
-        "google meet",
-        "meet",
-        "webex",
-        "skype",
-    }
-)
 _DATE_PROPERTIES: Final = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 
 
@@ -511,29 +473,6 @@ def _wall_add(moment: datetime, delta: timedelta, zone: tzinfo) -> datetime:
     return localise(local + delta, zone)
 
 
-def _online(component: Any, location: str | None) -> str | None:
-    candidates: list[str] = []
-    try:
-        candidates.extend(str(conference.uri) for conference in component.conferences)
-    except Exception:  # a malformed CONFERENCE is no reason to refuse the event
-        candidates.extend(str(v) for v in _as_list(component.get("CONFERENCE")))
-    for name in _CONFERENCE_PROPERTIES:
-        candidates.extend(str(v) for v in _as_list(component.get(name)))
-    if location:
-        candidates.extend(_URL_IN_TEXT.findall(location))
-    description = _text_multiline(component, "DESCRIPTION") or ""
-    candidates.extend(_MEETING_HOSTS.findall(description))
-    return next((url for url in map(http_url, candidates) if url), None)
-
-
-def _online_place(location: str | None) -> bool:
-    """LOCATION names an online meeting ("En ligne", "Microsoft Teams"…), not a place."""
-    if not location:
-        return False
-    text = _URL_IN_TEXT.sub(" ", location)
-    return not normalise(text) or normalise(text) in _ONLINE_PLACES
-
-
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -579,9 +518,9 @@ def _read_event(entry: _Entry, uid: str | None) -> _Event:
     assert title is not None  # noqa: S101 - errors is empty
 
     location = _text(component, "LOCATION")
-    online_url = _online(component, location)
-    online = online_url is not None or _online_place(location)
-    if _online_place(location):
+    online_url = find_online_url(component, location)
+    online = online_url is not None or online_place(location)
+    if online_place(location):
         location = None
     place = parse_place_text(_URL_IN_TEXT.sub(" ", location).strip(" ,-/") if location else None)
     lat = lon = None

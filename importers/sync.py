@@ -256,8 +256,8 @@ def collect(
     collected = Collected({}, RowSpool(), set(), known, [], [], True)
     lines = collected.lines
     for item in items:
-        if isinstance(item, Notice):
-            _warn(collected.warnings, [item.reason])
+        if isinstance(item, Notice):  # about the whole document: shown first
+            collected.warnings.insert(0, item.reason)
             continue
         if isinstance(item, RowError):
             collected.errors.append(item)

@@ -744,7 +744,6 @@ def test_a_rule_that_never_fires_costs_no_search_and_says_so() -> None:
 
 def test_series_past_the_work_budget_are_reported_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     # A long daily series with a rule the quick probe cannot decide: each costs an exact probe.
-    monkeypatch.setattr("importers.ics_recurrence.WORK_BUDGET", 400_000)
     monkeypatch.setattr("importers.ics_recurrence._BARREN", {})  # no answer known yet
     bodies = [
         vevent(
@@ -827,3 +826,27 @@ def test_all_day_and_online_events_end_to_end(
     feed_text = client.get("/calendar.ics").text
     assert "DTSTART;VALUE=DATE:20270107" in feed_text
     assert "DTEND;VALUE=DATE:20270108" in feed_text
+
+
+def test_the_run_summary_says_why_nothing_was_imported(
+    committed: Database, settings: Settings, tmp_path: Path
+) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        feed = add_feed(
+            db,
+            agency_id=agency.id,
+            url="https://flux.example.org/b.ics",
+            format="ics",
+            interval_minutes=None,
+        )
+        feed_id = feed.id
+    source = tmp_path / "ancien.ics"
+    source.write_bytes(
+        calendar(vevent("SUMMARY:A", "DTSTART:20200310T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3"))
+    )
+    summary = run_import(committed, settings, feed_id=feed_id, source=str(source))
+    assert (summary.status, summary.created) == ("succeeded", 0)
+    assert summary.warnings[0].startswith(
+        "Aucun événement importé de ce calendrier : 1 série(s) sans occurrence entre le "
+    )
