@@ -213,6 +213,55 @@ def _checked(
         raise FieldError(None, f"RRULE illisible : {exc}") from None
 
 
+_STEPPED: Final = ("WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
+
+
+def _advance(master: Any, start: datetime, window: tuple[datetime, datetime]) -> datetime:
+    """Move an old series' DTSTART (and DTEND) to an occurrence just before the window.
+
+    dateutil walks every period from DTSTART: a daily rule started in 1997 takes ten thousand
+    steps before the window. For a single rule without COUNT, with a fixed step (weekly or
+    finer) and no filter whose result depends on where the walk starts, moving DTSTART by a
+    whole number of steps on the wall clock, then to the rule's next date, gives the same
+    dates from there on. Anything else is left as it is.
+    """
+    rules = _as_list(master.get("RRULE"))
+    written = getattr(_first(master.get("DTSTART")), "dt", None)
+    if len(rules) != 1 or not isinstance(written, datetime) or written.tzinfo is None:
+        return start  # all-day series step by days: cheap enough
+    rule = rules[0]
+    frequency = str(_first(rule.get("FREQ")) or "").upper()
+    if frequency not in _STEPPED or rule.get("COUNT") or _risky(rule, frequency):
+        return start
+    if rule.get("BYYEARDAY"):
+        return start
+    filters = _superset_filters(rule)
+    if filters is not None and _never_matches(filters, Budget(10**9)):
+        return start
+    interval = int(_first(rule.get("INTERVAL")) or 1)
+    step = _PERIOD[frequency] * interval
+    local = start.replace(tzinfo=None)
+    target = window[0].astimezone(start.tzinfo).replace(tzinfo=None) - timedelta(days=8)
+    steps = (target - local) // step
+    if steps <= 0:
+        return start
+    moved = local + step * steps
+    probe = du.rrulestr(_rule_text(rule, ("UNTIL", "RSCALE", "SKIP")), dtstart=moved)
+    first = next(iter(probe), None)
+    if first is None or first >= target + timedelta(days=8):
+        return start
+    new_start: datetime = first.replace(tzinfo=start.tzinfo)
+    end_prop = master.get("DTEND")
+    end = getattr(end_prop, "dt", None)
+    master.pop("DTSTART")
+    master.add("DTSTART", new_start)
+    if isinstance(end, datetime) and end.tzinfo is not None:
+        length = end.astimezone(start.tzinfo).replace(tzinfo=None) - local
+        master.pop("DTEND")
+        master.add("DTEND", (first + length).replace(tzinfo=start.tzinfo))
+    return new_start
+
+
 def expand(
     master: Any,
     overrides: list[Any],
@@ -229,6 +278,12 @@ def expand(
     for a rule refused and TooCostly when the budget cannot pay for the series.
     """
     rules = _as_list(master.get("RRULE"))
+    try:
+        start = _advance(master, start, window)
+    except (TooCostly, FieldError):
+        raise
+    except Exception:  # noqa: S110 - a rule dateutil refuses is reported by the checks below
+        pass
     kept = [rule for rule in rules if _checked(rule, start, window[1], budget, notes)]
     if len(kept) != len(rules):
         master.pop("RRULE")
