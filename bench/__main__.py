@@ -85,8 +85,8 @@ def run_import(ctx: Context, backends: list[str], events: int) -> list[Row]:
                 name,
                 "unchanged re-import",
                 f"{figures.get('reimport_s')} s, peak {figures.get('reimport_peak_mb')} MB",
-                "< 15 s",
-                check("re-import < 15 s"),
+                "< 5 s",
+                check("re-import < 5 s"),
             ),
             Row(
                 name,

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.common import Context, Row, demo_database, serve_app
-from events_app.calendars import feed_window
+from events_app.calendar_feeds import feed_window
 from events_app.db import Database, utcnow
 from events_app.models import Agency, Event
 from events_app.search import paris_day_start

@@ -13,10 +13,9 @@ from sqlalchemy import select
 from bench.common import Context, Row, serve_app
 from events_app import migrate
 from events_app.agencies import create_agency
-from events_app.db import Database
+from events_app.db import PARIS, Database
 from events_app.events import clean_event_fields, create_event
 from events_app.models import Event, Registration
-from events_app.search import PARIS
 
 PEOPLE = 500
 SEATS = 100

@@ -33,19 +33,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
+from events_app.alerts import delete_alerts_of, export_alerts
+from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.models import Event, Registration, Seeker
-from events_app.notifications import Notifier, mail_environment, queue_mail
+from events_app.notifications import Notifier, delete_mails_to, mail_environment, queue_mail
 from events_app.places import ResolvedPlace, resolve_place
 from events_app.registrations import anonymise_registrations, cancel_registration
-from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.search import (
+    DEFAULT_RADIUS_KM,
+    SearchQuery,
+    SearchResult,
+    check_radius,
+    search_events,
+)
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
 MIN_PASSWORD_LENGTH = passwords.MIN_PASSWORD_LENGTH
-MIN_RADIUS_KM = 1
-MAX_RADIUS_KM = 200
-DEFAULT_RADIUS_KM = 30
 RESET_MAX_AGE_SECONDS = 3600
 RESET_SALT = "password-reset"
 RESET_PATH = "/compte/mot-de-passe/nouveau"
@@ -56,6 +61,19 @@ RESET_LINK_INVALID = (
     "vaut une heure) ou il est incomplet. Demandez un nouveau lien."
 )
 RESET_SUBJECT = "Réinitialiser votre mot de passe"
+CONFIRM_SALT = "account-confirmation"
+CONFIRM_PATH = "/compte/confirmation"
+CONFIRM_MAX_AGE_SECONDS = 7 * 24 * 3600
+CONFIRM_SUBJECT = "Confirmez votre adresse pour ouvrir votre compte"
+CONFIRM_LINK_INVALID = (
+    "Ce lien de confirmation n'est plus valable. Demandez un lien avec « Mot de passe oublié » : "
+    "il confirme aussi votre adresse."
+)
+ACCOUNT_EXISTS_SUBJECT = "Une demande de compte avec votre adresse"
+NOT_CONFIRMED = (
+    "Confirmez d'abord votre adresse e-mail avec le lien reçu après l'inscription (ou "
+    "demandez-en un nouveau avec « Mot de passe oublié »)."
+)
 
 FEED_TOKEN_BYTES = 32  # 43 URL-safe characters
 FEED_TOKEN_MAX_LENGTH = 64  # the column's size
@@ -90,21 +108,43 @@ def _seeker_by_email(db: Session, email: str) -> Seeker | None:
 # --- Sign-up and sign-in -----------------------------------------------------------------------
 
 
-def sign_up(db: Session, *, email: str, password: str, first_name: str, last_name: str) -> Seeker:
-    """Create an account. Raises InvalidInput naming the field, or Conflict if the address
-    already has an account (saying no more than that, and pointing to the reset)."""
+def sign_up(
+    db: Session,
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    settings: Settings,
+    env: Environment | None = None,
+) -> Seeker | None:
+    """Create an account, to be confirmed by the link mailed to its address; or, when the
+    address already has one, mail its owner instead (None). The caller answers the same way
+    in both cases, so that sign-up never tells whether an address has an account. Raises
+    InvalidInput naming the field."""
     first = _clean_name(first_name, "first_name", "prénom")
     last = _clean_name(last_name, "last_name", "nom")
     address = passwords.clean_email(email)
     passwords.check_new_password(password)
+    env = env or mail_environment()
+    existing = _seeker_by_email(db, address)
+    if existing is not None:
+        queue_mail(
+            db,
+            env,
+            to=existing.email,
+            subject=ACCOUNT_EXISTS_SUBJECT,
+            template="account_exists",
+            context={"seeker": existing, "base_url": settings.base_url},
+            kind="account_exists",
+        )
+        db.flush()
+        return None
     conflict = Conflict(
-        "Impossible de créer un compte avec cette adresse e-mail. Si vous avez déjà un compte, "
-        "connectez-vous ou choisissez «\u00a0Mot de passe oublié\u00a0».",
+        "Impossible de créer un compte avec cette adresse e-mail pour le moment. Réessayez.",
         field="email",
-        code="account_exists",
+        code="account_race",
     )
-    if _seeker_by_email(db, address) is not None:
-        raise conflict
     seeker = Seeker(
         email=address,
         password_hash=passwords.hash_password(password),
@@ -122,6 +162,37 @@ def sign_up(db: Session, *, email: str, password: str, first_name: str, last_nam
             db.flush()
     except IntegrityError as exc:
         raise conflict from exc
+    token = passwords.password_link_token(
+        settings.secret_key, CONFIRM_SALT, seeker.id, seeker.password_hash
+    )
+    queue_mail(
+        db,
+        env,
+        to=seeker.email,
+        subject=CONFIRM_SUBJECT,
+        template="confirm_account",
+        context={
+            "seeker": seeker,
+            "confirm_url": f"{settings.base_url}{CONFIRM_PATH}?token={token}",
+            "valid_days": CONFIRM_MAX_AGE_SECONDS // 86400,
+            "base_url": settings.base_url,
+        },
+        kind="confirm_account",
+    )
+    db.flush()
+    return seeker
+
+
+def confirm_account(db: Session, *, token: str, settings: Settings) -> Seeker:
+    """Confirm the address of an account from the link mailed at sign-up, and attach the past
+    registrations made with it (the link proves the mailbox). Raises InvalidInput("token")."""
+    seeker = _seeker_of_link(
+        db, token, settings, CONFIRM_SALT, CONFIRM_MAX_AGE_SECONDS, CONFIRM_LINK_INVALID
+    )
+    if seeker.email_confirmed_at is None:
+        seeker.email_confirmed_at = utcnow()
+        db.flush()
+        attach_past_registrations(db, seeker)
     return seeker
 
 
@@ -139,6 +210,9 @@ def authenticate(db: Session, *, email: str, password: str) -> Seeker:
     )
     if seeker is None or not matches:
         raise Unauthorized(SIGN_IN_FAILED, code="sign_in_failed")
+    if seeker.email_confirmed_at is None:
+        # Only whoever chose this password learns it: the address's owner, or whoever tried.
+        raise Unauthorized(NOT_CONFIRMED, code="not_confirmed")
     if new_hash is not None:
         seeker.password_hash = new_hash
         db.flush()
@@ -190,11 +264,8 @@ def update_preferences(
             place = resolve_place(db, place_text)
         except InvalidInput as exc:
             raise InvalidInput("home_place", exc.message) from exc
-    if radius_km is not None and not MIN_RADIUS_KM <= radius_km <= MAX_RADIUS_KM:
-        raise InvalidInput(
-            "radius_km",
-            f"Le rayon doit être compris entre {MIN_RADIUS_KM} et {MAX_RADIUS_KM}\u00a0km.",
-        )
+    if radius_km is not None:
+        check_radius(radius_km)
     sector_codes = _codes(
         sectors, {k: v for k, v in SECTORS.items() if k != "all"}, "sectors", "Secteur"
     )
@@ -311,10 +382,20 @@ def request_password_reset(
 def check_reset_token(db: Session, *, token: str, settings: Settings) -> Seeker:
     """The account a reset token is for. Raises InvalidInput("token") when the token is
     forged, malformed, older than an hour, or already used (the password changed since)."""
-    invalid = InvalidInput("token", RESET_LINK_INVALID, code="invalid_token")
+    return _seeker_of_link(
+        db, token, settings, RESET_SALT, RESET_MAX_AGE_SECONDS, RESET_LINK_INVALID
+    )
+
+
+def _seeker_of_link(
+    db: Session, token: str, settings: Settings, salt: str, max_age: int, message: str
+) -> Seeker:
+    """The account a signed link (reset, confirmation) is for; InvalidInput("token") when it
+    is forged, malformed, too old, or used (the password changed since it was made)."""
+    invalid = InvalidInput("token", message, code="invalid_token")
     try:
         claims = passwords.read_password_link_token(
-            settings.secret_key, RESET_SALT, token, max_age=RESET_MAX_AGE_SECONDS
+            settings.secret_key, salt, token, max_age=max_age
         )
     except passwords.LinkExpired as exc:
         raise invalid from exc
@@ -335,6 +416,8 @@ def reset_password(db: Session, *, token: str, new_password: str, settings: Sett
     seeker = check_reset_token(db, token=token, settings=settings)
     passwords.check_new_password(new_password)
     seeker.password_hash = passwords.hash_password(new_password)
+    # The link came to the mailbox: that confirms the address too.
+    seeker.email_confirmed_at = seeker.email_confirmed_at or utcnow()
     db.flush()
     attach_past_registrations(db, seeker)
     return seeker
@@ -448,6 +531,7 @@ def export_seeker_data(db: Session, seeker: Seeker) -> dict[str, Any]:
             }
             for r in registrations
         ],
+        "alertes": export_alerts(db, seeker),
     }
 
 
@@ -477,6 +561,9 @@ def delete_account(db: Session, seeker: Seeker, *, password: str, notifier: Noti
             cancelled += 1
     db.flush()
     anonymise_registrations(db, registrations)
+    # Every other mail to the person too: a reset link, the sign-up confirmation...
+    delete_mails_to(db, seeker.email)
+    delete_alerts_of(db, seeker)
     db.delete(seeker)
     db.flush()
     return cancelled

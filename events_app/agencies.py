@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from events_app.errors import Conflict, InvalidInput, Unauthorized
-from events_app.events import plain_text
+from events_app.events import one_line_text
 from events_app.models import Agency
 from events_app.vocab import AGENCY_KINDS
 
@@ -39,7 +39,7 @@ def create_agency(
     """Create an agency; return it with its API token (shown once, stored hashed)."""
     if not SLUG_RE.match(slug) or len(slug) > 80:
         raise InvalidInput("slug", "Identifiant invalide : lettres minuscules, chiffres et tirets.")
-    name = plain_text(name)
+    name = one_line_text(name)
     if not name or len(name) > 200:
         raise InvalidInput(
             "name", "Le nom de l'organisme est obligatoire (200 caractères au plus)."

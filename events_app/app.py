@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from asgi_csrf import asgi_csrf
 from jinja2 import Environment
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import (
     DBAPIError,
@@ -20,12 +21,12 @@ from sqlalchemy.exc import (
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from events_app.db import Database
 from events_app.errors import DomainError, RateLimited
@@ -34,14 +35,22 @@ from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
 from events_app.resources import STATIC_DIR
 from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
-from events_app.web import accounts, agency, api, calendars, public
+from events_app.web import accounts, agency, alerts, api, calendars, public
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
+    TOO_LARGE_MESSAGE,
+    BodyLimitMiddleware,
     ProtectedPaths,
     RateLimiter,
     SecurityHeadersMiddleware,
     csrf_failed_sender,
     skip_csrf,
+)
+from events_app.web.sessions import (
+    DatabaseSessionStore,
+    RedisSessionStore,
+    ServerSessionMiddleware,
+    SessionStore,
 )
 from events_app.web.templating import build_templates
 
@@ -66,6 +75,7 @@ class State(TypedDict):
     mail_backend: MailBackend
     mail_env: Environment
     rate_limiter: RateLimiter
+    session_store: SessionStore
 
 
 def _wants_json(request: Request) -> bool:
@@ -120,6 +130,14 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def redis_unavailable(request: Request, exc: Exception) -> Response:
+    # Redis (REDIS_URL) down or unreachable: like a database that does not answer, "not now".
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    response = _error_response(request, 503, "unavailable", HTTP_MESSAGES[503])
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_response(request, 500, "server_error", "Erreur interne. Réessayez plus tard.")
@@ -140,6 +158,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
         database = Database(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
+        session_store: SessionStore = (
+            RedisSessionStore(settings.redis_url)
+            if settings.redis_url
+            else DatabaseSessionStore(database)
+        )
         try:
             yield {
                 "db": database,
@@ -147,9 +170,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "templates": templates,
                 "mail_backend": backend_from_settings(settings),
                 "mail_env": mail_environment(),
-                "rate_limiter": RateLimiter(),
+                "rate_limiter": RateLimiter(settings.redis_url),
+                "session_store": session_store,
             }
         finally:
+            await session_store.close()
             database.dispose()
 
     def render_csrf_failure() -> bytes:
@@ -160,17 +185,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         return template.render({"status": 403, "message": message}).encode()
 
+    def render_too_large() -> bytes:
+        template = templates.get_template("errors/error.html")
+        return template.render({"status": 413, "message": TOO_LARGE_MESSAGE}).encode()
+
     routes = [
         Route("/healthz", healthz, methods=["GET"], name="health"),
         Mount("/api/v1", routes=api.routes),
         *calendars.routes,
         *accounts.routes,
+        *alerts.routes,
         *agency.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *public.routes,
     ]
     middleware = [
+        # Trusted proxies only (FORWARDED_ALLOW_IPS): the client address that rate limits count.
+        # `events-app serve` leaves proxy headers to this layer, whatever serves the app.
+        *(
+            [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)]
+            if settings.forwarded_allow_ips.strip()
+            else []
+        ),
         Middleware(SecurityHeadersMiddleware),
+        # Before the CSRF middleware, which reads whole form bodies into memory.
+        Middleware(BodyLimitMiddleware, render_page=render_too_large),
         Middleware(
             asgi_csrf,
             signing_secret=settings.secret_key,
@@ -179,14 +218,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             cookie_secure=settings.secure_cookies,
             send_csrf_failed=csrf_failed_sender(render_csrf_failure),
         ),
-        Middleware(
-            SessionMiddleware,
-            secret_key=settings.secret_key,
-            session_cookie="session",
-            max_age=14 * 24 * 3600,
-            same_site="lax",
-            https_only=settings.secure_cookies,
-        ),
+        Middleware(ServerSessionMiddleware, https_only=settings.secure_cookies),
     ]
     return Starlette(
         routes=routes,
@@ -196,6 +228,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             DomainError: domain_error,
             HTTPException: http_error,
             DBAPIError: database_unavailable,
+            RedisError: redis_unavailable,
             Exception: server_error,
         },
     )

@@ -1,4 +1,5 @@
-"""Calendars: one event, the invitation of a registration, and subscription feeds.
+"""Calendars: the ICS of one event, of the invitation of a registration, and of subscription
+feeds. What goes in a feed (the queries) is in calendar_feeds.py; this module renders only.
 
 Every document is built with the icalendar library, which does all escaping and folding.
 
@@ -13,17 +14,18 @@ Two choices here are deliberate:
 * A feed's bytes depend on the data only (DTSTAMP is the event's last change, not the time of
   rendering), so the same data always gives the same ETag, on every worker.
 
-The personal feed of a seeker (personal_feed_events, personal_ics) holds their registrations,
-each with its own state (a cancelled registration reads STATUS:CANCELLED for that person, a
-waitlisted one TENTATIVE), and the events matching their saved preferences. It keeps the
-UIDs of the other feeds and of the invitations, so a calendar shows each event once.
+The personal feed of a seeker (calendar_feeds.personal_feed_events, personal_ics) holds
+their registrations, each with its own state (a cancelled registration reads STATUS:CANCELLED
+for that person, a waitlisted one TENTATIVE), and the events matching their saved
+preferences. It keeps the UIDs of the other feeds and of the invitations, so a calendar shows
+each event once.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from typing import Literal
@@ -33,14 +35,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from icalendar import Calendar, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vText
 from icalendar import Event as VEvent
 from icalendar.prop import vDuration
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
 
 from events_app.db import utcnow
-from events_app.errors import InvalidInput
 from events_app.events import html_to_text
-from events_app.models import Event, Registration, Seeker
-from events_app.search import PARIS, SearchQuery, paris_day_start, search_events
+from events_app.models import Event, Registration
+from events_app.search import SearchQuery
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, REGISTRATION_STATUSES, SECTORS
 
@@ -48,11 +47,6 @@ PRODID = "-//Evenements emploi//events-app//FR"
 DEFAULT_NAME = "Événements emploi"
 # How often calendar apps should poll a feed (RFC 7986 REFRESH-INTERVAL, X-PUBLISHED-TTL).
 REFRESH_INTERVAL = timedelta(hours=1)
-FEED_DAYS_BACK = 30
-FEED_MONTHS_AHEAD = 6
-FEED_PAGE_SIZE = 100
-# A feed is a list a person subscribes to, not an export: beyond this many events it is cut.
-FEED_MAX_EVENTS = 2_000
 NO_REPLY = "no-reply@{host}"
 
 ICS_STATUS = {"scheduled": "CONFIRMED", "cancelled": "CANCELLED", "postponed": "TENTATIVE"}
@@ -60,94 +54,7 @@ SUMMARY_PREFIX = {"cancelled": "[Annulé] ", "postponed": "[Reporté] "}
 PARTSTAT = {"waitlisted": "TENTATIVE", "cancelled": "DECLINED"}
 
 PERSONAL_NAME = "Mes événements emploi"
-# Events matching the preferences in a personal feed, at most (registrations always come).
-PERSONAL_MAX_MATCHES = 500
 REGISTRATION_PREFIX = {"waitlisted": "[Liste d'attente] ", "cancelled": "[Inscription annulée] "}
-
-
-# --- the feed window and what goes in a feed ----------------------------------------------
-
-
-def _add_months(day: date, months: int) -> date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for candidate in (day.day, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=candidate)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable: every month has 28 days")
-
-
-def feed_window(now: datetime | None = None) -> tuple[date, date]:
-    """The days a feed covers, in Paris: 30 days back (cancelled events stay visible for a
-    while) to 6 months ahead. Usable as SearchQuery(date_from, date_to), both included."""
-    today = (now or utcnow()).astimezone(PARIS).date()
-    return today - timedelta(days=FEED_DAYS_BACK), _add_months(today, FEED_MONTHS_AHEAD)
-
-
-def window_query(query: SearchQuery, now: datetime | None = None) -> SearchQuery | None:
-    """The search of a feed: the query's own dates narrowed to the feed window, first page of
-    FEED_PAGE_SIZE. None when the query's dates fall entirely outside the window."""
-    start, end = feed_window(now)
-    date_from = max(query.date_from or start, start)
-    date_to = min(query.date_to or end, end)
-    if date_from > date_to:
-        return None
-    return replace(query, date_from=date_from, date_to=date_to, limit=FEED_PAGE_SIZE, cursor=None)
-
-
-def list_feed_events(
-    db: Session, query: SearchQuery, *, now: datetime | None = None, cap: int = FEED_MAX_EVENTS
-) -> list[Event]:
-    """The events of a feed: every match of the search (cancelled ones included) over the feed
-    window, with agency and sectors loaded, at most `cap`.
-
-    Raises InvalidInput as search_events does (unknown place or agency).
-    """
-    windowed = window_query(query, now)
-    if windowed is None:
-        return []
-    events: list[Event] = []
-    seen: set[int] = set()
-    page = windowed
-    while len(events) < cap:
-        result = search_events(db, page)
-        for hit in result.hits:
-            if hit.event.id not in seen:
-                seen.add(hit.event.id)
-                events.append(hit.event)
-        if result.next_cursor is None:
-            break
-        page = replace(windowed, cursor=result.next_cursor)
-    return events[:cap]
-
-
-@dataclass(frozen=True)
-class DataVersion:
-    """A cheap fingerprint of every event's calendar data: it changes when an event is
-    created, edited (its revision or updated_at rises) or deleted."""
-
-    count: int
-    max_id: int | None
-    last_change: datetime | None
-    revisions: int
-
-
-def events_version(db: Session) -> DataVersion:
-    count, max_id, last, revisions = db.execute(
-        select(
-            func.count(Event.id),
-            func.max(Event.id),
-            func.max(Event.updated_at),
-            func.coalesce(func.sum(Event.revision), 0),
-        )
-    ).one()
-    if isinstance(last, str):  # SQLite may hand the aggregate back untyped
-        last = datetime.fromisoformat(last)
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
-    return DataVersion(int(count), max_id, last, int(revisions))
 
 
 # --- the personal feed of a seeker ------------------------------------------------------------
@@ -155,109 +62,6 @@ def events_version(db: Session) -> DataVersion:
 # An event of a personal feed, with the person's registration to it (None: it matches their
 # preferences only).
 PersonalEntry = tuple[Event, Registration | None]
-
-
-def _registration_rank(registration: Registration) -> tuple[bool, int]:
-    # A live registration outranks the cancelled ones kept as history; then the latest.
-    return registration.status != "cancelled", registration.id
-
-
-def _registrations_in_window(
-    db: Session, seeker: Seeker, start: date, end: date
-) -> dict[int, Registration]:
-    """The seeker's registration of each event of the window (its events loaded with agency
-    and sectors): the live one if any, else the latest cancelled one."""
-    rows = db.scalars(
-        select(Registration)
-        .join(Event, Event.id == Registration.event_id)
-        .where(
-            Registration.seeker_id == seeker.id,
-            Event.starts_at >= paris_day_start(start),
-            Event.starts_at < paris_day_start(end + timedelta(days=1)),
-        )
-        .options(
-            joinedload(Registration.event).joinedload(Event.agency),
-            joinedload(Registration.event).selectinload(Event.sector_rows),
-        )
-    ).unique()
-    chosen: dict[int, Registration] = {}
-    for registration in rows:
-        current = chosen.get(registration.event_id)
-        if current is None or _registration_rank(registration) > _registration_rank(current):
-            chosen[registration.event_id] = registration
-    return chosen
-
-
-def _matching_events(db: Session, seeker: Seeker, now: datetime | None) -> list[Event]:
-    """The feed's events matching the saved preferences; none when nothing is saved (a
-    personal calendar holding every event in France helps nobody). A home place that no
-    longer resolves is dropped, as on the account page."""
-    # Imported here: accounts imports notifications, which imports this module.
-    from events_app.accounts import has_preferences, preferences_query
-
-    if not has_preferences(seeker):
-        return []
-    query = preferences_query(seeker)
-    try:
-        return list_feed_events(db, query, now=now, cap=PERSONAL_MAX_MATCHES)
-    except InvalidInput as exc:
-        if exc.field != "near":
-            raise
-    query = replace(query, near=None)
-    if not (query.sectors or query.types or query.formats):
-        return []
-    return list_feed_events(db, query, now=now, cap=PERSONAL_MAX_MATCHES)
-
-
-def personal_feed_events(
-    db: Session, seeker: Seeker, *, now: datetime | None = None
-) -> list[PersonalEntry]:
-    """The events of a seeker's personal feed over the feed window, by start: their
-    registrations (every status, with the registration) and the events matching their saved
-    preferences (cancelled ones included, without a registration). An event appears once: a
-    registered one with its registration. Events come with agency and sectors loaded."""
-    start, end = feed_window(now)
-    registrations = _registrations_in_window(db, seeker, start, end)
-    entries: dict[int, PersonalEntry] = {
-        event_id: (registration.event, registration)
-        for event_id, registration in registrations.items()
-    }
-    for event in _matching_events(db, seeker, now):
-        entries.setdefault(event.id, (event, None))
-    return sorted(entries.values(), key=lambda entry: (entry[0].starts_at, entry[0].id))
-
-
-@dataclass(frozen=True)
-class PersonalVersion:
-    """A cheap fingerprint of everything a personal feed shows: the window, every event's
-    calendar data, the saved preferences and the person's registrations."""
-
-    window: tuple[date, date]
-    events: DataVersion
-    preferences: tuple[object, ...]
-    registrations: tuple[tuple[object, ...], ...]
-
-
-def personal_version(
-    db: Session, seeker: Seeker, *, now: datetime | None = None
-) -> PersonalVersion:
-    registrations = db.execute(
-        select(Registration.id, Registration.event_id, Registration.status, Registration.updated_at)
-        .where(Registration.seeker_id == seeker.id)
-        .order_by(Registration.id)
-    ).all()
-    return PersonalVersion(
-        window=feed_window(now),
-        events=events_version(db),
-        preferences=(
-            seeker.home_place,
-            seeker.radius_km,
-            tuple(seeker.sectors or ()),
-            tuple(seeker.types or ()),
-            tuple(seeker.formats or ()),
-        ),
-        registrations=tuple(tuple(row) for row in registrations),
-    )
 
 
 def feed_name(query: SearchQuery) -> str:
@@ -311,8 +115,19 @@ class _ZoneRule:
     daylight_name: str | None = None
 
 
+def add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return day.replace(year=year, month=month, day=candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
 def _last_sunday(year: int, month: int) -> date:
-    last = _add_months(date(year, month, 1), 1) - timedelta(days=1)
+    last = add_months(date(year, month, 1), 1) - timedelta(days=1)
     return last - timedelta(days=(last.weekday() + 1) % 7)
 
 
@@ -523,7 +338,7 @@ def _vevent(
         try:
             zone: tzinfo = ZoneInfo(tzid)
         except (ZoneInfoNotFoundError, ValueError):
-            zone = PARIS
+            zone = ZoneInfo("Europe/Paris")
         vevent.add("DTSTART", event.starts_at.astimezone(zone).date())
         vevent.add("DTEND", event.ends_at.astimezone(zone).date())
     else:

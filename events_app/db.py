@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -85,7 +86,14 @@ def create_db_engine(
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(parsed, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # libpq waits forever for a host that drops packets; fail in 10 s with a clear error.
+        connect_args={"connect_timeout": 10},
+    )
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:
@@ -135,3 +143,7 @@ class Database:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The service's local time: events are shown, entered and bounded by day in Paris hours.
+PARIS: Final = ZoneInfo("Europe/Paris")

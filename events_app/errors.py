@@ -38,6 +38,11 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"

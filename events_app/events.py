@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
+from events_app.duplicates import refresh_duplicates
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Event, EventSector
 from events_app.places import resolve_place
@@ -73,6 +75,20 @@ def plain_text(value: str) -> str:
     return value.strip()
 
 
+def one_line(value: str) -> str:
+    """Text that must hold on one line: line breaks of any kind (\\n, \\r, U+2028, U+0085…)
+    and other control characters become spaces, runs of spaces one. What a title, a venue or a
+    name is, since it goes into mail subjects, calendar summaries and CSV cells."""
+    if not value.isprintable():  # rare: only then look at each character
+        value = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return " ".join(value.split())
+
+
+def one_line_text(value: str) -> str:
+    """A one-line plain-text field: markup removed (plain_text), then on one line."""
+    return one_line(plain_text(value))
+
+
 def html_to_text(html: str) -> str:
     """Plain text of sanitised HTML, for calendars and mails."""
     block = nh3.clean(
@@ -87,30 +103,58 @@ def html_to_text(html: str) -> str:
     return text.strip()
 
 
+class EventFacts(Protocol):
+    """What the registration state and the seat counts read of an event: an `Event` row, or
+    the lean `EventSummary` a search page is served from (events_app.search)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def capacity(self) -> int | None: ...
+    @property
+    def seats_taken(self) -> int: ...
+    @property
+    def remote_capacity(self) -> int | None: ...
+    @property
+    def remote_seats_taken(self) -> int: ...
+    @property
+    def waitlist(self) -> bool: ...
+    @property
+    def registration_closed(self) -> bool: ...
+    @property
+    def registration_opens_at(self) -> datetime | None: ...
+    @property
+    def registration_closes_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class RegistrationState:
     open: bool
     reason: str | None
 
 
-def seats_left(event: Event) -> int | None:
+def seats_left(event: EventFacts) -> int | None:
     if event.capacity is None:
         return None
     return max(event.capacity - event.seats_taken, 0)
 
 
-def remote_seats_left(event: Event) -> int | None:
+def remote_seats_left(event: EventFacts) -> int | None:
     if event.remote_capacity is None:
         return None
     return max(event.remote_capacity - event.remote_seats_taken, 0)
 
 
-def is_full(event: Event, attendance: str = "onsite") -> bool:
+def is_full(event: EventFacts, attendance: str = "onsite") -> bool:
     left = remote_seats_left(event) if attendance == "remote" else seats_left(event)
     return left is not None and left <= 0
 
 
-def registration_state(event: Event, now: datetime | None = None) -> RegistrationState:
+def registration_state(event: EventFacts, now: datetime | None = None) -> RegistrationState:
     """Whether a person can sign up now, and if not, the French reason why."""
     now = now or utcnow()
     if event.status == "cancelled":
@@ -263,7 +307,7 @@ def _venue(payload: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key in ("name", "address", "city"):
         text = _optional_text(venue, key, max_len=300, field=f"venue.{key}")
-        result[key] = (plain_text(text) or None) if text else None
+        result[key] = (one_line_text(text) or None) if text else None
     result["postal_code"] = _optional_text(
         venue, "postal_code", max_len=10, field="venue.postal_code"
     )
@@ -293,7 +337,7 @@ def clean_event_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str
     out: dict[str, Any] = {}
     for key in payload:
         if key == "title":
-            title = plain_text(_text(payload, key, max_len=MAX_TITLE))
+            title = one_line_text(_text(payload, key, max_len=MAX_TITLE))
             if not title:
                 raise InvalidInput("title", "Le titre est obligatoire.")
             out[key] = title
@@ -453,6 +497,7 @@ def create_event(db: Session, *, agency_id: int, fields: dict[str, Any]) -> Even
     apply_event_fields(db, event, fields)
     db.add(event)
     db.flush()
+    refresh_duplicates(db, [event.id])
     return event
 
 
@@ -464,4 +509,6 @@ def update_event(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
     if changed:
         event.updated_at = utcnow()
     db.flush()
+    if changed:
+        refresh_duplicates(db, [event.id])
     return changed

@@ -33,6 +33,41 @@ def fr_datetime(moment: datetime, tz: str = "Europe/Paris") -> str:
     return f"{fr_date(moment, tz)}, {fr_time(moment, tz)}"
 
 
+PARIS_ZONE = "Europe/Paris"
+# How a French page names the clock of an event held in another zone (« 13 h 30, heure de la
+# Guadeloupe »): the overseas departments and collectivities; any other zone by its name.
+ZONE_NAMES = {
+    "America/Guadeloupe": "heure de la Guadeloupe",
+    "America/Martinique": "heure de la Martinique",
+    "America/Cayenne": "heure de la Guyane",
+    "Indian/Reunion": "heure de La Réunion",
+    "Indian/Mayotte": "heure de Mayotte",
+    "America/Miquelon": "heure de Saint-Pierre-et-Miquelon",
+    "America/St_Barthelemy": "heure de Saint-Barthélemy",
+    "America/Marigot": "heure de Saint-Martin",
+    "Pacific/Wallis": "heure de Wallis-et-Futuna",
+    "Pacific/Tahiti": "heure de Tahiti",
+    "Pacific/Noumea": "heure de la Nouvelle-Calédonie",
+}
+
+
+def fr_zone(tz: str) -> str:
+    """« heure de la Guadeloupe » for an event held outside Paris time; "" in Paris time."""
+    if tz == PARIS_ZONE:
+        return ""
+    return ZONE_NAMES.get(tz, f"heure locale ({tz})")
+
+
+def fr_paris_time(moment: datetime, tz: str) -> str:
+    """For an event outside Paris time, the same instant in Paris: « 18 h 30 à Paris »."""
+    if tz == PARIS_ZONE:
+        return ""
+    local_day = fr_date(moment, tz)
+    paris_day = fr_date(moment, PARIS_ZONE)
+    day = "" if paris_day == local_day else f" le {paris_day}"
+    return f"{fr_time(moment, PARIS_ZONE)} à Paris{day}"
+
+
 def fr_km(distance: float | None) -> str:
     """« 4,2 km »."""
     if distance is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from datetime import datetime
 from typing import Any
@@ -46,8 +47,18 @@ def fold_text(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a text as free-text search sees them: folded, punctuation dropped."""
+    return _WORD.findall(fold_text(text))
+
+
 def search_key(*parts: str | None) -> str:
-    return " ".join(fold_text(part) for part in parts if part)
+    """The searchable words of an event (title, venue, city), folded and separated by single
+    spaces: what the full-text index reads, and what a word-prefix LIKE can test."""
+    return " ".join(word for part in parts if part for word in search_words(part))
 
 
 class Commune(Base):
@@ -132,6 +143,13 @@ class Feed(Base):
 
     agency: Mapped[Agency] = relationship(lazy="raise")
 
+    @property
+    def display_name(self) -> str:
+        """What staff see: a URL as it is, a file by its name only (never a server path)."""
+        if self.url.startswith(("http://", "https://")):
+            return self.url
+        return self.url.replace("\\", "/").rsplit("/", 1)[-1]
+
 
 class ImportRun(Base):
     __tablename__ = "import_runs"
@@ -140,8 +158,11 @@ class ImportRun(Base):
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # running, succeeded, failed, not_modified
+    # running, succeeded, failed, not_modified, interrupted (its process died while running)
     status: Mapped[str] = mapped_column(String(20), default="running")
+    # "host:pid" of the process running the import (events_app.leases.OWNER): a run still
+    # "running" whose process is gone is marked interrupted (importers.run.interrupt_dead_runs).
+    owner: Mapped[str | None] = mapped_column(String(300))
     created: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
@@ -170,7 +191,20 @@ class Event(Base):
             name="remote_seats_within_capacity",
         ),
         UniqueConstraint("feed_id", "external_id"),
-        Index("ix_events_geo_cell_starts_at", "geo_cell", "starts_at"),
+        # Covering for a place search's candidate scan (events_app.search._nearest): the cell
+        # and the dates narrow, the rest is read from the index itself, never from the table.
+        Index(
+            "ix_events_geo_search",
+            "geo_cell",
+            "starts_at",
+            "venue_lat",
+            "venue_lon",
+            "format",
+            "type",
+            "status",
+            "ends_at",
+            "duplicate_group_id",
+        ),
         Index("ix_events_starts_at_id", "starts_at", "id"),
         Index("ix_events_agency_id_starts_at", "agency_id", "starts_at"),
         Index("ix_events_format_starts_at", "format", "starts_at"),
@@ -225,6 +259,12 @@ class Event(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The same event published by other agencies (see events_app.duplicates): the id of the
+    # group's shown event, on every member of the group; None when it has no copy.
+    duplicate_group_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The other members of the group as the API lists them, [{"id", "agency": {"id", "name"}}],
+    # stored with the group so that a search page reads them without another query.
+    duplicate_copies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     agency: Mapped[Agency] = relationship(lazy="raise")
     sector_rows: Mapped[list[EventSector]] = relationship(
@@ -255,6 +295,20 @@ class EventSector(Base):
     sector: Mapped[str] = mapped_column(String(3), primary_key=True, index=True)
 
 
+class DuplicateDismissal(Base):
+    """An agency said these two events are not the same (event_id < other_event_id)."""
+
+    __tablename__ = "duplicate_dismissals"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    other_event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Seeker(Base):
     """A job seeker's account, with the preferences behind "events for me"."""
 
@@ -273,6 +327,9 @@ class Seeker(Base):
     formats: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Secret of the personal calendar feed; replaced (and so revoked) on demand.
     feed_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Set when the owner of the address followed the link mailed at sign-up (or a password
+    # reset): until then the account cannot be signed in to.
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -307,6 +364,9 @@ class Registration(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True)
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the person's links were last mailed again (a second registration with the same
+    # address): at most once per LINKS_RESEND_INTERVAL (events_app.registrations).
+    links_resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -319,6 +379,7 @@ class OutboxMessage(Base):
     """A mail to send. Written in the transaction that caused it, sent (and retried) later."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_address: Mapped[str] = mapped_column(String(254))
@@ -336,6 +397,50 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # pending -> sending (claimed by a sender until next_attempt_at) -> sent | failed; a
+    # failure goes back to pending with a later next_attempt_at (see events_app.mail).
+    status: Mapped[str] = mapped_column(
+        String(10), default="pending", server_default=text("'pending'")
+    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Extra mail headers (List-Unsubscribe and List-Unsubscribe-Post for alert mails).
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+
+
+class Alert(Base):
+    """A saved search mailed when new events match it (SPEC section 10)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored trimmed and lower-cased.
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    seeker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("seekers.id", ondelete="CASCADE"), index=True
+    )
+    # The search filters, as the search's own query string pairs.
+    filters: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    frequency: Mapped[str] = mapped_column(String(10), default="daily")
+    # Secret of the confirmation, manage and unsubscribe links.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Events created at or after this instant are new to the alert.
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertSentEvent(Base):
+    """An event already mailed to an alert: never the same event twice."""
+
+    __tablename__ = "alert_sent_events"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class JobLock(Base):
@@ -346,3 +451,20 @@ class JobLock(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
     owner: Mapped[str] = mapped_column(String(100))
+
+
+class WebSession(Base):
+    """A signed-in browser session, kept server-side so that ending it (sign-out, a new
+    password, a deleted account) takes effect at once, whatever copies of the cookie exist.
+
+    The cookie holds a random token; only its SHA-256 is stored, so the table cannot be
+    replayed as cookies. `owner` ("seeker:12", "staff:3") finds every session of a person.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(40), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -6,19 +6,23 @@ registration never sends one, and a committed one always will (see events_app.ma
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import delete, func
 from sqlalchemy.orm import Session
 
 from events_app.calendars import invite_ics
-from events_app.events import html_to_text
-from events_app.formatting import fr_date, fr_datetime, fr_time
+from events_app.db import utcnow
+from events_app.events import html_to_text, one_line
+from events_app.formatting import fr_date, fr_datetime, fr_paris_time, fr_time, fr_zone
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.resources import TEMPLATES_DIR
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS
 
+MAX_SUBJECT = 300  # the outbox column
 SUBJECTS = {
     "confirmed": "Inscription confirmée : {title}",
     "waitlisted": "Liste d'attente : {title}",
@@ -27,6 +31,7 @@ SUBJECTS = {
     "event_changed": "Changement de date, d'horaire ou de lieu : {title}",
     "event_cancelled": "Événement annulé : {title}",
     "reminder": "Rappel : {title}, demain",
+    "links_resent": "Votre lien d'inscription : {title}",
 }
 
 
@@ -37,7 +42,13 @@ def mail_environment() -> Environment:
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters.update(fr_datetime=fr_datetime, fr_date=fr_date, fr_time=fr_time)
+    env.filters.update(
+        fr_datetime=fr_datetime,
+        fr_date=fr_date,
+        fr_time=fr_time,
+        fr_zone=fr_zone,
+        fr_paris_time=fr_paris_time,
+    )
     env.globals.update(EVENT_TYPES=EVENT_TYPES, FORMATS=FORMATS)
     return env
 
@@ -53,10 +64,14 @@ def queue_mail(
     kind: str,
     registration_id: int | None = None,
 ) -> OutboxMessage:
-    """Render `template`.txt and `template`.html into an outbox message (not sent here)."""
+    """Render `template`.txt and `template`.html into an outbox message (not sent here).
+
+    The subject is put on one line whatever the data holds: a line break in a header makes
+    the email library refuse the whole mail.
+    """
     message = OutboxMessage(
         to_address=to,
-        subject=subject,
+        subject=one_line(subject)[:MAX_SUBJECT],
         body_text=env.get_template(f"{template}.txt").render(context),
         body_html=env.get_template(f"{template}.html").render(context),
         kind=kind,
@@ -64,6 +79,27 @@ def queue_mail(
     )
     db.add(message)
     return message
+
+
+def delete_mails_to(db: Session, address: str) -> int:
+    """Delete every mail written to an address, sent or not (they hold the person's name and
+    links): when the person deletes their account."""
+    result = db.execute(
+        delete(OutboxMessage).where(func.lower(OutboxMessage.to_address) == address.lower())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_old_mails(db: Session, *, retention_days: int) -> int:
+    """Delete the mails sent (or given up) more than retention_days ago: the outbox is a
+    queue, not an archive of what was written to whom."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    result = db.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at < cutoff
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class Notifier:
@@ -132,6 +168,9 @@ class Notifier:
 
     def event_cancelled(self, registration: Registration, event: Event) -> None:
         self._queue("event_cancelled", registration, event, ics_method="CANCEL")
+
+    def links_resent(self, registration: Registration) -> None:
+        self._queue("links_resent", registration, registration.event)
 
     def reminder(self, registration: Registration, event: Event) -> None:
         self._queue("reminder", registration, event, ics_method="REQUEST")

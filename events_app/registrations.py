@@ -17,20 +17,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
+from events_app.duplicates import refresh_duplicates
 from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
 from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
 
-PARIS = ZoneInfo("Europe/Paris")
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 
 
@@ -154,6 +153,15 @@ def _live(db: Session, event_id: int, email: str) -> Registration | None:
     ).first()
 
 
+# Whoever types someone's address again gets nothing but this mail sent to that address; not
+# more often than this, so that the form cannot be used to flood a mailbox.
+LINKS_RESEND_INTERVAL = timedelta(minutes=10)
+ALREADY_REGISTERED = (
+    "Cette adresse e-mail est déjà inscrite à cet événement. Nous venons d'y renvoyer le lien "
+    "pour gérer l'inscription (s'il n'arrive pas, vérifiez les courriers indésirables)."
+)
+
+
 def register(
     db: Session,
     *,
@@ -164,7 +172,9 @@ def register(
 ) -> RegistrationOutcome:
     """Sign a person up: confirmed while seats last, then waitlisted (if the event has a list).
 
-    The same email again returns the existing registration (created=False). Raises NotFound,
+    The same email again returns the existing registration (created=False) whatever the
+    event's state, and mails the person their links again, at most once per
+    LINKS_RESEND_INTERVAL: the caller must show nothing of it. Raises NotFound,
     Conflict with the French reason (closed, cancelled, past, full without a waiting list), or
     InvalidInput when a hybrid event is missing the attendance mode.
     """
@@ -172,6 +182,11 @@ def register(
     existing = _live(db, event_id, person.email)
     if existing is not None:
         existing.event = event
+        now = utcnow()
+        last = existing.links_resent_at
+        if last is None or now - last >= LINKS_RESEND_INTERVAL:
+            existing.links_resent_at = now
+            notifier.links_resent(existing)
         return RegistrationOutcome(existing, created=False)
     state = registration_state(event)
     if not state.open:
@@ -385,6 +400,8 @@ def cancel_event(db: Session, event: Event, *, notifier: Notifier, message: str 
         notifier.event_cancelled(registration, event)
         told += 1
     db.flush()
+    if event.duplicate_group_id is not None:  # its copies get another shown event
+        refresh_duplicates(db, [event.id])
     return told
 
 
@@ -523,3 +540,18 @@ def erase_old_personal_data(db: Session, *, retention_days: int, batch: int = 50
         .limit(batch)
     ).all()
     return anonymise_registrations(db, list(due))
+
+
+def close_due_registrations(db: Session, *, now: datetime | None = None) -> int:
+    """Close registrations of the events whose deadline has passed; return how many."""
+    moment = now or utcnow()
+    result = db.execute(
+        update(Event)
+        .where(
+            Event.registration_closed.is_(False),
+            Event.registration_closes_at.is_not(None),
+            Event.registration_closes_at <= moment,
+        )
+        .values(registration_closed=True)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

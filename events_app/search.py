@@ -18,41 +18,70 @@ import base64
 import binascii
 import json
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+import snowballstemmer
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    column,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
+from events_app.duplicates import Copy, copies_of
 from events_app.errors import InvalidInput
 from events_app.models import (
     GEO_CELL_DEG,
     Agency,
     Event,
     EventSector,
-    fold_text,
     geo_cell,
+    search_words,
 )
 from events_app.places import ResolvedPlace, distance_km, resolve_place
 
-PARIS = ZoneInfo("Europe/Paris")
 # Above this many cells (a radius of about 100 km) the IN list stops paying; a plain bounding
 # box takes over, read through the date index (only very large radii get there).
 MAX_CELLS = 1600
 KM_PER_DEG_LAT = 111.2
 # The circles a place search tries, as fractions of the radius asked for (see the docstring).
 SEARCH_STEPS = (1 / 16, 1 / 4, 1.0)
+# One rule for every radius a person gives: a search, an account's preferences, an alert.
+DEFAULT_RADIUS_KM = 30
+MIN_RADIUS_KM = 1
+MAX_RADIUS_KM = 200
+RADIUS_RULE = f"Le rayon doit être compris entre {MIN_RADIUS_KM} et {MAX_RADIUS_KM}\u00a0km."
+SORTS = ("distance", "date")
+# A sort by date around a place reads the dates in batches of this many candidates.
+DATE_BATCH = 200
+
+
+def check_radius(radius_km: float) -> float:
+    """The radius, or InvalidInput("radius_km") when outside MIN_RADIUS_KM..MAX_RADIUS_KM."""
+    if not math.isfinite(radius_km) or not MIN_RADIUS_KM <= radius_km <= MAX_RADIUS_KM:
+        raise InvalidInput("radius_km", RADIUS_RULE)
+    return radius_km
 
 
 @dataclass(frozen=True)
 class SearchQuery:
     q: str | None = None
     near: str | None = None
-    radius_km: float = 30.0
+    radius_km: float = DEFAULT_RADIUS_KM
     sectors: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     formats: tuple[str, ...] = ()
@@ -62,12 +91,19 @@ class SearchQuery:
     agency: str | None = None
     limit: int = 20
     cursor: str | None = None
+    # With a place: "distance" (nearest first, then online events by date) or "date" (every
+    # match by date, online events among them). Without a place, always by date.
+    sort: str = "distance"
+    # Restrict the search to these events (alerts: the events created since their last mail).
+    only_ids: tuple[int, ...] | None = None
 
 
 @dataclass
 class SearchHit:
     event: Event
     distance_km: float | None = None
+    # The same event published by other agencies (events_app.duplicates).
+    duplicates: list[Copy] = field(default_factory=list)
 
 
 @dataclass
@@ -131,8 +167,64 @@ def paris_day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
 
+# A Snowball stemmer keeps its word in itself: one thread at a time (searches run in a pool).
+_stemmer = snowballstemmer.stemmer("french")
+_stemmer_lock = threading.Lock()
+_EVENTS_FTS = table("events_fts", column("rowid"))
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+_SEARCH_VECTOR: ColumnElement[Any] = literal_column("events.search_vector")
+# SQLite has no statistics on full-text matches, so the search weighs the two plans itself.
+# Driven by the full-text index, a search reads every match (about 5 µs each: its row, then a
+# sort by date); driven by the dates, it tests each event's words as they come (about 1 µs
+# each) and stops at the page's 20 matches, after about 20 × events ÷ matches rows. The first
+# costs less below about 2 × √events matches: a rare word is found through the index, a common
+# one through the dates, and neither grows with the size of the table as much as its matches.
+FTS_MIN_DRIVE = 200
+
+
+def text_terms(q: str) -> list[str]:
+    """The stems a text search asks for: each word of q, folded, cut to its French stem.
+
+    An event matches when each stem begins one of the words of its title, venue or city
+    (events.search_key), so that « recrutement » (stem « recrut ») finds « recruteurs »
+    and « salons » finds « salon ». SQLite's FTS5 and PostgreSQL's GIN full-text index answer
+    it, and both give the same events (tests/test_search_text.py).
+    """
+    with _stemmer_lock:
+        return sorted({_stemmer.stemWord(word) for word in search_words(q)})
+
+
+def _text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
+    if not terms:
+        # Punctuation only: no word can match.
+        return false()
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        # events.search_vector: the stored tsvector of search_key (migration 0002). The
+        # planner weighs its GIN index against the date order itself (its statistics know how
+        # common each word is).
+        tsquery = " & ".join(f"{term}:*" for term in terms)
+        return _SEARCH_VECTOR.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
+    fts_query = " ".join(f'"{term}"*' for term in terms)
+    matching = select(_EVENTS_FTS.c.rowid).where(
+        literal_column("events_fts").op("MATCH")(fts_query)
+    )
+    events = connection.scalar(select(func.max(Event.id))) or 0
+    threshold = max(FTS_MIN_DRIVE, int(2 * math.sqrt(events)))
+    first = matching.limit(threshold).subquery()
+    found = connection.scalar(select(func.count()).select_from(first))
+    if found is not None and found < threshold:
+        return Event.id.in_(matching)
+    # A common word: the same test on the words themselves (search_key holds them separated
+    # by single spaces), which SQLite can apply while it walks the dates.
+    spaced = literal(" ") + Event.search_key
+    return and_(*(spaced.like(f"% {term}%") for term in terms))
+
+
 def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
+    if query.only_ids is not None:
+        conditions.append(Event.id.in_(query.only_ids))
     if query.date_from is None:
         # By default: what has not ended yet.
         conditions.append(Event.ends_at >= utcnow())
@@ -141,9 +233,7 @@ def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     if query.date_to is not None:
         conditions.append(Event.starts_at < paris_day_start(query.date_to + timedelta(days=1)))
     if query.q:
-        for word in fold_text(query.q).split():
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(Event.search_key.like(f"%{escaped}%", escape="\\"))
+        conditions.append(_text_condition(db, text_terms(query.q)))
     if query.sectors:
         wanted = [*query.sectors, "all"]
         conditions.append(
@@ -170,6 +260,12 @@ def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
         if agency_id is None:
             raise InvalidInput("agency", f"Organisme inconnu : « {query.agency} ».")
         conditions.append(Event.agency_id == agency_id)
+    else:
+        # One result per event: the copies published by other agencies stay out (stored
+        # groups, see events_app.duplicates); an agency's own list shows all of its events.
+        conditions.append(
+            or_(Event.duplicate_group_id.is_(None), Event.duplicate_group_id == Event.id)
+        )
     return conditions
 
 
@@ -184,38 +280,192 @@ def _load(db: Session, ids: Sequence[int]) -> dict[int, Event]:
     return {event.id: event for event in rows}
 
 
-def search_events(db: Session, query: SearchQuery) -> SearchResult:
-    """Run a search. Raises InvalidInput for an unknown place, agency or a broken cursor."""
+@dataclass(frozen=True, slots=True)
+class AgencyRef:
+    id: int
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """What a result list shows of an event, read with one Core query (no ORM identity map,
+    no description): the API's search page is served from these. Same attribute names as
+    `Event`, so the serialiser and events.registration_state read either."""
+
+    id: int
+    title: str
+    type: str
+    format: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    venue_name: str | None
+    venue_address: str | None
+    venue_postal_code: str | None
+    venue_city: str | None
+    venue_lat: float | None
+    venue_lon: float | None
+    online_url: str | None
+    capacity: int | None
+    remote_capacity: int | None
+    seats_taken: int
+    remote_seats_taken: int
+    waitlist: bool
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    registration_closed: bool
+    job_offers: int | None
+    status: str
+    revision: int
+    agency: AgencyRef
+    sectors: list[str]
+    # The same event published by other agencies, as stored with its group.
+    duplicate_copies: list[dict[str, Any]] | None = None
+
+
+_SUMMARY_COLUMNS = (
+    Event.id,
+    Event.title,
+    Event.type,
+    Event.format,
+    Event.starts_at,
+    Event.ends_at,
+    Event.timezone,
+    Event.venue_name,
+    Event.venue_address,
+    Event.venue_postal_code,
+    Event.venue_city,
+    Event.venue_lat,
+    Event.venue_lon,
+    Event.online_url,
+    Event.capacity,
+    Event.remote_capacity,
+    Event.seats_taken,
+    Event.remote_seats_taken,
+    Event.waitlist,
+    Event.registration_opens_at,
+    Event.registration_closes_at,
+    Event.registration_closed,
+    Event.job_offers,
+    Event.status,
+    Event.revision,
+)
+
+
+def _load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
+    """One statement: the events, their agency, and their sectors joined in one string."""
+    if not ids:
+        return {}
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        joined = func.string_agg(EventSector.sector, literal_column("','"))
+    else:
+        joined = func.group_concat(EventSector.sector, literal_column("','"))
+    sectors = (
+        select(joined).where(EventSector.event_id == Event.id).correlate(Event).scalar_subquery()
+    )
+    statement = (
+        select(
+            *_SUMMARY_COLUMNS, Agency.id, Agency.name, Agency.slug, sectors, Event.duplicate_copies
+        )
+        .join(Agency, Agency.id == Event.agency_id)
+        .where(Event.id.in_(ids))
+    )
+    summaries: dict[int, EventSummary] = {}
+    width = len(_SUMMARY_COLUMNS)
+    row: Any
+    for row in connection.execute(statement):
+        agency_id, agency_name, agency_slug, joined_sectors, copies = row[width:]
+        summaries[row[0]] = EventSummary(  # type: ignore[call-arg]
+            *row[:width],
+            AgencyRef(agency_id, agency_name, agency_slug),
+            sorted(joined_sectors.split(",")) if joined_sectors else [],
+            copies,
+        )
+    return summaries
+
+
+@dataclass
+class Ranking:
+    """A page of a search before its events are loaded: (event id, distance) in order."""
+
+    hits: list[tuple[int, float | None]]
+    next_cursor: str | None
+    place: ResolvedPlace | None = None
+
+
+@dataclass
+class SummaryResult:
+    hits: list[tuple[EventSummary, float | None]]
+    next_cursor: str | None
+    place: ResolvedPlace | None = None
+
+
+def rank_events(db: Session, query: SearchQuery) -> Ranking:
+    """The ids of a search's page, in order, and the cursor of the next one. Raises
+    InvalidInput for an unknown place, agency or a broken cursor."""
     cursor = decode_cursor(query.cursor) if query.cursor else None
     conditions = _filters(db, query)
     if query.near is None:
-        return _search_by_date(db, conditions, query.limit, cursor)
+        after = _date_cursor(cursor) if cursor is not None else None
+        return _rank_by_date(db, select(Event.id).where(*conditions), query.limit, after)
     place = resolve_place(db, query.near)
-    result = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
-    result.place = place
-    return result
+    if query.sort == "date":
+        after = _date_cursor(cursor) if cursor is not None else None
+        ranking = _rank_near_by_date(db, conditions, place, query.radius_km, query.limit, after)
+    else:
+        ranking = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
+    ranking.place = place
+    return ranking
+
+
+def search_events(db: Session, query: SearchQuery) -> SearchResult:
+    """Run a search and load its events (ORM rows, with agency and sectors)."""
+    ranking = rank_events(db, query)
+    events = _load(db, [event_id for event_id, _ in ranking.hits])
+    copies = copies_of(db, list(events.values()))
+    hits = [SearchHit(events[e], d, copies[e]) for e, d in ranking.hits]
+    return SearchResult(hits, ranking.next_cursor, ranking.place)
+
+
+def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
+    """The same search as search_events, its events read as EventSummary: the API's page."""
+    ranking = rank_events(db, query)
+    events = _load_summaries(db, [event_id for event_id, _ in ranking.hits])
+    hits = [(events[event_id], d) for event_id, d in ranking.hits]
+    return SummaryResult(hits, ranking.next_cursor, ranking.place)
 
 
 def _date_page(
     db: Session,
-    statement: Select[int],
+    statement: Select[Any],
     limit: int,
     after: tuple[datetime, int] | None,
-) -> tuple[list[int], bool]:
+) -> tuple[list[tuple[int, datetime]], bool]:
+    """(id, start) of up to `limit` events after the cursor, by date; and whether more follow."""
     if after is not None:
         starts, last_id = after
         statement = statement.where(
             or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
         )
-    ids = list(db.scalars(statement.order_by(Event.starts_at, Event.id).limit(limit + 1)))
-    return ids[:limit], len(ids) > limit
+    ordered = statement.add_columns(Event.starts_at).order_by(Event.starts_at, Event.id)
+    rows = db.connection().execute(ordered.limit(limit + 1))
+    page = [(event_id, starts) for event_id, starts in rows]
+    return page[:limit], len(page) > limit
 
 
-def _search_by_date(
-    db: Session, conditions: list[ColumnElement[bool]], limit: int, cursor: dict[str, Any] | None
-) -> SearchResult:
-    after = _date_cursor(cursor) if cursor is not None else None
-    return _search_by_date_from(db, select(Event.id).where(*conditions), limit, after)
+def _date_cursor_of(last: tuple[int, datetime]) -> dict[str, Any]:
+    event_id, starts = last
+    return {"s": starts.isoformat(), "i": event_id}
+
+
+def _rank_by_date(
+    db: Session, statement: Select[Any], limit: int, after: tuple[datetime, int] | None
+) -> Ranking:
+    page, more = _date_page(db, statement, limit, after)
+    next_cursor = encode_cursor(_date_cursor_of(page[-1])) if more and page else None
+    return Ranking([(event_id, None) for event_id, _ in page], next_cursor)
 
 
 def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
@@ -242,39 +492,93 @@ def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bo
     return and_(Event.geo_cell.in_(cells), box)
 
 
+Ranked = tuple[float, datetime, int]
+
+
 def _nearest(
     db: Session,
     conditions: list[ColumnElement[bool]],
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
-    after: tuple[float, int] | None,
-) -> list[tuple[float, int]]:
-    """(distance, id) of on-site and hybrid matches within radius_km, nearest first and after
-    the cursor: at least limit + 1 of them when there are that many, else all of them."""
+    after: Ranked | None,
+) -> list[Ranked]:
+    """(distance, start, id) of on-site and hybrid matches within radius_km, nearest first
+    (then soonest: the events of one venue come by date), after the cursor: at least limit + 1
+    of them when there are that many, else all of them."""
     # Circles inside the cursor's distance hold nothing new: start beyond it.
     start = after[0] if after is not None else 0.0
     circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
-    ranked: list[tuple[float, int]] = []
+    ranked: list[Ranked] = []
+    # Core on the session's connection: these rows are plain tuples, not ORM entities.
+    connection = db.connection()
     for circle in circles:
-        rows = db.execute(
-            select(Event.id, Event.venue_lat, Event.venue_lon).where(
+        # The columns read and filtered here are in the covering index ix_events_geo_search:
+        # the scan of the candidates need not visit the table (a lookup per candidate).
+        rows = connection.execute(
+            select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
                 *conditions,
                 Event.format != "online",
                 _geo_condition(place.lat, place.lon, circle),
             )
-        ).all()
+        )
         ranked = sorted(
-            (d, event_id)
-            for event_id, lat, lon in rows
+            (d, starts, event_id)
+            for event_id, lat, lon, starts in rows
             # The geo condition only matches rows with coordinates.
             if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= circle
-            and (after is None or (d, event_id) > after)
+            and (after is None or (d, starts, event_id) > after)
         )
         # More than a page inside this circle: nothing outside it can come first.
         if len(ranked) > limit:
             break
     return ranked
+
+
+def _rank_near_by_date(
+    db: Session,
+    conditions: list[ColumnElement[bool]],
+    place: ResolvedPlace,
+    radius_km: float,
+    limit: int,
+    after: tuple[datetime, int] | None,
+) -> Ranking:
+    """Every match around a place, by date: online events, and on-site or hybrid ones whose
+    venue is within the radius (the box narrows in SQL, the exact distance in Python, so the
+    dates are read in batches until the page is full)."""
+    near = and_(Event.format != "online", _geo_condition(place.lat, place.lon, radius_km))
+    candidates = (
+        select(Event.id, Event.starts_at, Event.format, Event.venue_lat, Event.venue_lon)
+        .where(*conditions, or_(Event.format == "online", near))
+        .order_by(Event.starts_at, Event.id)
+        .limit(DATE_BATCH)
+    )
+    connection = db.connection()
+    hits: list[tuple[int, float | None]] = []
+    last_hit: tuple[int, datetime] | None = None
+    position = after
+    while True:
+        statement = candidates
+        if position is not None:
+            starts, last_id = position
+            statement = statement.where(
+                or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
+            )
+        rows = connection.execute(statement).all()
+        for event_id, starts, format_, lat, lon in rows:
+            position = (starts, event_id)
+            distance = None
+            if format_ != "online":
+                distance = distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)
+                if distance > radius_km:
+                    continue
+            if last_hit is not None and len(hits) == limit:
+                # A match beyond a full page: there is a next one.
+                return Ranking(hits, encode_cursor(_date_cursor_of(last_hit)))
+            hits.append((event_id, distance))
+            last_hit = (event_id, starts)
+        if len(rows) < DATE_BATCH:
+            return Ranking(hits, None)
 
 
 def _search_near(
@@ -284,7 +588,7 @@ def _search_near(
     radius_km: float,
     limit: int,
     cursor: dict[str, Any] | None,
-) -> SearchResult:
+) -> Ranking:
     phase = cursor.get("p", "d") if cursor is not None else "d"
     if phase not in ("d", "o"):
         raise InvalidInput("cursor", "Curseur de pagination invalide.")
@@ -295,31 +599,28 @@ def _search_near(
     if phase == "d":
         after = None
         if cursor is not None:
-            after = (_cursor_field(cursor, "d", float), _cursor_field(cursor, "i", int))
+            starts, event_id = _date_cursor(cursor)
+            after = (_cursor_field(cursor, "d", float), starts, event_id)
         ranked = _nearest(db, conditions, place, radius_km, limit, after)
-        hits = [(event_id, d) for d, event_id in ranked[:limit]]
+        hits = [(event_id, d) for d, _, event_id in ranked[:limit]]
         if len(ranked) > limit:
-            d, event_id = ranked[limit - 1]
-            next_cursor = encode_cursor({"p": "d", "d": d, "i": event_id})
+            d, starts, event_id = ranked[limit - 1]
+            next_cursor = encode_cursor({"p": "d", "d": d, **_date_cursor_of((event_id, starts))})
     elif cursor is not None and "s" in cursor:
         online_after = _date_cursor(cursor)
 
-    online_ids: list[int] = []
-    more_online = False
     online = select(Event.id).where(*conditions, Event.format == "online")
     if next_cursor is None:
         remaining = limit - len(hits)
         if remaining > 0:
-            online_ids, more_online = _date_page(db, online, remaining, online_after)
-            hits.extend((event_id, None) for event_id in online_ids)
+            page, more_online = _date_page(db, online, remaining, online_after)
+            hits.extend((event_id, None) for event_id, _ in page)
+            if more_online and page:
+                next_cursor = encode_cursor({"p": "o", **_date_cursor_of(page[-1])})
         elif db.scalar(online.limit(1)) is not None:
             # The distance phase filled the page exactly; online events follow from the start.
             next_cursor = encode_cursor({"p": "o"})
-    events = _load(db, [event_id for event_id, _ in hits])
-    if more_online and online_ids:
-        last = events[online_ids[-1]]
-        next_cursor = encode_cursor({"p": "o", "s": last.starts_at.isoformat(), "i": last.id})
-    return SearchResult([SearchHit(events[i], d) for i, d in hits], next_cursor)
+    return Ranking(hits, next_cursor)
 
 
 def list_agency_events(
@@ -327,19 +628,6 @@ def list_agency_events(
 ) -> SearchResult:
     """Every event of one agency (past and cancelled included), by date, paged like search."""
     after = _date_cursor(decode_cursor(cursor)) if cursor else None
-    return _search_by_date_from(
-        db, select(Event.id).where(Event.agency_id == agency_id), limit, after
-    )
-
-
-def _search_by_date_from(
-    db: Session, statement: Select[int], limit: int, after: tuple[datetime, int] | None
-) -> SearchResult:
-    ids, more = _date_page(db, statement, limit, after)
-    events = _load(db, ids)
-    hits = [SearchHit(events[i]) for i in ids]
-    next_cursor = None
-    if more and hits:
-        last = hits[-1].event
-        next_cursor = encode_cursor({"s": last.starts_at.isoformat(), "i": last.id})
-    return SearchResult(hits, next_cursor)
+    ranking = _rank_by_date(db, select(Event.id).where(Event.agency_id == agency_id), limit, after)
+    events = _load(db, [event_id for event_id, _ in ranking.hits])
+    return SearchResult([SearchHit(events[i]) for i, _ in ranking.hits], ranking.next_cursor)

@@ -33,6 +33,20 @@ class Settings:
     rate_limit_signin: str = "10/minute"
     # SQLite: how long a write waits for another writer's lock before the request gets a 503.
     db_busy_timeout_ms: int = 30_000
+    # Shared state for several workers and machines: rate limits and sessions (unset: rate
+    # limits per worker in memory, sessions in the database).
+    redis_url: str | None = None
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, "*"
+    # for any); empty: none, the client is the peer of the connection.
+    forwarded_allow_ips: str = ""
+    # The France Travail partner API (feed format ft-api).
+    ft_client_id: str | None = None
+    ft_client_secret: str | None = None
+    ft_token_url: str = (
+        "https://entreprise.francetravail.fr/connexion/oauth2/access_token?realm=/partenaire"  # noqa: S105 - a URL
+    )
+    # Without SMTP_HOST, delivered mails are also written here as .eml files (development).
+    mail_dir: Path | None = None
 
     @property
     def host(self) -> str:
@@ -74,4 +88,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_registration=config("RATE_LIMIT_REGISTRATION", default="300/minute"),
         rate_limit_signin=config("RATE_LIMIT_SIGNIN", default="10/minute"),
         db_busy_timeout_ms=config("DB_BUSY_TIMEOUT_MS", cast=int, default=30_000),
+        redis_url=config("REDIS_URL", default=None) or None,
+        forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", default=""),
+        ft_client_id=config("FT_CLIENT_ID", default=None),
+        ft_client_secret=config("FT_CLIENT_SECRET", default=None),
+        ft_token_url=config("FT_TOKEN_URL", default=Settings.ft_token_url),
+        mail_dir=Path(config("MAIL_DIR", default=str(Path.cwd() / "mails"))).resolve(),
     )
+
+
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """EVENTS_APP_DEBUG=1: the command line shows the traceback of an unexpected error.
+
+    Read on its own, because it must work when the other settings cannot be read."""
+    value = (os.environ if environ is None else environ).get("EVENTS_APP_DEBUG", "")
+    return value.strip().lower() not in ("", "0", "false", "no", "non")

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from events_app import passwords
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from events_app.events import RegistrationState, create_event, get_event, registration_state
 from events_app.feeds import feed_runs, get_agency_by_slug, list_feeds
@@ -473,9 +473,8 @@ def set_registration_closed(
 
 def attendance_opens_at(event: Event) -> datetime:
     """Midnight of the event's first day, in Paris: attendance can be marked from then on."""
-    paris = ZoneInfo("Europe/Paris")
-    day = event.starts_at.astimezone(paris).date()
-    return datetime(day.year, day.month, day.day, tzinfo=paris)
+    day = event.starts_at.astimezone(PARIS).date()
+    return datetime(day.year, day.month, day.day, tzinfo=PARIS)
 
 
 def attendance_open(event: Event, now: datetime | None = None) -> bool:

@@ -93,6 +93,8 @@ FEED_FORMATS: Final[dict[str, str]] = {
     "ft-json": "JSON France Travail",
     "ics": "iCalendar",
     "csv": "Tableur CSV",
+    "ft-api": "API France Travail",
+    "jsonld": "Page web schema.org (JSON-LD)",
 }
 
 ATTENDANCE_MODES: Final[dict[str, str]] = {"onsite": "Sur place", "remote": "À distance"}

@@ -72,9 +72,20 @@ class ImportedEvent:
     source_url: str | None
     organiser: str | None
     warnings: tuple[str, ...] = ()
+    # ft-json: hash of the element's raw JSON text (see importers.ftjson.raw_hash), stored as
+    # the event's source_hash so that an unchanged element is recognised before it is mapped.
+    raw_hash: str | None = None
     # A day (or days) with no time of day: starts_at is local midnight, ends_at the midnight
     # after the last day.
     all_day: bool = False
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """An element whose raw text hashes as stored: the parser did not map it again."""
+
+    line: int
+    external_id: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,9 @@ class RowError:
     line: int
     field: str | None
     reason: str
+    # The row's external id when the parser could read it: the import then knows which event
+    # the row is, keeps that event as it is, and can still cancel the events that vanished.
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +157,7 @@ def content_hash(ev: ImportedEvent) -> str:
     payload = {
         f.name: _canonical(getattr(ev, f.name))
         for f in dataclasses.fields(ev)
-        if f.name not in ("line", "warnings")
+        if f.name not in ("line", "warnings", "raw_hash")
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -310,6 +310,7 @@ def parse(data: bytes) -> Iterator[ImportedEvent | RowError]:
                 "external_id",
                 f"identifiant « {result.external_id} » en double (déjà vu ligne "
                 f"{seen[result.external_id]})",
+                result.external_id,
             )
         else:
             seen[result.external_id] = line
@@ -500,10 +501,11 @@ def _row(line: int, values: dict[str, str], *, extra: int) -> ImportedEvent | li
         if source_url is None:
             warnings.append(f"page de l'événement « {values['source_url']} » invalide, ignorée")
 
-    if errors or title is None or times is None:
-        return [RowError(line, e.field, e.reason) for e in errors]
-    starts_at, ends_at = times
     raw_id = clean_text(values.get("external_id"))
+    if errors or title is None or times is None:
+        known_id = stable_id(raw_id) if raw_id else None
+        return [RowError(line, e.field, e.reason, known_id) for e in errors]
+    starts_at, ends_at = times
     return seal(
         ImportedEvent(
             line=line,

@@ -25,9 +25,11 @@ before anything is yielded), then each element is decoded on its own with orjson
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, TypeVar
@@ -45,6 +47,7 @@ from importers.base import (
     ImportedEvent,
     ImportedVenue,
     RowError,
+    Unchanged,
     as_html,
     clean_text,
     clip,
@@ -69,6 +72,9 @@ from importers.base import (
 )
 
 T = TypeVar("T")
+
+# Salt of raw_hash(): bump it whenever _map reads an element differently.
+RAW_HASH_VERSION: Final = b"ft-json/1\n"
 
 # Keys that usually hold the list, best first (compared after normalise()).
 _LIST_KEYS: Final = ("content", "results", "resultats", "salons", "evenements", "events", "items")
@@ -230,25 +236,44 @@ def _load(raw: bytes | memoryview) -> Any:
         raise
 
 
-def _elements(data: bytes, layout: _Layout, array: _Array | None) -> Iterator[tuple[int, Any]]:
-    """(1-based position, decoded element or the exception that stopped its decoding)."""
+def _elements(
+    data: bytes, layout: _Layout, array: _Array | None
+) -> Iterator[tuple[int, bytes | None, Any]]:
+    """(1-based position, raw text when known, decoded element or the exception that stopped
+    its decoding)."""
     view = memoryview(data)
     if array is None:
-        yield 1, _load(view[layout.root[0] : layout.root[1]])
+        raw = bytes(view[layout.root[0] : layout.root[1]])
+        yield 1, raw, _load(raw)
         return
     if _regular(data, array):
         for index, (start, end) in enumerate(array.elements, start=1):
+            raw = bytes(view[start:end])
             try:
-                yield index, _load(view[start:end])
+                yield index, raw, _load(raw)
             except ValueError as exc:
-                yield index, exc
+                yield index, raw, exc
         return
     items = _load(view[array.start : array.end])
-    yield from enumerate(items, start=1)
+    for index, item in enumerate(items, start=1):
+        yield index, None, item
 
 
-def parse(data: bytes) -> Iterator[ImportedEvent | RowError]:
-    """Events and rejected rows of a France Travail JSON document; never raises."""
+def raw_hash(raw: bytes) -> str:
+    """Hash of an element's raw JSON text, salted with the mapping's version: a change of
+    _map must bump RAW_HASH_VERSION so that every stored row is mapped again."""
+    return hashlib.sha256(RAW_HASH_VERSION + raw).hexdigest()
+
+
+def parse(
+    data: bytes, known: Mapping[str, str | None] | None = None
+) -> Iterator[ImportedEvent | RowError | Unchanged]:
+    """Events and rejected rows of a France Travail JSON document; never raises.
+
+    `known` maps the external ids of the feed's stored events to their source_hash: an element
+    whose raw text hashes as stored is yielded as Unchanged, without being mapped again (this
+    is what makes an unchanged re-import of 100,000 events fast).
+    """
     try:
         layout = _scan(data)
         array = _choose(layout)
@@ -267,9 +292,9 @@ def parse(data: bytes) -> Iterator[ImportedEvent | RowError]:
     seen: dict[str, int] = {}
     count = 0
     try:
-        for index, item in elements:
+        for index, raw, item in elements:
             count = index
-            yield from _row(index, item, seen)
+            yield from _row(index, raw, item, seen, known)
     except (ValueError, RecursionError) as exc:  # only the irregular-list fallback gets here
         yield RowError(0, None, f"document JSON illisible : {exc}")
         return
@@ -282,13 +307,31 @@ def parse(data: bytes) -> Iterator[ImportedEvent | RowError]:
         )
 
 
-def _row(index: int, item: Any, seen: dict[str, int]) -> Iterator[ImportedEvent | RowError]:
+def _row(
+    index: int,
+    raw: bytes | None,
+    item: Any,
+    seen: dict[str, int],
+    known: Mapping[str, str | None] | None,
+) -> Iterator[ImportedEvent | RowError | Unchanged]:
     if isinstance(item, Exception):
         yield RowError(index, None, f"élément JSON invalide : {item}")
         return
     if not isinstance(item, dict):
         yield RowError(index, None, "l'élément n'est pas un objet JSON")
         return
+    digest = raw_hash(raw) if raw is not None else None
+    if known and digest is not None:
+        try:
+            raw_id = _text(item, "id", "identifiant", "idEvenement")
+        except Exception:  # an odd id shape: _map below says why
+            raw_id = None
+        if raw_id:
+            external_id = stable_id(raw_id)
+            if known.get(external_id) == digest and external_id not in seen:
+                seen[external_id] = index
+                yield Unchanged(index, external_id)
+                return
     try:
         result = _map(index, item)
     except Exception as exc:  # a parser never raises: an unforeseen shape rejects one row
@@ -303,10 +346,11 @@ def _row(index: int, item: Any, seen: dict[str, int]) -> Iterator[ImportedEvent 
             "external_id",
             f"identifiant « {result.external_id} » en double (déjà vu à l'élément "
             f"{seen[result.external_id]})",
+            result.external_id,
         )
         return
     seen[result.external_id] = index
-    yield result
+    yield dataclasses.replace(result, raw_hash=digest) if digest is not None else result
 
 
 def _text(row: dict[str, Any], *keys: str) -> str | None:
@@ -490,14 +534,15 @@ def _map(index: int, row: dict[str, Any]) -> ImportedEvent | list[RowError]:
     if source_raw and source_url is None:
         warnings.append(f"lien de l'événement « {source_raw} » invalide, ignoré")
 
+    raw_id = _text(row, "id", "identifiant", "idEvenement")
     if errors or title is None or start is None or end is None:
-        return [RowError(index, e.field, e.reason) for e in errors]
+        known_id = stable_id(raw_id) if raw_id else None
+        return [RowError(index, e.field, e.reason, known_id) for e in errors]
 
     description = as_html(row["description"] if isinstance(row.get("description"), str) else None)
     description += _section("Objectifs", row.get("objectifs"))
     description += _section("Public", row.get("publics"))
 
-    raw_id = _text(row, "id", "identifiant", "idEvenement")
     external_id = stable_id(raw_id) if raw_id else derived_id(title, start)
     return seal(
         ImportedEvent(

@@ -621,24 +621,30 @@ def _safe_expand(
 ) -> list[ImportedEvent | RowError]:
     items: list[ImportedEvent | RowError] = []
     line = (group.master or group.overrides[0]).line
+    # A lone event's id is its UID: a rejected one keeps its stored event (see importers.sync).
+    single = group.master is not None and not group.overrides
+    if single and group.master is not None:
+        single = group.master.component.get("RRULE") is None
+        single = single and group.master.component.get("RDATE") is None
+    known = stable_id(group.uid) if single and group.uid else None
     try:
         items.extend(_expand(group, window, budget, outcome))
     except _Rejected as exc:
-        items.extend(RowError(line, e.field, e.reason) for e in exc.errors)
+        items.extend(RowError(line, e.field, e.reason, known) for e in exc.errors)
     except FieldError as exc:
-        items.append(RowError(line, exc.field, exc.reason))
+        items.append(RowError(line, exc.field, exc.reason, known))
     except TooCostly:
         outcome.costly += 1
         items.append(
             RowError(
                 line,
-                None,
+                "RRULE",
                 "récurrence trop coûteuse à calculer : la limite de calcul du calendrier est "
                 "atteinte, série ignorée",
             )
         )
     except Exception as exc:  # whatever a strange event throws, the others still come through
-        items.append(RowError(line, None, f"événement illisible : {exc!r}"))
+        items.append(RowError(line, None, f"événement illisible : {exc!r}", known))
     if any(isinstance(item, RowError) for item in items):
         outcome.rejected += 1
     return items

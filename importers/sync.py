@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
 from events_app.errors import InvalidInput
-from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, plain_text, sanitise_html
+from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, one_line_text, sanitise_html
 from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
 from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
-from importers.base import ImportedEvent, Notice, RowError, content_hash
+from importers.base import ImportedEvent, Notice, RowError, Unchanged, content_hash
 
 # Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
 # lon_max): a venue outside all of them is a swapped or broken coordinate.
@@ -106,7 +106,9 @@ def prepare(
 ) -> PreparedEvent | RowError:
     """Turn a parsed row into column values, or a RowError naming the field."""
     if item.ends_at <= item.starts_at:
-        return RowError(item.line, "ends_at", "La fin doit être postérieure au début.")
+        return RowError(
+            item.line, "ends_at", "La fin doit être postérieure au début.", item.external_id
+        )
     venue = item.venue
     lat, lon = venue.lat, venue.lon
     warnings = list(item.warnings)
@@ -131,7 +133,7 @@ def prepare(
     if opens is not None and closes is not None and opens >= closes:
         opens = None
     values: dict[str, Any] = {
-        "title": plain_text(item.title)[:200] or "Sans titre",
+        "title": one_line_text(item.title)[:200] or "Sans titre",
         "description_html": sanitise_html(item.description_html or ""),
         "type": item.type,
         "format": item.format,
@@ -165,7 +167,7 @@ def prepare(
 
 
 def _plain(value: str | None) -> str | None:
-    return (plain_text(value) or None) if value else None
+    return (one_line_text(value) or None) if value else None
 
 
 def _cut(value: str | None, size: int) -> str | None:
@@ -242,8 +244,14 @@ def known_rows(db: Session, feed_id: int) -> dict[str, Known]:
     }
 
 
+def raw_known(known: dict[str, Known]) -> dict[str, str | None]:
+    """external id -> stored hash, for a parser that recognises unchanged rows by their raw
+    text (importers.ftjson). Cancelled events are left out: the same row may revive them."""
+    return {eid: k.source_hash for eid, k in known.items() if k.status != "cancelled"}
+
+
 def collect(
-    items: Iterable[ImportedEvent | RowError | Notice],
+    items: Iterable[ImportedEvent | RowError | Unchanged | Notice],
     geocoder: Geocoder,
     known: dict[str, Known] | None = None,
 ) -> Collected:
@@ -259,10 +267,31 @@ def collect(
         if isinstance(item, Notice):  # about the whole document: shown first
             collected.warnings.insert(0, item.reason)
             continue
+        if isinstance(item, Unchanged):
+            # Its raw text hashes as stored (see raw_known): neither mapped nor validated again.
+            if item.external_id in lines:
+                collected.errors.append(
+                    RowError(
+                        item.line,
+                        DUPLICATE_FIELD,
+                        f"Identifiant « {item.external_id[:60]} » en double "
+                        f"(déjà vu ligne {lines.get(item.external_id)}).",
+                    )
+                )
+                continue
+            lines[item.external_id] = item.line
+            collected.unchanged.add(item.external_id)
+            continue
         if isinstance(item, RowError):
             collected.errors.append(item)
-            if item.line == 0 or item.field != DUPLICATE_FIELD:
+            if item.line == 0 or (item.external_id is None and item.field != DUPLICATE_FIELD):
+                # A truncated document, or a row that could be any event: an absent id no
+                # longer proves that its event vanished.
                 collected.complete = False
+            elif item.external_id is not None:
+                # A rejected row whose id is known keeps its own event as stored (neither
+                # updated nor cancelled); the other vanished events are still cancelled.
+                lines.setdefault(item.external_id, item.line)
             continue
         if item.external_id in lines:
             collected.errors.append(
@@ -276,7 +305,7 @@ def collect(
             continue
         lines[item.external_id] = item.line
         _warn(collected.warnings, item.warnings)
-        source_hash = content_hash(item)
+        source_hash = item.raw_hash or content_hash(item)
         stored = known.get(item.external_id)
         revived = stored is not None and stored.status == "cancelled" and item.status == "scheduled"
         if stored is not None and stored.source_hash == source_hash and not revived:

@@ -8,10 +8,18 @@ whose rows (except the communes) are deleted after each test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -21,6 +29,26 @@ from events_app.db import Base, Database
 from events_app.places import load_communes
 from events_app.settings import Settings
 from tests import pg
+from tests.helpers import (
+    JS_DIR,
+    ParsedEvent,
+    node_missing,
+    read_icalendar,
+    read_icaljs,
+    read_vobject,
+)
+from tests.redis_server import running_redis
+
+# Hypothesis profiles. "ci" (chosen when CI is set) runs the same derandomized examples on every
+# run, so a red build is reproducible and never flaky; "dev" (the default elsewhere) draws new
+# examples each run and replays the failures it found from .hypothesis/. HYPOTHESIS_PROFILE
+# picks one by name.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("dev", derandomize=False)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() not in ("", "0", "false") else "dev")
+)
 
 KEEP_TABLES = {"communes", "commune_postal_codes", "alembic_version"}
 
@@ -124,3 +152,77 @@ def client(committed: Database, settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def backend(database: Database) -> str:
     return database.engine.dialect.name
+
+
+# --- calendar parsers and SQL statements (test_calendars, test_personal_feed) ------------
+
+
+@pytest.fixture(scope="session")
+def icaljs() -> Callable[[list[bytes]], list[dict[str, Any]]]:
+    """Runs tests/js/read_ics.mjs (ical.js) over calendars; installs ical.js with npm ci."""
+    if node_missing():
+        pytest.skip(
+            "!!! node is not installed: the ical.js (Thunderbird) checks of the calendars are "
+            "SKIPPED. Install Node.js to run them. !!!"
+        )
+    if not (JS_DIR / "node_modules" / "ical.js").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, timeout=300
+        )
+
+    def run(bodies: list[bytes]) -> list[dict[str, Any]]:
+        with tempfile.TemporaryDirectory() as folder:
+            paths = []
+            for index, body in enumerate(bodies):
+                path = Path(folder) / f"{index}.ics"
+                path.write_bytes(body)
+                paths.append(str(path))
+            out = subprocess.run(
+                ["node", "read_ics.mjs", *paths],
+                cwd=JS_DIR,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        result: list[dict[str, Any]] = json.loads(out.stdout)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def read_all(
+    icaljs: Callable[[list[bytes]], list[dict[str, Any]]],
+) -> Callable[[bytes], dict[str, list[ParsedEvent]]]:
+    """Parse a calendar with the three parsers: {"icalendar": [...], "vobject": [...], ...}."""
+
+    def read(body: bytes) -> dict[str, list[ParsedEvent]]:
+        return {
+            "icalendar": read_icalendar(body),
+            "vobject": read_vobject(body),
+            "ical.js": read_icaljs(icaljs([body])[0]),
+        }
+
+    return read
+
+
+@pytest.fixture
+def queries() -> Iterator[list[str]]:
+    """Every SQL statement run by any engine while the test runs."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Debian redis-server for the tests of REDIS_URL (tests/redis_server.py)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -8,9 +8,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from events_app import accounts
 from events_app.agencies import create_agency
+from events_app.db import utcnow
 from events_app.events import clean_event_fields, create_event, get_event
-from events_app.models import Agency, Event
+from events_app.models import Agency, Event, Seeker
+from events_app.settings import Settings
 
 PARIS = ZoneInfo("Europe/Paris")
 _counter = {"n": 0}
@@ -63,3 +66,27 @@ def make_event(db: Session, agency: Agency, **overrides: Any) -> Event:
     }
     event = create_event(db, agency_id=agency.id, fields=clean_event_fields(raw, partial=False))
     return get_event(db, event.id)
+
+
+def make_seeker(
+    db: Session,
+    *,
+    email: str = "camille.martin@exemple.fr",
+    password: str = "une phrase assez longue",  # noqa: S107 - a test account
+    settings: Settings | None = None,
+    confirmed: bool = True,
+) -> Seeker:
+    """A seeker's account, as sign-up makes it; confirmed as the link of its mail would."""
+    seeker = accounts.sign_up(
+        db,
+        email=email,
+        password=password,
+        first_name="Camille",
+        last_name="Martin",
+        settings=settings or Settings(database_url="sqlite://", base_url="http://testserver"),
+    )
+    assert seeker is not None, "the address already has an account"
+    if confirmed:
+        seeker.email_confirmed_at = utcnow()
+        db.flush()
+    return seeker

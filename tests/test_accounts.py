@@ -3,11 +3,10 @@ password reset, CSRF, rate limit) and the domain rules HTTP cannot reach (expiry
 
 from __future__ import annotations
 
+import html
 import re
 import time
-from typing import Any
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -23,11 +22,19 @@ from events_app.models import OutboxMessage, Registration, Seeker
 from events_app.notifications import Notifier
 from events_app.registrations import Person, register
 from events_app.settings import Settings
-from tests.factories import make_agency, make_event
+from tests.factories import make_agency, make_event, make_seeker
+from tests.helpers import (
+    EMAIL,
+    PASSWORD,
+    csrf_token,
+    is_signed_in,
+    last_mail,
+    post_form,
+    sign_in,
+    sign_out,
+    sign_up,
+)
 
-CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
-PASSWORD = "une phrase assez longue"
-EMAIL = "camille.martin@exemple.fr"
 GENERIC_SIGN_IN_ERROR = "Adresse e-mail ou mot de passe incorrect."
 LYON = {
     "name": "Halle Tony Garnier",
@@ -37,47 +44,6 @@ LYON = {
     "lat": 45.7320,
     "lon": 4.8226,
 }
-
-
-def csrf_token(client: TestClient, page: str) -> str:
-    response = client.get(page)
-    assert response.status_code == 200, response.text
-    match = CSRF.search(response.text)
-    assert match is not None, "no csrftoken input on " + page
-    return match.group(1)
-
-
-def post_form(
-    client: TestClient, path: str, data: dict[str, Any], *, page: str | None = None
-) -> httpx.Response:
-    """POST a form as a browser would: the CSRF token read from the page that shows it."""
-    token = csrf_token(client, page or path)
-    return client.post(path, data={**data, "csrftoken": token}, follow_redirects=False)
-
-
-def sign_up(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:
-    return post_form(
-        client,
-        "/compte/inscription",
-        {"first_name": "Camille", "last_name": "Martin", "email": email, "password": password},
-    )
-
-
-def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> httpx.Response:
-    return post_form(client, "/compte/connexion", {"email": email, "password": password})
-
-
-def sign_out(client: TestClient) -> httpx.Response:
-    return post_form(client, "/compte/deconnexion", {}, page="/compte")
-
-
-def is_signed_in(client: TestClient) -> bool:
-    response = client.get("/compte", follow_redirects=False)
-    if response.status_code == 303:
-        assert response.headers["location"].startswith("/compte/connexion")
-        return False
-    assert response.status_code == 200, response.text
-    return True
 
 
 def outbox(database: Database, kind: str) -> list[OutboxMessage]:
@@ -175,13 +141,38 @@ def test_sign_up_bad_input_is_shown_beside_the_field(client: TestClient) -> None
     assert not is_signed_in(client)
 
 
-def test_sign_up_twice_with_one_address_is_refused(client: TestClient) -> None:
+def test_sign_up_never_tells_whether_an_address_has_an_account(client: TestClient) -> None:
+    new = sign_up(client, email="nouvelle@exemple.fr", confirm=False)
     sign_up(client)
     sign_out(client)
-    response = sign_up(client, email=EMAIL.upper())
-    assert response.status_code == 409
-    assert "Mot de passe oublié" in response.text
+    known = sign_up(client, email=EMAIL.upper(), confirm=False)
+    # The same answer either way; the owner of the address is told by mail instead.
+    assert (new.status_code, new.headers["location"]) == (303, "/compte/inscription/envoyee")
+    assert (known.status_code, known.headers["location"]) == (303, "/compte/inscription/envoyee")
     assert not is_signed_in(client)
+    told = last_mail(client, "account_exists")
+    assert told is not None and told.to_address == EMAIL
+    assert "/compte/mot-de-passe/oubli" in told.body_text
+    # The second sign-up changed nothing: the first password still opens the account.
+    assert sign_in(client).status_code == 303
+
+
+def test_an_account_opens_only_from_the_link_of_its_mail(client: TestClient) -> None:
+    sign_up(client, confirm=False)
+    refused = sign_in(client)
+    assert refused.status_code == 401 and "Confirmez d'abord" in html.unescape(refused.text)
+    mail = last_mail(client, "confirm_account")
+    assert mail is not None and mail.to_address == EMAIL
+    link = re.search(r"(/compte/confirmation\?token=\S+)", mail.body_text)
+    assert link
+    # Following the link (as a mail scanner would) confirms nothing: only the button does.
+    assert client.get(link.group(1)).status_code == 200
+    assert sign_in(client).status_code == 401
+    token = link.group(1).split("token=", 1)[1]
+    done = post_form(client, "/compte/confirmation", {"token": token}, page=link.group(1))
+    assert done.headers["location"] == "/compte?bienvenue=1" and is_signed_in(client)
+    forged = post_form(client, "/compte/confirmation", {"token": token + "x"}, page=link.group(1))
+    assert forged.status_code == 400
 
 
 def test_wrong_password_gives_a_generic_error_and_no_session(client: TestClient) -> None:
@@ -465,9 +456,7 @@ class _LongAgoSigner(TimestampSigner):
 
 
 def test_reset_token_expires_after_an_hour(db: Session, settings: Settings) -> None:
-    seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
-    )
+    seeker = make_seeker(db)
     payload = {"id": seeker.id, "h": accounts.password_stamp(seeker)}
     old = URLSafeTimedSerializer(
         settings.secret_key, salt="password-reset", signer=_LongAgoSigner
@@ -491,9 +480,7 @@ def test_past_registrations_attach_only_once_the_mailbox_is_proven(
         notifier=Notifier(db, settings),
     )
     # Anyone can type this address at sign-up: that alone must not reveal the registration.
-    seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
-    )
+    seeker = make_seeker(db)
     accounts.authenticate(db, email=EMAIL, password=PASSWORD)
     assert accounts.my_registrations(db, seeker) == []
 
@@ -509,9 +496,7 @@ def test_past_registrations_attach_only_once_the_mailbox_is_proven(
 
 
 def test_sign_in_rehashes_outdated_hashes(db: Session) -> None:
-    seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
-    )
+    seeker = make_seeker(db)
     seeker.password_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD)
     db.flush()
     old_hash = seeker.password_hash
@@ -526,7 +511,7 @@ def test_sign_in_rehashes_outdated_hashes(db: Session) -> None:
 def test_unknown_addresses_cost_the_same_password_check(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts.sign_up(db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin")
+    make_seeker(db)
     verified: list[str] = []
     real_verify = PasswordHasher.verify
 
@@ -551,9 +536,7 @@ def test_events_for_me_without_preferences_lists_upcoming_events(
 ) -> None:
     agency, _ = make_agency(db)
     kept = make_event(db, agency, title="Salon de l'emploi")
-    seeker = accounts.sign_up(
-        db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin"
-    )
+    seeker = make_seeker(db)
     result = accounts.events_for_me(db, seeker)
     assert [hit.event.id for hit in result.hits] == [kept.id]
 
@@ -561,12 +544,10 @@ def test_events_for_me_without_preferences_lists_upcoming_events(
 def test_a_sign_up_losing_the_race_for_an_address_is_a_conflict(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    accounts.sign_up(db, email=EMAIL, password=PASSWORD, first_name="Camille", last_name="Martin")
+    make_seeker(db)
     # As if the other sign-up committed between our check and our insert.
     monkeypatch.setattr(accounts, "_seeker_by_email", lambda _db, _email: None)
     with pytest.raises(Conflict):
-        accounts.sign_up(
-            db, email=EMAIL, password=PASSWORD, first_name="Dominique", last_name="Martin"
-        )
+        make_seeker(db)
     # The savepoint rolled back alone: the transaction goes on.
     assert db.scalars(select(Seeker.first_name)).all() == ["Camille"]

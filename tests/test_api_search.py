@@ -210,11 +210,51 @@ def test_near_filters_by_radius_sorts_by_distance_and_keeps_online(
     for item, venue in zip(body["items"][:2], (MONTREUIL, VINCENNES), strict=True):
         expected = geodesic(town_hall, (venue["lat"], venue["lon"])).km
         assert item["distance_km"] == pytest.approx(expected, rel=0.01, abs=0.02)
-    wide = client.get("/api/v1/events", params={"near": "93100", "radius_km": "500"})
-    assert ids(wide) == [montreuil, vincennes, lyon, online]
+    # 200 km, the widest radius: Lyon (390 km away) stays out, and nothing wider is taken.
+    wide = client.get("/api/v1/events", params={"near": "93100", "radius_km": "200"})
+    assert ids(wide) == [montreuil, vincennes, online]
+    wider = client.get("/api/v1/events", params={"near": "93100", "radius_km": "500"})
+    assert wider.status_code == 400
+    assert wider.json()["error"] == {
+        "code": "invalid",
+        "field": "radius_km",
+        "message": "Le rayon doit être compris entre 1 et 200\u00a0km.",
+    }
+    # By date around a place: online events among the others, Lyon still out of the radius.
+    by_date = client.get("/api/v1/events", params={"near": "93100", "sort": "date"})
+    assert ids(by_date) == [vincennes, online, montreuil]
+    assert [item["distance_km"] is None for item in by_date.json()["items"]] == [
+        False,
+        True,
+        False,
+    ]
     assert lyon not in ids(
         client.get("/api/v1/events", params={"near": "48.86,2.44", "radius_km": "10"})
     )
+
+
+def test_same_venue_comes_by_date_and_pages_hold_in_both_sorts(
+    client: TestClient, seed: Callable[..., list[int]]
+) -> None:
+    # Four events at one venue: equal distances, so the date decides (then the id).
+    days = [20, 7, 10, 8, 7]
+    made = seed(*({"venue": MONTREUIL, "starts_at": in_days(day)} for day in days))
+    expected = [made[1], made[4], made[3], made[2], made[0]]
+    for sort in ("distance", "date"):
+        seen: list[int] = []
+        cursor = None
+        while True:
+            params = {"near": "Montreuil", "sort": sort, "limit": "2"}
+            if cursor:
+                params["cursor"] = cursor
+            body = client.get("/api/v1/events", params=params).json()
+            seen += [item["id"] for item in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == expected, sort
+    bad = client.get("/api/v1/events", params={"near": "Montreuil", "sort": "prix"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "sort"
 
 
 def test_distance_never_exceeds_radius(client: TestClient, seed: Callable[..., list[int]]) -> None:

@@ -40,6 +40,7 @@ from events_app.staff import (
     set_registration_closed,
 )
 from tests.factories import in_days, make_agency, make_event
+from tests.helpers import sign_up as seeker_sign_up
 
 PARIS = ZoneInfo("Europe/Paris")
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
@@ -394,16 +395,7 @@ def test_staff_and_seeker_sessions_are_separate(client: TestClient, committed: D
 
     # A seeker (signing up starts a fresh session) is not a staff member.
     client.cookies.clear()
-    signed_up = post_form(
-        client,
-        "/compte/inscription",
-        {
-            "first_name": "Camille",
-            "last_name": "Martin",
-            "email": "camille@exemple.fr",
-            "password": PASSWORD,
-        },
-    )
+    signed_up = seeker_sign_up(client, email="camille@exemple.fr")
     assert signed_up.status_code == 303
     assert client.get("/compte", follow_redirects=False).status_code == 200
     staff_page = client.get("/organisme", follow_redirects=False)
@@ -823,7 +815,14 @@ def test_feeds_page_shows_runs_and_rejected_rows(client: TestClient, committed: 
         other = Feed(
             agency_id=agencies.other_id, url="https://autre.example/flux.ics", format="ics"
         )
-        db.add_all([feed, other])
+        # A file imported on the command line: staff see its name, never the server path.
+        from_file = Feed(
+            agency_id=agencies.agency_id,
+            url="/srv/imports/secret/ml-export-2026-12-05.csv",
+            format="csv",
+            enabled=False,
+        )
+        db.add_all([feed, other, from_file])
         db.flush()
         db.add(
             ImportRun(
@@ -850,6 +849,7 @@ def test_feeds_page_shows_runs_and_rejected_rows(client: TestClient, committed: 
     html = page.text
     assert "https://agence.example/evenements.json" in html
     assert "autre.example" not in html
+    assert "ml-export-2026-12-05.csv" in html and "/srv/imports" not in html
     assert "Réussi" in html and "<td>12</td>" in html and "<td>40</td>" in html
     assert '<th scope="row">7</th><td>dateDebut</td><td>Date illisible : « 31/02 ».</td>' in html
     assert "Titre manquant." in html

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from events_app.db import Database
@@ -85,7 +87,11 @@ def test_import_prints_a_summary_and_the_rejected_rows(
     create_agency(database_url)
     source = feed_file(
         tmp_path,
-        [EVENT, {**EVENT, "id": 2, "nombrePlaceTotalPresentiel": -3}, {**EVENT, "id": 3}],
+        [
+            EVENT,
+            {**EVENT, "id": 2, "nombrePlaceTotalPresentiel": -3, "nombreOffres": "beaucoup"},
+            {**EVENT, "id": 3},
+        ],
     )
 
     done = cli(
@@ -95,13 +101,18 @@ def test_import_prints_a_summary_and_the_rejected_rows(
     assert done.returncode == 0, done.stderr
     assert "réussi" in done.stdout
     assert "créés" in done.stdout and "rejetés" in done.stdout
-    assert "ligne 2 [capacity]" in done.stdout and "-3" in done.stdout
+    # One line per rejected row (issue 13.5), with each of its reasons.
+    assert "ligne 2 : [capacity]" in done.stdout and "-3" in done.stdout
+    [row_line] = [line for line in done.stdout.splitlines() if "ligne 2" in line]
+    assert "[job_offers]" in row_line
     assert "Traceback" not in done.stderr
     with committed.transaction() as db:
         titles = db.scalars(select(Event.external_id).order_by(Event.external_id)).all()
         feed = db.scalars(select(Feed)).one()
     assert titles == ["1", "3"]
     assert feed.url == str(source.resolve())
+    with committed.transaction() as db:
+        assert db.scalars(select(ImportRun.rejected)).one() == 1
 
     again = cli(
         database_url, "import", "--format", "ft-json", "--agency", "agence-lille", str(source)
@@ -128,6 +139,31 @@ def test_an_unreadable_file_exits_with_a_one_line_reason(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("Échec de l'import : Fichier illisible")
     assert "fichier introuvable" in lines[0]
+    # Issue 13.3: the file's name, never the server path; and no feed is left behind.
+    assert "absent.json" in lines[0] and str(tmp_path) not in lines[0]
+    with committed.transaction() as db:
+        assert db.scalars(select(Feed)).all() == []
+        assert db.scalars(select(ImportRun)).all() == []
+
+
+def test_a_file_of_another_format_leaves_no_feed(
+    committed: Database, database_url: str, tmp_path: Path
+) -> None:
+    create_agency(database_url)
+    spreadsheet = tmp_path / "export.csv"
+    spreadsheet.write_text("Titre;Date de début\nAtelier;10/12/2030 10:00\n", encoding="utf-8")
+    garbage = tmp_path / "export.json"
+    garbage.write_text("bonjour\n", encoding="utf-8")
+
+    for source in (spreadsheet, garbage):
+        done = cli(
+            database_url, "import", "--format", "ft-json", "--agency", "agence-lille", str(source)
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+
+    with committed.transaction() as db:
+        assert db.scalars(select(Feed)).all() == []
+        assert db.scalars(select(ImportRun)).all() == []
 
 
 def test_a_broken_json_file_exits_with_a_one_line_reason(
@@ -268,3 +304,80 @@ def test_create_staff_prints_a_link_that_sets_the_password(
     unknown = cli(database_url, "create-staff", "--agency", "nope", "--email", "b@example.org")
     assert unknown.returncode == 2
     assert "Organisme inconnu" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ft-json"])
+def test_a_renamed_export_updates_the_same_events_and_agencies_stay_apart(
+    committed: Database, database_url: str, tmp_path: Path, fmt: str
+) -> None:
+    # Issue 13.2: agencies save each export under the day's date.
+    create_agency(database_url)
+    create_agency(database_url, slug="autre-agence")
+    if fmt == "csv":
+        content = (
+            "Identifiant;Titre;Date de début;Ville\n"
+            "A1;Atelier CV;10/12/2030 10:00;Lille\n"
+            "A2;Job dating;11/12/2030 10:00;Lille\n"
+        )
+    else:
+        content = json.dumps({"content": [EVENT, {**EVENT, "id": 2}]})
+    first, renamed = tmp_path / f"ml.{fmt}", tmp_path / f"ml-export-2026-12-05.{fmt}"
+    first.write_text(content, encoding="utf-8")
+    renamed.write_text(content, encoding="utf-8")
+
+    for agency, source in (
+        ("agence-lille", first),
+        ("agence-lille", renamed),
+        ("autre-agence", renamed),
+    ):
+        done = cli(database_url, "import", "--format", fmt, "--agency", agency, str(source))
+        assert done.returncode == 0, done.stderr
+
+    with committed.transaction() as db:
+        runs = db.scalars(select(ImportRun).order_by(ImportRun.id)).all()
+        counts = db.execute(
+            select(Event.agency_id, func.count())
+            .group_by(Event.agency_id)
+            .order_by(Event.agency_id)
+        ).all()
+        feeds = db.scalars(select(Feed).order_by(Feed.id)).all()
+    assert [(r.created, r.unchanged) for r in runs] == [(2, 0), (0, 2), (2, 0)]
+    assert [n for _, n in counts] == [2, 2]
+    assert [Path(f.url).name for f in feeds] == [renamed.name, renamed.name]
+
+
+def test_an_import_killed_midway_is_marked_interrupted_by_the_next_import(
+    committed: Database, database_url: str, tmp_path: Path
+) -> None:
+    create_agency(database_url)
+    big = feed_file(tmp_path, [{**EVENT, "id": n} for n in range(1, 40_001)])
+    env = {**os.environ, "DATABASE_URL": database_url}
+    args = ["import", "--format", "ft-json", "--agency", "agence-lille", str(big)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "events_app.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # until its run is recorded (at most a minute)
+            with committed.transaction() as db:
+                running = db.scalars(select(ImportRun).where(ImportRun.status == "running")).all()
+            if running or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert running, "the import finished before it could be killed"
+        assert running[0].owner is not None and running[0].owner.endswith(f":{process.pid}")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    with committed.transaction() as db:
+        assert db.scalars(select(ImportRun.status)).one() == "running"
+
+    done = cli(database_url, *args[:-1], str(feed_file(tmp_path, [EVENT])))
+
+    assert done.returncode == 0, done.stderr
+    with committed.transaction() as db:
+        runs = db.scalars(select(ImportRun).order_by(ImportRun.id)).all()
+    assert [r.status for r in runs] == ["interrupted", "succeeded"]
+    assert runs[0].finished_at is not None and "interrompu" in (runs[0].error or "")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
@@ -345,6 +345,12 @@ def smtp_server(port: int, inbox: Inbox) -> Iterator[None]:
         controller.stop()
 
 
+def _make_due(database: Database) -> None:
+    """As if the retry delay had passed."""
+    with database.transaction() as db:
+        db.execute(update(OutboxMessage).values(next_attempt_at=None))
+
+
 def _outbox(database: Database) -> list[OutboxMessage]:
     with database.transaction() as db:
         return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
@@ -362,9 +368,13 @@ def test_mail_outlives_a_down_or_refusing_server_and_the_scheduler_sends_it(
     assert queued.sent_at is None and queued.attempts == 1
     assert "ConnectionRefused" in (queued.last_error or "")
 
+    _make_due(committed)
     with smtp_server(port, Inbox(refuse=True)):
-        assert run_job(committed, mail_settings, "deliver_mail", interval=1) == "0 sent, 1 failed"
+        assert run_job(committed, mail_settings, "deliver_mail", interval=1) == (
+            "0 envoyé(s), 1 à réessayer, 0 abandonné(s)"
+        )
     [queued] = _outbox(committed)
+    _make_due(committed)
     assert queued.sent_at is None and queued.attempts == 2 and "554" in (queued.last_error or "")
 
     inbox = Inbox()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from sqlalchemy import select
 
 import importers.fetch
@@ -129,6 +132,21 @@ class FeedHandler(BaseHTTPRequestHandler):
             self.send(301, Location="/feed.json")
         elif self.path == "/to-localhost":
             self.send(302, Location=f"http://localhost:{port}/feed.json")
+        elif self.path == "/to-rebind":
+            self.send(302, Location=f"http://rebind.test:{port}/feed.json")
+        elif self.path == "/trickle-headers":
+            # The status line, then one header byte now and then: each within the read
+            # timeout, the headers never done (for 5 s at most, then the connection closes).
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(100):
+                if self.server.stop.wait(0.05):
+                    break
+                try:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                except OSError:
+                    return
+            self.close_connection = True
         else:
             self.send(404, b"not found")
 
@@ -192,6 +210,12 @@ def test_a_server_that_never_finishes_hits_the_deadline(server: FeedServer) -> N
         fetch_url(f"{server.base}/trickle", allow_private=True, timeout=2.0, deadline=0.5)
 
 
+def test_a_server_trickling_its_headers_hits_the_deadline(server: FeedServer) -> None:
+    # The deadline covers the whole exchange, not only the body.
+    with pytest.raises(FetchError, match=r"Délai dépassé .*plus de 0\.5 s"):
+        fetch_url(f"{server.base}/trickle-headers", allow_private=True, timeout=2.0, deadline=0.5)
+
+
 @pytest.mark.parametrize("path", ["/big-declared", "/big-undeclared"])
 def test_an_oversized_body_is_refused(server: FeedServer, path: str) -> None:
     with pytest.raises(FetchError, match=r"trop volumineux \(plus de 1 ko\)"):
@@ -245,17 +269,140 @@ def test_private_and_local_addresses_are_refused(url: str, address: str | None) 
         assert address in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1"),  # NAT64 of 127.0.0.1
+        ("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe"),  # NAT64 of 169.254.169.254
+        ("http://[64:ff9b:1::808:808]/", "64:ff9b:1::808:808"),  # local-use NAT64
+        ("http://[2002:7f00:1::]/", "2002:7f00:1::"),  # 6to4 of 127.0.0.1
+        ("http://[2002:a00:1::1]/", "2002:a00:1::1"),  # 6to4 of 10.0.0.1
+        ("http://[::7f00:1]/", "::7f00:1"),  # IPv4-compatible 127.0.0.1
+        ("http://[::a9fe:a9fe]/", "::a9fe:a9fe"),  # IPv4-compatible 169.254.169.254
+        ("http://[::ffff:a9fe:a9fe]/", "::ffff:a9fe:a9fe"),  # IPv4-mapped
+    ],
+)
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(url: str, address: str) -> None:
+    with pytest.raises(FetchError, match="Adresse refusée") as refused:
+        fetch_url(url, timeout=0.5)
+    assert str(ipaddress.ip_address(address)) in str(refused.value)
+
+
+@pytest.mark.parametrize("address", ["2002:808:808::1", "64:ff9b::808:808", "2a00:1450::1"])
+def test_ipv6_forms_of_public_addresses_pass_the_guard(address: str) -> None:
+    assert not importers.fetch._refused(ipaddress.ip_address(address))
+
+
+class FakeDNS:
+    """Answers chosen addresses for names under .test, the real resolver for the rest.
+
+    It stands for a hostile DNS server: what the guard is told need not be what a second
+    lookup says.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, **answers: list[str]) -> None:
+        self.answers = {f"{name.replace('_', '-')}.test": list(a) for name, a in answers.items()}
+        self.asked: list[str] = []
+        self._real = socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", self)
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in self.answers:
+            return self._real(host, port, *args, **kwargs)
+        self.asked.append(name)
+        queue = self.answers[name]
+        address = queue.pop(0) if len(queue) > 1 else queue[0]
+        return self._real(address, port, *args, **kwargs)
+
+
+def test_the_connection_goes_to_the_vetted_address(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DNS rebinding: a public address for the guard, then the loopback for the connection.
+    dns = FakeDNS(monkeypatch, rebind=["8.8.8.8", "127.0.0.1"])
+    port = server.server_address[1]
+    before = len(server.requests)
+    with pytest.raises(FetchError):
+        fetch_url(f"http://rebind.test:{port}/feed.json", timeout=0.5, deadline=2)
+    assert len(server.requests) == before
+    assert dns.asked == ["rebind.test"]
+
+
+def test_a_redirect_is_vetted_and_pinned_again(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns = FakeDNS(monkeypatch, rebind=["8.8.8.8", "127.0.0.1"])
+    check = importers.fetch._vetted_address
+
+    def only_the_test_server(host: str, port: int, allow_private: bool) -> str:
+        return host if host == "127.0.0.1" else check(host, port, allow_private)
+
+    monkeypatch.setattr(importers.fetch, "_vetted_address", only_the_test_server)
+    before = len(server.seen("/feed.json"))
+    with pytest.raises(FetchError):
+        fetch_url(f"{server.base}/to-rebind", timeout=0.5, deadline=2)
+    assert len(server.seen("/feed.json")) == before
+    assert dns.asked == ["rebind.test"]
+
+
+def test_a_pinned_fetch_keeps_the_host_name(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns = FakeDNS(monkeypatch, feeds=["127.0.0.1"])
+    port = server.server_address[1]
+    fetched = fetch_url(f"http://feeds.test:{port}/feed.json", allow_private=True)
+    assert fetched.content == FEED
+    assert server.seen("/feed.json")[-1]["host"] == f"feeds.test:{port}"
+    assert dns.asked == ["feeds.test"]
+
+
+def test_tls_checks_the_host_name_on_a_pinned_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("feeds.test").configure_cert(server_context)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda _sock, name, _ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
+    httpd = FeedServer()
+    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    FakeDNS(monkeypatch, feeds=["127.0.0.1"], other=["127.0.0.1"])
+    port = httpd.server_address[1]
+    try:
+        fetched = fetch_url(
+            f"https://feeds.test:{port}/feed.json", allow_private=True, verify=client_context
+        )
+        assert fetched.content == FEED
+        assert names == ["feeds.test"]
+        # The same address under a name the certificate does not carry is refused.
+        with pytest.raises(FetchError, match="illisible"):
+            fetch_url(
+                f"https://other.test:{port}/feed.json", allow_private=True, verify=client_context
+            )
+    finally:
+        httpd.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
 def test_a_redirect_to_a_local_address_is_refused(
     server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The test server itself is let through, and only it: the guard runs again at every hop.
-    check = importers.fetch._check_host
+    check = importers.fetch._vetted_address
 
-    def only_the_test_server(host: str, port: int, allow_private: bool) -> None:
-        if host != "127.0.0.1":
-            check(host, port, allow_private)
+    def only_the_test_server(host: str, port: int, allow_private: bool) -> str:
+        if host == "127.0.0.1":
+            return host
+        return check(host, port, allow_private)
 
-    monkeypatch.setattr(importers.fetch, "_check_host", only_the_test_server)
+    monkeypatch.setattr(importers.fetch, "_vetted_address", only_the_test_server)
     with pytest.raises(FetchError, match="Adresse refusée"):
         fetch_url(f"{server.base}/to-localhost")
 

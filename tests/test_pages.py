@@ -4,6 +4,8 @@ the form field."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
@@ -89,3 +91,33 @@ def test_unknown_paths_and_ids_are_french_404_pages(client: TestClient) -> None:
 def test_production_refuses_the_default_secret(settings: Settings) -> None:
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(replace(settings, environment="production", secret_key=DEFAULT_SECRET_KEY))
+
+
+def test_times_are_given_in_the_events_zone_and_named(
+    client: TestClient, committed: Database
+) -> None:
+    # An online event from Guadeloupe at 13 h 30 there: 18 h 30 in Paris (winter).
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        starts = datetime(2027, 1, 12, 13, 30, tzinfo=ZoneInfo("America/Guadeloupe"))
+        event = make_event(
+            db,
+            agency,
+            title="Salon en ligne Antilles",
+            format="online",
+            venue=None,
+            online_url="https://visio.example.org/antilles",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+        )
+        event.timezone = "America/Guadeloupe"
+        event_id = event.id
+    page = client.get(f"/evenements/{event_id}").text
+    assert "13 h 30</span>, heure de la Guadeloupe" in page
+    assert "soit 18 h 30 à Paris" in page
+    listing = client.get("/evenements", params={"q": "Antilles"}).text
+    assert "heure de la Guadeloupe" in listing and "18 h 30 à Paris" in listing
+    # Paris events say nothing of their zone.
+    with committed.transaction() as db:
+        paris_id = make_event(db, agency, title="Forum à Paris").id
+    assert "heure de" not in client.get(f"/evenements/{paris_id}").text

@@ -9,13 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from events_app.db import Database
+from events_app.db import Database, utcnow
 from events_app.models import Event, OutboxMessage, Registration, Seeker
-from events_app.notifications import Notifier
+from events_app.notifications import Notifier, purge_old_mails
 from events_app.registrations import Person, erase_old_personal_data, register
 from events_app.settings import Settings
 from tests.factories import in_days, make_agency, make_event
-from tests.test_accounts import EMAIL, PASSWORD, is_signed_in, post_form, sign_up
+from tests.helpers import EMAIL, PASSWORD, is_signed_in, post_form, sign_up
 
 
 def _register_signed_in(client: TestClient, event_id: int) -> None:
@@ -94,3 +94,37 @@ def test_retention_job_erases_details_but_keeps_counts(db: Session, settings: Se
     assert rows[old.id].status == "confirmed"  # the count of registrations remains
     assert rows[recent.id].email == f"ines{recent.id}@example.org"
     assert erase_old_personal_data(db, retention_days=183) == 0
+
+
+def test_deletion_takes_every_mail_to_the_person(client: TestClient, committed: Database) -> None:
+    sign_up(client)
+    # A password-reset mail, with the person's name and a link, waits in the outbox.
+    post_form(client, "/compte/mot-de-passe/oubli", {"email": EMAIL})
+    with committed.transaction() as db:
+        kinds = {m.kind for m in db.scalars(select(OutboxMessage)) if m.to_address == EMAIL}
+    assert {"password_reset", "confirm_account"} <= kinds
+    done = post_form(client, "/compte/suppression", {"password": PASSWORD})
+    assert done.status_code == 303
+    with committed.transaction() as db:
+        left = db.scalars(
+            select(OutboxMessage).where(func.lower(OutboxMessage.to_address) == EMAIL)
+        ).all()
+    assert left == []
+
+
+def test_sent_mails_are_purged_after_the_retention_period(db: Session) -> None:
+    old = utcnow() - timedelta(days=200)
+    rows = [
+        OutboxMessage(to_address="a@x.fr", subject="s", body_text="b", status=status, created_at=at)
+        for status, at in (
+            ("sent", old),
+            ("failed", old),
+            ("pending", old),
+            ("sent", utcnow()),
+        )
+    ]
+    db.add_all(rows)
+    db.flush()
+    assert purge_old_mails(db, retention_days=183) == 2
+    left = {(m.status, m.created_at == old) for m in db.scalars(select(OutboxMessage))}
+    assert left == {("pending", True), ("sent", False)}

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from events_app import accounts
-from events_app.calendars import PERSONAL_NAME, personal_feed_events, personal_ics
+from events_app.calendar_feeds import personal_feed_events
+from events_app.calendars import PERSONAL_NAME, personal_ics
 from events_app.db import Database, utcnow
 from events_app.errors import NotFound
 from events_app.events import get_event, update_event
@@ -32,16 +33,18 @@ from events_app.notifications import Notifier
 from events_app.registrations import Person, cancel_registration, register
 from events_app.settings import Settings
 from events_app.web import calendars as web_calendars
-from tests.factories import in_days, make_agency, make_event
-from tests.test_accounts import EMAIL, PASSWORD, csrf_token, post_form, sign_out, sign_up
-from tests.test_calendars import (
+from tests.factories import in_days, make_agency, make_event, make_seeker
+from tests.helpers import (
+    EMAIL,
+    PASSWORD,
     ParsedEvent,
     by_uid,
-    icaljs,  # noqa: F401 - the session fixture read_all needs
-    queries,  # noqa: F401 - a fixture
-    read_all,  # noqa: F401 - a fixture
+    csrf_token,
+    post_form,
     read_icalendar,
     read_vobject,
+    sign_out,
+    sign_up,
 )
 
 FEED_URL = re.compile(r'value="http://testserver(/agenda/([A-Za-z0-9_-]{43})\.ics)"')
@@ -237,7 +240,7 @@ def test_feed_reads_the_same_in_every_parser(
     client: TestClient,
     committed: Database,
     settings: Settings,
-    read_all: Callable[[bytes], dict[str, list[ParsedEvent]]],  # noqa: F811
+    read_all: Callable[[bytes], dict[str, list[ParsedEvent]]],
 ) -> None:
     with committed.transaction() as db:
         agency, _ = make_agency(db)
@@ -306,7 +309,7 @@ def test_conditional_requests_and_changes(
 def test_unchanged_feed_is_served_from_memory_after_three_small_queries(
     client: TestClient,
     committed: Database,
-    queries: list[str],  # noqa: F811 - the fixture
+    queries: list[str],
 ) -> None:
     with committed.transaction() as db:
         agency, _ = make_agency(db)
@@ -450,9 +453,7 @@ def test_only_the_exact_token_opens_the_feed(client: TestClient) -> None:
 
 
 def _seeker(db: Session, email: str = EMAIL) -> Seeker:
-    return accounts.sign_up(
-        db, email=email, password=PASSWORD, first_name="Camille", last_name="Martin"
-    )
+    return make_seeker(db, email=email, password=PASSWORD)
 
 
 def _register(db: Session, settings: Settings, event: Event, seeker: Seeker) -> Registration:

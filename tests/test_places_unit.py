@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from geopy.distance import geodesic
+from geopy.distance import geodesic, great_circle
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
@@ -22,10 +24,12 @@ from events_app.db import Base, Database
 from events_app.errors import InvalidInput
 from events_app.models import Commune, CommunePostalCode
 from events_app.places import (
+    AmbiguousPlace,
     ResolvedPlace,
     _wkb_outer_rings,
     _wkb_point,
     distance_km,
+    find_place,
     load_communes,
     normalise_name,
     resolve_place,
@@ -59,7 +63,8 @@ def db(database: Database, loaded: dict[str, Any]) -> Iterator[Session]:
 
 
 def resolve(db: Session, text: str) -> ResolvedPlace:
-    return resolve_place(db, text)
+    # The gazetteer's own answer, not the per-engine memory of it (tested on its own below).
+    return find_place(db, text)
 
 
 # --- Loading -----------------------------------------------------------------------------------
@@ -177,10 +182,10 @@ def test_postal_code_or_department_picks_among_homonyms(db: Session, text: str, 
     assert resolve(db, text).insee == insee
 
 
-def test_saint_denis_alone_gives_the_most_populous(db: Session) -> None:
-    candidates = {insee: _population(db, insee) for insee in ("93066", "97411", "11339", "30247")}
-    expected = max(candidates, key=lambda insee: candidates[insee])
-    assert resolve(db, "Saint-Denis").insee == expected
+def test_saint_denis_alone_is_asked(db: Session) -> None:
+    # La Réunion and Seine-Saint-Denis are comparable: the person chooses (test_place_choice).
+    with pytest.raises(AmbiguousPlace):
+        resolve(db, "Saint-Denis")
 
 
 @pytest.mark.parametrize(
@@ -419,3 +424,39 @@ def test_distance_is_close_to_geodesic() -> None:
     assert abs(fast - exact) / exact < 0.01
     assert 385 < fast < 400
     assert distance_km(*paris, *paris) == 0.0
+
+
+@given(
+    st.floats(min_value=-60, max_value=60),
+    st.floats(min_value=-180, max_value=180),
+    st.floats(min_value=-60, max_value=60),
+    st.floats(min_value=-180, max_value=180),
+)
+def test_distance_matches_geopy_great_circle(
+    lat1: float, lon1: float, lat2: float, lon2: float
+) -> None:
+    # The float haversine replaces geopy's great_circle on the search's hot path: same sphere,
+    # same radius, so the same distances (to well under a metre).
+    assert distance_km(lat1, lon1, lat2, lon2) == pytest.approx(
+        great_circle((lat1, lon1), (lat2, lon2)).km, abs=1e-6
+    )
+
+
+def test_resolved_places_are_remembered_per_engine(database: Database, db: Session) -> None:
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    first = resolve_place(db, "Montreuil 93100")
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        again = resolve_place(db, "Montreuil 93100")
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    assert again == first == find_place(db, "Montreuil 93100")
+    assert statements == []
+    with pytest.raises(InvalidInput):
+        resolve_place(db, "Nullepartville")
+    with pytest.raises(InvalidInput):  # failures are not remembered as places
+        resolve_place(db, "Nullepartville")

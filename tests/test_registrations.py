@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from events_app.db import Database
+from events_app.db import Database, utcnow
 from events_app.errors import Conflict, InvalidInput
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
@@ -261,8 +264,13 @@ def test_api_register_idempotent_then_cancel(client: TestClient, committed: Data
         f"/api/v1/events/{event_id}/registrations", json={**body, "email": " AWA@example.org"}
     )
     assert again.status_code == 200
-    assert again.json()["id"] == data["id"]
-    assert again.json()["manage_url"] is None  # never hand the secret to whoever knows the email
+    # Whoever types someone's address learns nothing about them (SPEC §7).
+    assert again.json() == {
+        "id": data["id"],
+        "status": "already_registered",
+        "message": again.json()["message"],
+    }
+    assert "déjà inscrite" in again.json()["message"]
     second = client.post(
         f"/api/v1/events/{event_id}/registrations",
         json={"first_name": "Léo", "last_name": "Martin", "email": "leo@example.org"},
@@ -287,8 +295,13 @@ def test_api_registration_errors(client: TestClient, committed: Database) -> Non
     assert client.post("/api/v1/events/999999/registrations", json=ok).status_code == 404
     bad = client.post(f"/api/v1/events/{event_id}/registrations", json={**ok, "email": "x"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "email"
-    not_json = client.post(f"/api/v1/events/{event_id}/registrations", content=b"first_name=A")
-    assert not_json.status_code == 400 and not_json.json()["error"]["field"] == "body"
+    not_json = client.post(
+        f"/api/v1/events/{event_id}/registrations",
+        content=b"{}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert not_json.status_code == 415
+    assert not_json.json()["error"]["field"] == "content-type"
     assert client.post(f"/api/v1/events/{event_id}/registrations", json=ok).status_code == 201
     full = client.post(
         f"/api/v1/events/{event_id}/registrations", json={**ok, "email": "c@example.org"}
@@ -390,3 +403,116 @@ def test_registration_rate_limit(committed: Database, database_url: str) -> None
         assert codes == [201, 201, 201, 429]
         limited = client.post(f"/api/v1/events/{event_id}/registrations", json={})
         assert limited.json()["error"]["code"] == "rate_limited"
+
+
+def test_form_registration_is_one_transaction_whatever_the_answer(
+    client: TestClient, committed: Database
+) -> None:
+    event_id = _event(committed, capacity=5)
+    past = _event(committed, starts_at=in_days(-2))
+    token = _csrf(client.get(f"/evenements/{event_id}").text)
+    form = {
+        "csrftoken": token,
+        "first_name": "Inès",
+        "last_name": "Roux",
+        "email": "ines@example.org",
+        "consent": "oui",
+    }
+    begins: list[object] = []
+
+    def count(connection: object) -> None:
+        begins.append(connection)
+
+    sa_event.listen(Engine, "begin", count)
+    try:
+        answers = []
+        for target in (event_id, event_id, past):
+            begins.clear()
+            response = client.post(
+                f"/evenements/{target}/inscription", data=form, follow_redirects=False
+            )
+            answers.append((response.status_code, len(begins)))
+    finally:
+        sa_event.remove(Engine, "begin", count)
+    # Registered, already registered (the event page again), refused (a past event).
+    assert answers == [(303, 1), (200, 1), (409, 1)]
+
+
+def _mails_to(database: Database, address: str, kind: str) -> list[OutboxMessage]:
+    with database.transaction() as db:
+        return list(
+            db.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.to_address == address, OutboxMessage.kind == kind
+                )
+            )
+        )
+
+
+@pytest.mark.parametrize("state", ["open", "closed", "past", "cancelled"])
+def test_a_known_address_reveals_nothing_and_gets_its_links_mailed(
+    client: TestClient, committed: Database, state: str
+) -> None:
+    event_id = _event(committed, capacity=1)
+    awa = {
+        "first_name": "Awa",
+        "last_name": "Diallo",
+        "email": "awa@example.org",
+        "phone": "06 12 34 56 78",
+    }
+    assert client.post(f"/api/v1/events/{event_id}/registrations", json=awa).status_code == 201
+    with committed.transaction() as db:
+        event = db.get(Event, event_id)
+        assert event is not None
+        if state == "closed":
+            event.registration_closed = True
+        elif state == "cancelled":
+            event.status = "cancelled"
+        elif state == "past":
+            event.starts_at -= timedelta(days=30)
+            event.ends_at -= timedelta(days=30)
+    stranger = {"first_name": "Eve", "last_name": "Curieuse", "email": "AWA@example.org "}
+    answer = client.post(f"/api/v1/events/{event_id}/registrations", json=stranger)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"id", "status", "message"} and body["status"] == "already_registered"
+    for secret in ("Awa", "Diallo", "06 12", "awa@", "inscriptions/"):
+        assert secret not in answer.text
+    # The links go to the address itself, once per 10 minutes whatever the attempts.
+    client.post(f"/api/v1/events/{event_id}/registrations", json=stranger)
+    [mail] = _mails_to(committed, "awa@example.org", "links_resent")
+    assert "/inscriptions/" in mail.body_text and mail.subject.startswith("Votre lien")
+    with committed.transaction() as db:
+        registration = db.scalars(
+            select(Registration).where(Registration.event_id == event_id)
+        ).one()
+        registration.links_resent_at = utcnow() - timedelta(minutes=11)
+    client.post(f"/api/v1/events/{event_id}/registrations", json=stranger)
+    assert len(_mails_to(committed, "awa@example.org", "links_resent")) == 2
+
+
+def test_the_page_form_behaves_the_same(client: TestClient, committed: Database) -> None:
+    event_id = _event(committed)
+    form = {
+        "first_name": "Awa",
+        "last_name": "Diallo",
+        "email": "awa@example.org",
+        "phone": "0612345678",
+        "consent": "on",
+    }
+    token = _csrf(client.get(f"/evenements/{event_id}").text)
+    first = client.post(
+        f"/evenements/{event_id}/inscription",
+        data={**form, "csrftoken": token},
+        follow_redirects=False,
+    )
+    assert first.status_code == 303
+    again = client.post(
+        f"/evenements/{event_id}/inscription",
+        data={**form, "first_name": "Eve", "phone": "", "csrftoken": token},
+        follow_redirects=False,
+    )
+    assert again.status_code == 200
+    assert "déjà inscrite" in again.text and "0612345678" not in again.text
+    assert "Diallo" not in again.text.replace('value="Diallo"', "")
+    assert len(_mails_to(committed, "awa@example.org", "links_resent")) == 1

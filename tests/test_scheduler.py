@@ -192,6 +192,7 @@ def test_two_schedulers_run_each_job_once(
         "DATABASE_URL": database_url,
         "FEED_ALLOW_PRIVATE": "1",
         "LOG_LEVEL": "INFO",
+        "MAIL_DIR": str(tmp_path / "mails"),
     }
     logs = [tmp_path / f"scheduler-{n}.log" for n in (1, 2)]
     processes: list[subprocess.Popen[bytes]] = []
@@ -238,6 +239,7 @@ def test_two_schedulers_run_each_job_once(
     assert feed_server.hits == 1
     assert len(messages) == 3
     assert all(m.sent_at is not None and m.attempts == 1 for m in messages), output
+    assert len(list((tmp_path / "mails").glob("*.eml"))) == 3  # one file per mail, once
 
 
 # --- the jobs themselves -----------------------------------------------------------------------
@@ -270,8 +272,8 @@ def test_due_feeds_are_imported_once_per_interval(
             interval_minutes=None,
         )
 
-    assert import_due_feeds(committed, local) == f"feed {due}: succeeded"
-    assert import_due_feeds(committed, local) == "no feed due"
+    assert import_due_feeds(committed, local) == f"flux {due} : succeeded"
+    assert import_due_feeds(committed, local) == "aucun flux à importer"
     assert feed_server.hits == 1
     with committed.transaction() as db:
         feed = db.get(Feed, due)
@@ -279,7 +281,7 @@ def test_due_feeds_are_imported_once_per_interval(
         # Once the interval has passed (and the lease expired) the feed is due again.
         feed.last_run_at = utcnow() - timedelta(minutes=6)
         db.execute(update(JobLock).values(locked_until=utcnow() - timedelta(seconds=1)))
-    assert import_due_feeds(committed, local) == f"feed {due}: succeeded"
+    assert import_due_feeds(committed, local) == f"flux {due} : succeeded"
     assert feed_server.hits == 2
 
 
@@ -318,7 +320,10 @@ def test_personal_data_is_erased_after_the_retention_period(
     _move(committed, old, -(settings.retention_days + 2))
     _move(committed, recent, -(settings.retention_days - 2))
 
-    assert erase_personal_data(committed, settings) == "3 registrations anonymised"
+    assert erase_personal_data(committed, settings) == (
+        "3 inscription(s) anonymisée(s), 0 ancien(s) mail(s) supprimé(s), "
+        "0 alerte(s) non confirmée(s) effacée(s)"
+    )
 
     with committed.transaction() as db:
         erased = db.scalars(
@@ -341,7 +346,10 @@ def test_personal_data_is_erased_after_the_retention_period(
     assert not any(f".{old}@" in address for address in mails_left)
     assert any(f".{recent}@" in address for address in mails_left)
 
-    assert erase_personal_data(committed, settings) == "0 registrations anonymised"
+    assert erase_personal_data(committed, settings) == (
+        "0 inscription(s) anonymisée(s), 0 ancien(s) mail(s) supprimé(s), "
+        "0 alerte(s) non confirmée(s) effacée(s)"
+    )
 
 
 def test_registrations_close_at_their_deadline(committed: Database, settings: Settings) -> None:
@@ -361,8 +369,8 @@ def test_registrations_close_at_their_deadline(committed: Database, settings: Se
             .values(registration_closes_at=utcnow() + timedelta(days=1))
         )
 
-    assert close_registrations(committed, settings) == "1 events closed"
-    assert close_registrations(committed, settings) == "0 events closed"
+    assert close_registrations(committed, settings) == "1 événement(s) fermé(s) aux inscriptions"
+    assert close_registrations(committed, settings) == "0 événement(s) fermé(s) aux inscriptions"
 
     with committed.transaction() as db:
         closed = dict(

@@ -157,8 +157,6 @@ def _aim(case: Case, seeded: Seeded) -> None:
 @settings(
     max_examples=30,
     deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=list(HealthCheck),
 )
 def test_api_answers_as_documented(case: Case, seeded: Seeded) -> None:
@@ -347,8 +345,6 @@ def _body_strategy(operation: APIOperation) -> st.SearchStrategy[Any]:
 @settings(
     max_examples=200,
     deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=list(HealthCheck),
 )
 @given(data=st.data())

@@ -12,10 +12,21 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Full-text search lives outside the models: SQLite's FTS5 table (and its shadow tables),
+# PostgreSQL's generated tsvector column and its index are created by their migration (0002)
+# and kept by the database itself, so `alembic check` must not see them as drift.
+FULL_TEXT_NAMES = ("events_fts", "ix_events_fulltext", "search_vector")
+
+
+def _include_name(name: str | None, type_: str, _parents: object) -> bool:
+    return not (name and name.startswith(FULL_TEXT_NAMES))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=_include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -20,12 +20,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from events_app.accounts import (
-    MAX_RADIUS_KM,
     MIN_PASSWORD_LENGTH,
-    MIN_RADIUS_KM,
     RESET_MAX_AGE_SECONDS,
     authenticate,
     check_reset_token,
+    confirm_account,
     delete_account,
     ensure_feed_token,
     events_for_me,
@@ -42,7 +41,7 @@ from events_app.accounts import (
 )
 from events_app.errors import Conflict, InvalidInput, RateLimited, Unauthorized
 from events_app.models import Registration, Seeker
-from events_app.search import SearchResult
+from events_app.search import MAX_RADIUS_KM, MIN_RADIUS_KM, SearchResult
 from events_app.web.calendars import (
     personal_cache_of,
     personal_feed_links,
@@ -57,6 +56,7 @@ from events_app.web.common import (
     notifier,
     settings_of,
 )
+from events_app.web.sessions import end_sessions
 
 SESSION_SEEKER = "seeker_id"
 SESSION_STAMP = "seeker_stamp"
@@ -140,16 +140,18 @@ async def sign_up_form(request: Request) -> Response:
     try:
         check_rate(request, "signup", settings.rate_limit_signin)
 
-        def work(db: Session) -> Seeker:
-            return sign_up(
+        def work(db: Session) -> None:
+            # A new account or a known address: the same answer (the mail differs).
+            sign_up(
                 db,
                 email=form["email"],
                 password=password,
                 first_name=form["first_name"],
                 last_name=form["last_name"],
+                settings=settings,
             )
 
-        seeker = await in_transaction(request, work)
+        await in_transaction(request, work)
     except FORM_ERRORS as exc:
         return _render(
             request,
@@ -157,6 +159,33 @@ async def sign_up_form(request: Request) -> Response:
             {"form": form, "errors": _errors(exc)},
             status_code=exc.status_code,
         )
+    return RedirectResponse(
+        "/compte/inscription/envoyee", status_code=303, background=deliver_mail_soon(request)
+    )
+
+
+async def sign_up_sent(request: Request) -> Response:
+    return _render(request, "sign_up_sent.html", {})
+
+
+async def confirm_page(request: Request) -> Response:
+    """The link of the sign-up mail opens this page; only its button (a POST) confirms, since
+    mail scanners follow links."""
+    token = request.query_params.get("token", "")[:500]
+    return _render(request, "confirm.html", {"token": token})
+
+
+async def confirm_form(request: Request) -> Response:
+    settings = settings_of(request)
+    raw = await request.form()
+    token = _text(raw, "token")
+    try:
+        check_rate(request, "password_reset", settings.rate_limit_signin)
+        seeker = await in_transaction(
+            request, lambda db: confirm_account(db, token=token, settings=settings)
+        )
+    except (InvalidInput, RateLimited) as exc:
+        return _render(request, "confirm.html", {"invalid": exc.message}, status_code=400)
     _sign_in_session(request, seeker)
     return RedirectResponse(f"{HOME}?bienvenue=1", status_code=303)
 
@@ -426,6 +455,8 @@ async def reset_form(request: Request) -> Response:
             {"token": token, "errors": _errors(exc)},
             status_code=exc.status_code,
         )
+    # A new password ends every session opened with the old one, on every worker.
+    await end_sessions(request, f"seeker:{seeker.id}")
     _sign_in_session(request, seeker)
     return RedirectResponse(f"{HOME}?motdepasse=1", status_code=303)
 
@@ -478,6 +509,7 @@ async def delete_form(request: Request) -> Response:
         return _render(request, "delete.html", {"errors": _errors(exc)}, status_code=400)
     if not deleted:
         return _to_sign_in(request)
+    await end_sessions(request, f"seeker:{seeker_id}")
     request.session.clear()
     return RedirectResponse(
         "/compte/connexion?supprime=1", status_code=303, background=deliver_mail_soon(request)
@@ -488,6 +520,11 @@ routes: list[BaseRoute] = [
     Route("/compte", home, methods=["GET"], name="account:home"),
     Route("/compte/inscription", sign_up_page, methods=["GET"], name="account:sign_up"),
     Route("/compte/inscription", sign_up_form, methods=["POST"], name="account:sign_up_post"),
+    Route(
+        "/compte/inscription/envoyee", sign_up_sent, methods=["GET"], name="account:sign_up_sent"
+    ),
+    Route("/compte/confirmation", confirm_page, methods=["GET"], name="account:confirm"),
+    Route("/compte/confirmation", confirm_form, methods=["POST"], name="account:confirm_post"),
     Route("/compte/connexion", sign_in_page, methods=["GET"], name="account:sign_in"),
     Route("/compte/connexion", sign_in_form, methods=["POST"], name="account:sign_in_post"),
     Route("/compte/deconnexion", sign_out, methods=["POST"], name="account:sign_out"),

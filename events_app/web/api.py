@@ -20,7 +20,9 @@ from events_app.agencies import authenticate_agency
 from events_app.errors import InvalidInput
 from events_app.events import clean_event_fields, create_event, get_event
 from events_app.models import Registration
+from events_app.places import suggest_places
 from events_app.registrations import (
+    ALREADY_REGISTERED,
     cancel_agency_event,
     cancel_registration,
     clean_person,
@@ -32,11 +34,13 @@ from events_app.registrations import (
 )
 from events_app.search import (
     SearchResult,
+    SummaryResult,
     decode_cursor,
     encode_cursor,
     list_agency_events,
-    search_events,
+    search_event_summaries,
 )
+from events_app.web.alerts import create_alert_api
 from events_app.web.common import (
     MAX_DB_ID,
     JSONResponse,
@@ -49,23 +53,31 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.openapi import openapi_document
-from events_app.web.params import parse_search_query
+from events_app.web.params import CanonicalQueries, parse_search_query
 from events_app.web.serializers import (
     event_detail,
     event_item,
     registrant_item,
     registration_item,
 )
+from events_app.web.shared_cache import SharedAnswers
+
+MAX_PLACE_QUERY = 100
 
 
-def _page(result: SearchResult, request: Request, *, with_distance: bool) -> dict[str, Any]:
+def _page(
+    result: SearchResult | SummaryResult, request: Request, *, with_distance: bool
+) -> dict[str, Any]:
     settings = settings_of(request)
+    hits = (
+        [(hit.event, hit.distance_km) for hit in result.hits]
+        if isinstance(result, SearchResult)
+        else result.hits
+    )
     body: dict[str, Any] = {
         "items": [
-            event_item(
-                hit.event, settings, distance_km=hit.distance_km, with_distance=with_distance
-            )
-            for hit in result.hits
+            event_item(event, settings, distance_km=distance, with_distance=with_distance)
+            for event, distance in hits
         ],
         "next_cursor": result.next_cursor,
     }
@@ -105,6 +117,9 @@ class SearchPages:
     clock: Callable[[], float] = time.monotonic
     _entries: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
     _inflight: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    queries: CanonicalQueries = field(default_factory=lambda: CanonicalQueries(paging=True))
+    # With REDIS_URL: the pages every worker and machine computed, for the same ttl.
+    shared: SharedAnswers | None = None
     # Created here, in the worker's event loop, on the first request.
     running: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEARCHES_AT_ONCE))
 
@@ -123,9 +138,18 @@ class SearchPages:
         return await asyncio.shield(pending)
 
     async def _compute(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        if self.shared is not None:
+            found = await self.shared.get(key)
+            if found is not None:
+                body, left = found
+                # Kept here no longer than it has left there: a page is never older than ttl.
+                self.store(key, body, age=self.ttl - left)
+                return body
         async with self.running:
             body = await compute()
         self.store(key, body)
+        if self.shared is not None:
+            await self.shared.put(key, body, self.ttl)
         return body
 
     def get(self, key: str) -> bytes | None:
@@ -139,31 +163,32 @@ class SearchPages:
         self._entries.move_to_end(key)
         return body
 
-    def store(self, key: str, body: bytes) -> None:
-        self._entries[key] = (self.clock(), body)
+    def store(self, key: str, body: bytes, *, age: float = 0.0) -> None:
+        self._entries[key] = (self.clock() - age, body)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
 
-def search_pages_of(app: Starlette) -> SearchPages:
-    """The application's SearchPages, created on first use (each app, each test, has its own)."""
+def search_pages_of(app: Starlette, redis_url: str | None = None) -> SearchPages:
+    """The application's SearchPages, created on first use (each app, each test, has its own);
+    shared through Redis when redis_url is given."""
     pages: SearchPages | None = getattr(app.state, "search_pages", None)
     if pages is None:
-        pages = SearchPages()
+        shared = SharedAnswers(redis_url, "search:") if redis_url else None
+        pages = SearchPages(shared=shared)
         app.state.search_pages = pages
     return pages
 
 
 async def list_events(request: Request) -> Response:
-    pages = search_pages_of(request.app)
-    # The raw query string, as the feed cache keys it: building request.url would be a good
-    # part of the cost of an answer from the cache.
-    key = request.scope["query_string"].decode("latin-1")
+    pages = search_pages_of(request.app, settings_of(request).redis_url)
+    # Keyed by the parsed query, never the raw string: unknown parameters are ignored and
+    # cannot make every request miss the cache (SPEC §7).
+    key, query = pages.queries.get(request.scope["query_string"])
 
     async def compute() -> bytes:
-        query = parse_search_query(request.query_params)
-        result = await in_transaction(request, lambda db: search_events(db, query))
+        result = await in_transaction(request, lambda db: search_event_summaries(db, query))
         return orjson.dumps(_page(result, request, with_distance=query.near is not None))
 
     body = await pages.page(key, compute)
@@ -176,8 +201,18 @@ async def list_events(request: Request) -> Response:
 
 async def show_event(request: Request) -> Response:
     event_id = path_id(request)
+
     event = await in_transaction(request, lambda db: get_event(db, event_id))
     return JSONResponse(event_detail(event, settings_of(request)))
+
+
+async def list_places(request: Request) -> Response:
+    """Autocomplete of the place field: communes, postal codes and départements."""
+    text = (request.query_params.get("q") or "")[:MAX_PLACE_QUERY].replace("\x00", "")
+    places = await in_transaction(request, lambda db: suggest_places(db, text))
+    body = {"items": [{"label": p.label, "kind": p.kind, "value": p.value} for p in places]}
+    # The gazetteer changes only with a new release of it: browsers may keep answers a day.
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def bearer_token(request: Request) -> str | None:
@@ -223,15 +258,12 @@ async def register_for_event(request: Request) -> Response:
 
     def work(db: Session) -> tuple[dict[str, Any], bool]:
         outcome = register(db, event_id=event_id, person=person, notifier=notifier(request, db))
-        body = registration_item(outcome.registration, settings, with_links=outcome.created)
         if not outcome.created:
-            # The same email again: the existing registration, without its secret links, or
-            # anyone knowing an address could cancel that person's place.
-            body["message"] = (
-                "Vous êtes déjà inscrit·e à cet événement. Retrouvez le lien pour gérer votre "
-                "inscription dans l'e-mail de confirmation."
-            )
-        return body, outcome.created
+            # The same address again: whoever typed it learns nothing of that person (name,
+            # phone, position, links); the links go to the address itself.
+            already = {"id": outcome.registration.id, "status": "already_registered"}
+            return {**already, "message": ALREADY_REGISTERED}, False
+        return registration_item(outcome.registration, settings), True
 
     body, created = await in_transaction(request, work, lock=True)
     return JSONResponse(
@@ -365,6 +397,7 @@ async def openapi(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/events", list_events, methods=["GET"], name="api:events"),
     Route("/events/{id}", show_event, methods=["GET"], name="api:event"),
+    Route("/places", list_places, methods=["GET"], name="api:places"),
     Route("/agency/events", agency_list_events, methods=["GET"], name="api:agency_events"),
     Route("/agency/events", agency_create_event, methods=["POST"], name="api:agency_create"),
     Route("/agency/events/{id}", agency_show_event, methods=["GET"], name="api:agency_event"),
@@ -389,5 +422,6 @@ routes: list[BaseRoute] = [
         methods=["POST"],
         name="api:cancel_registration",
     ),
+    Route("/alerts", create_alert_api, methods=["POST"], name="api:alerts"),
     Route("/openapi.json", openapi, methods=["GET"], name="api:openapi"),
 ]

@@ -11,7 +11,7 @@ on the data only) and a Last-Modified, and conditional requests get a 304.
 The personal feed (/agenda/{token}.ics) holds one person's data: it is sent `private` (no
 shared cache keeps it), and kept in a cache of its own, keyed by token. Every request looks
 the token up first, so a regenerated token stops working at once on every worker; the cached
-body is then reused while the person's data is unchanged (calendars.PersonalVersion).
+body is then reused while the person's data is unchanged (calendar_feeds.PersonalVersion).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Generic, TypeVar
 from urllib.parse import urlencode
@@ -37,31 +37,33 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from events_app.accounts import seeker_by_feed_token
-from events_app.calendars import (
-    DEFAULT_NAME,
-    PERSONAL_NAME,
+from events_app.calendar_feeds import (
     DataVersion,
-    PersonalEntry,
     PersonalVersion,
-    event_ics,
     events_version,
-    feed_ics,
-    feed_name,
     feed_window,
     list_feed_events,
     personal_feed_events,
-    personal_ics,
     personal_version,
+)
+from events_app.calendars import (
+    DEFAULT_NAME,
+    PERSONAL_NAME,
+    PersonalEntry,
+    event_ics,
+    feed_ics,
+    feed_name,
+    personal_ics,
     subscribe_links,
 )
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import InvalidInput
 from events_app.events import get_event
 from events_app.models import Event
-from events_app.search import PARIS, paris_day_start
+from events_app.search import SearchQuery, paris_day_start
 from events_app.settings import Settings
 from events_app.web.common import in_transaction, path_id, settings_of
-from events_app.web.params import parse_search_query
+from events_app.web.params import CanonicalQueries, canonical_params, parse_search_query
 
 __all__ = [
     "CalendarDocument",
@@ -131,7 +133,9 @@ class CalendarDocument:
         digest = hashlib.sha256(body).hexdigest()[:40]
         # HTTP dates have whole seconds; keep the same precision for the comparisons.
         if last_modified is not None:
-            last_modified = last_modified.replace(microsecond=0)
+            # HTTP dates are GMT (format_datetime refuses any other zone: a feed whose last
+            # change predates today, dated by the start of the Paris day, would be a 500).
+            last_modified = last_modified.astimezone(UTC).replace(microsecond=0)
         common = {"Cache-Control": cache_control}
         if last_modified is not None:
             common["Last-Modified"] = format_datetime(last_modified, usegmt=True)
@@ -321,6 +325,15 @@ def feed_cache_of(app: Starlette) -> FeedCache[DataVersion]:
     return cache
 
 
+def feed_queries_of(app: Starlette) -> CanonicalQueries:
+    """The canonical form of the feed queries seen lately, created on first use (per app)."""
+    queries: CanonicalQueries | None = getattr(app.state, "calendar_feed_queries", None)
+    if queries is None:
+        queries = CanonicalQueries(paging=False)
+        app.state.calendar_feed_queries = queries
+    return queries
+
+
 def feed_params(params: QueryParams) -> list[tuple[str, str]]:
     return [(k, v) for k, v in params.multi_items() if k not in PAGING_PARAMS and v != ""]
 
@@ -355,12 +368,16 @@ def _feed_last_modified(version: DataVersion, now: datetime) -> datetime:
 async def calendar_feed(request: Request) -> Response:
     cache = feed_cache_of(request.app)
     now = utcnow()
-    # The window is part of the key: a feed rendered yesterday covers other days.
-    query_string = request.scope.get("query_string", b"").decode("latin-1")
-    key = f"{feed_window(now)[0].isoformat()}|{query_string}"
+    try:
+        canonical, query = feed_queries_of(request.app).get(request.scope.get("query_string", b""))
+    except InvalidInput as exc:
+        return _plain_error(exc)
+    # The window is part of the key: a feed rendered yesterday covers other days. The rest is
+    # the parsed query, so unknown parameters change neither the key nor the bytes (SPEC §7).
+    key = f"{feed_window(now)[0].isoformat()}|{canonical}"
 
     def produce() -> asyncio.Future[CalendarDocument]:
-        return asyncio.ensure_future(_render_feed(request, cache, key, now))
+        return asyncio.ensure_future(_render_feed(request, cache, key, now, query))
 
     try:
         document = await cache.get(key, produce)
@@ -370,10 +387,13 @@ async def calendar_feed(request: Request) -> Response:
 
 
 async def _render_feed(
-    request: Request, cache: FeedCache[DataVersion], key: str, now: datetime
+    request: Request,
+    cache: FeedCache[DataVersion],
+    key: str,
+    now: datetime,
+    query: SearchQuery,
 ) -> CalendarDocument:
     settings = settings_of(request)
-    query = parse_search_query(request.query_params)
 
     # Read here, on the event loop, like every other use of the cache (it is not thread-safe).
     known = cache.version_of(key)
@@ -396,7 +416,7 @@ async def _render_feed(
             events,
             settings,
             name=feed_name(query),
-            url=feed_url(settings, request.query_params),
+            url=feed_url(settings, QueryParams(canonical_params(query, paging=False))),
         )
         return CalendarDocument.build(
             body, _feed_last_modified(version, now), filename="evenements-emploi.ics"

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from events_app.db import Database
-from events_app.errors import InvalidInput, NotFound
+from events_app.errors import InvalidInput, NotFound, UnsupportedMediaType
 from events_app.mail import LogBackend, MailBackend, deliver_outbox
 from events_app.notifications import Notifier
 from events_app.settings import Settings
@@ -63,7 +63,25 @@ def path_id(request: Request, name: str = "id") -> int:
     return value
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json, with or without parameters (charset=utf-8), in any case."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
 async def json_body(request: Request) -> Any:
+    """The JSON body of an API request: the one place where the API reads bodies.
+
+    Only application/json is read (415 otherwise), so that a cross-site HTML form, which can
+    send text/plain but not JSON, can never act through the API. Bodies over 1 MB never get
+    here (BodyLimitMiddleware).
+    """
+    if not is_json_media_type(request.headers.get("content-type")):
+        raise UnsupportedMediaType(
+            "Type de contenu non pris en charge : envoyez du JSON "
+            "(Content-Type: application/json).",
+            field="content-type",
+        )
     body = await request.body()
     if len(body) > MAX_JSON_BODY:
         raise InvalidInput("body", "Corps de requête trop volumineux.")
@@ -91,8 +109,7 @@ def deliver_mail_soon(request: Request) -> BackgroundTask | None:
     database: Database = request.state.db
 
     def deliver() -> None:
-        with database.transaction(lock=True) as db:
-            deliver_outbox(db, backend)
+        deliver_outbox(database, backend)
 
     return BackgroundTask(deliver)
 

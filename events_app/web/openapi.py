@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from events_app.events import MAX_CAPACITY, MAX_DESCRIPTION, MAX_TITLE
+from events_app.search import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, MIN_RADIUS_KM, SORTS
 from events_app.settings import Settings
 from events_app.vocab import (
     ATTENDANCE_MODES,
@@ -130,6 +131,17 @@ _EVENT_PROPERTIES: dict[str, Any] = {
     "distance_km": {**_NULLABLE_NUM, "description": "Avec `near` seulement (null : en ligne)."},
     "url": _STR,
     "ics_url": _STR,
+    "duplicates": {
+        "type": "array",
+        "description": "Le même événement publié par d'autres organismes (une seule fois en "
+        "recherche ; chaque copie garde sa page et ses inscriptions).",
+        "items": _closed(
+            {
+                "id": {"type": "integer"},
+                "agency": _closed({"id": {"type": "integer"}, "name": _STR}),
+            }
+        ),
+    },
 }
 _EVENT = _closed(_EVENT_PROPERTIES, optional=("distance_km",))
 _EVENT_DETAIL = _closed(
@@ -239,6 +251,31 @@ _REGISTRATION_INPUT = {
     },
 }
 
+_ALERT_LIST = {"type": "array", "maxItems": 20}
+_ALERT_INPUT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["email"],
+    "properties": {
+        "email": {"type": "string", "format": "email", "maxLength": 254},
+        "q": {"type": ["string", "null"], "maxLength": 200},
+        "near": {"type": ["string", "null"], "maxLength": 200},
+        "radius_km": {
+            "type": ["number", "null"],
+            "minimum": MIN_RADIUS_KM,
+            "maximum": MAX_RADIUS_KM,
+        },
+        "sector": {**_ALERT_LIST, "items": {"type": "string", "enum": list(SECTORS)}},
+        "type": {**_ALERT_LIST, "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+        "format": {**_ALERT_LIST, "items": {"type": "string", "enum": list(FORMATS)}},
+        "frequency": {
+            "type": "string",
+            "enum": ["immediate", "daily", "weekly"],
+            "default": "daily",
+        },
+    },
+}
+
 _REGISTRATION = _closed(
     {
         "id": {"type": "integer"},
@@ -317,7 +354,18 @@ _SEARCH_PARAMS: list[dict[str, Any]] = [
     {
         "name": "radius_km",
         "in": "query",
-        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30},
+        "schema": {
+            "type": "number",
+            "minimum": MIN_RADIUS_KM,
+            "maximum": MAX_RADIUS_KM,
+            "default": DEFAULT_RADIUS_KM,
+        },
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "description": "Avec « near » : « distance » (par défaut) ou « date ».",
+        "schema": {"type": "string", "enum": list(SORTS), "default": "distance"},
     },
     _multi("sector", list(SECTORS), "Secteur (codes ROME A à N)."),
     _multi("type", list(EVENT_TYPES), "Type d'événement."),
@@ -387,6 +435,19 @@ _ONSITE_EXAMPLE = {
     "job_offers": 12,
 }
 _EXAMPLES: dict[str, dict[str, Any]] = {
+    "AlertInput": {
+        "near": {
+            "summary": "Les job datings du commerce autour de Lyon, chaque semaine",
+            "value": {
+                "email": "zoe.lefevre@example.org",
+                "near": "Lyon",
+                "radius_km": 20,
+                "sector": ["G"],
+                "type": ["job_dating"],
+                "frequency": "weekly",
+            },
+        },
+    },
     "EventInput": {
         "onsite": {"summary": "Sur place", "value": _ONSITE_EXAMPLE},
         "online": {
@@ -452,8 +513,20 @@ def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": media}}
 
 
+def _with_body_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that reads a body may answer 413 (over 1 MB) and 415 (not JSON)."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("413", _error("Corps de plus de 1 Mo"))
+                operation["responses"].setdefault(
+                    "415", _error("Corps d'un autre type que application/json")
+                )
+    return document
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Événements emploi",
@@ -498,10 +571,28 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "201": _json(
                             "Registration", "Inscrit·e (confirmé·e ou en liste d'attente)"
                         ),
-                        "200": _json("Registration", "Déjà inscrit·e avec cette adresse"),
+                        "200": _json(
+                            "AlreadyRegistered",
+                            "Cette adresse est déjà inscrite : rien n'est dévoilé, le lien est "
+                            "renvoyé à l'adresse (au plus une fois par 10 minutes)",
+                        ),
                         "400": _BAD_REQUEST,
                         "404": _error("Événement inconnu"),
                         "409": _error("Inscriptions fermées, événement annulé, passé ou complet"),
+                        "429": _error("Trop de demandes", retry=True),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/v1/alerts": {
+                "post": {
+                    "operationId": "createAlert",
+                    "summary": "Créer une alerte : les nouveaux événements de cette recherche par "
+                    "e-mail (un lien de confirmation est d'abord envoyé)",
+                    "requestBody": _body("AlertInput"),
+                    "responses": {
+                        "202": _json("AlertCreated", "Alerte enregistrée"),
+                        "400": _BAD_REQUEST,
                         "429": _error("Trop de demandes", retry=True),
                         "503": _UNAVAILABLE,
                     },
@@ -633,6 +724,53 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/places": {
+                "get": {
+                    "operationId": "suggestPlaces",
+                    "summary": "Lieux commençant par ce qui est tapé (communes, codes postaux, "
+                    "départements), pour compléter le champ « near »",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "description": "Le début d'un nom, d'un code postal ou d'un "
+                            "numéro de département.",
+                            "schema": {"type": "string", "maxLength": 100},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Au plus dix lieux ; « value » se donne tel quel à "
+                            "« near »",
+                            "content": {
+                                "application/json": {
+                                    "schema": _closed(
+                                        {
+                                            "items": {
+                                                "type": "array",
+                                                "items": _closed(
+                                                    {
+                                                        "label": {"type": "string"},
+                                                        "kind": {
+                                                            "enum": [
+                                                                "commune",
+                                                                "postal_code",
+                                                                "department",
+                                                            ]
+                                                        },
+                                                        "value": {"type": "string"},
+                                                    }
+                                                ),
+                                            }
+                                        }
+                                    )
+                                }
+                            },
+                        },
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -676,8 +814,23 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "EventPage": _page("Event"),
                 "RegistrationInput": _REGISTRATION_INPUT,
                 "Registration": _REGISTRATION,
+                "AlreadyRegistered": _closed(
+                    {
+                        "id": {"type": "integer"},
+                        "status": {"const": "already_registered"},
+                        "message": {"type": "string"},
+                    }
+                ),
                 "Registrant": _REGISTRANT,
                 "RegistrantPage": _page("Registrant"),
+                "AlertInput": _ALERT_INPUT,
+                "AlertCreated": _closed(
+                    {
+                        "id": {"type": "integer"},
+                        "status": {"enum": ["pending_confirmation", "active"]},
+                    }
+                ),
             },
         },
     }
+    return _with_body_errors(document)

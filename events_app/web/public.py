@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,10 +15,13 @@ from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
 from events_app.calendars import add_to_calendar_links
+from events_app.duplicates import Copy, copies_of
 from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
 from events_app.registrations import (
+    ALREADY_REGISTERED,
+    Person,
     RegistrationOutcome,
     cancel_registration,
     clean_person,
@@ -25,6 +29,7 @@ from events_app.registrations import (
     register,
 )
 from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.structured_data import event_jsonld
 from events_app.web.calendars import feed_links
 from events_app.web.common import (
     check_rate,
@@ -36,6 +41,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.params import parse_search_query
+from events_app.web.serializers import event_url
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 # Values that pass clean_person, put in place of a field already found wrong, so that the next
@@ -120,6 +126,7 @@ def _event_page(
     errors: Mapping[str, str] | None = None,
     notice: str | None = None,
     status_code: int = 200,
+    copies: Sequence[Copy] = (),
 ) -> Response:
     return _templates(request).TemplateResponse(
         request,
@@ -137,6 +144,8 @@ def _event_page(
             "subscribe": feed_links(
                 settings_of(request), QueryParams({"agency": event.agency.slug})
             ),
+            "copies": copies,
+            "structured_data": event_jsonld(event, url=event_url(settings_of(request), event.id)),
         },
         status_code=status_code,
     )
@@ -146,8 +155,9 @@ async def event_page(request: Request) -> Response:
     event_id = path_id(request)
     seeker_id = current_seeker_id(request)
 
-    def work(db: Session) -> tuple[Event, dict[str, Any]]:
+    def work(db: Session) -> tuple[Event, dict[str, Any], list[Copy]]:
         event = get_event(db, event_id)
+        copies = copies_of(db, [event])[event.id]
         seeker = seeker_of_session(db, seeker_id, request.session.get("seeker_stamp"))
         prefill: dict[str, Any] = {}
         if seeker is not None:
@@ -157,10 +167,10 @@ async def event_page(request: Request) -> Response:
                 "email": seeker.email,
                 "phone": seeker.phone or "",
             }
-        return event, prefill
+        return event, prefill, copies
 
-    event, prefill = await in_transaction(request, work)
-    return _event_page(request, event, form=prefill)
+    event, prefill, copies = await in_transaction(request, work)
+    return _event_page(request, event, form=prefill, copies=copies)
 
 
 def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
@@ -182,6 +192,15 @@ def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
     return errors
 
 
+@dataclass(frozen=True)
+class _EventAgain:
+    """The event page shown again: with the refusal (the registration's writes rolled back to
+    a savepoint), or, without one, to a person already registered."""
+
+    event: Event
+    refusal: InvalidInput | Conflict | RateLimited | None = None
+
+
 async def register_form(request: Request) -> Response:
     event_id = path_id(request)
     settings = settings_of(request)
@@ -196,42 +215,54 @@ async def register_form(request: Request) -> Response:
         "attendance": form["attendance"] or None,
         "consent": form["consent"],
     }
+    stamp = request.session.get("seeker_stamp")
+    person: Person | None = None
+    early: InvalidInput | RateLimited | None = None
     try:
         check_rate(request, "registration", settings.rate_limit_registration)
         person = clean_person(person_payload, require_consent=True)
+    except (InvalidInput, RateLimited) as exc:
+        early = exc
 
-        stamp = request.session.get("seeker_stamp")
+    def work(db: Session) -> RegistrationOutcome | _EventAgain:
+        # One unit of work whatever the answer: the registration, or the event page again.
+        if person is None:
+            return _EventAgain(get_event(db, event_id), early)
+        seeker = seeker_of_session(db, seeker_id, stamp)
+        try:
+            with db.begin_nested():
+                outcome = register(
+                    db,
+                    event_id=event_id,
+                    person=person,
+                    notifier=notifier(request, db),
+                    seeker_id=seeker.id if seeker is not None else None,
+                )
+        except (InvalidInput, Conflict) as exc:
+            return _EventAgain(get_event(db, event_id), exc)
+        if not outcome.created:
+            return _EventAgain(get_event(db, event_id))
+        return outcome
 
-        def work(db: Session) -> RegistrationOutcome:
-            seeker = seeker_of_session(db, seeker_id, stamp)
-            return register(
-                db,
-                event_id=event_id,
-                person=person,
-                notifier=notifier(request, db),
-                seeker_id=seeker.id if seeker is not None else None,
-            )
-
-        outcome = await in_transaction(request, work, lock=True)
-    except (InvalidInput, Conflict, RateLimited) as exc:
-        event = await in_transaction(request, lambda db: get_event(db, event_id))
-        errors = {exc.field or "form": exc.message}
-        if isinstance(exc, InvalidInput) and exc.field in VALID_STAND_INS:
-            errors = person_errors({**person_payload, "attendance": None}) or errors
-            if exc.field == "attendance":
-                errors.setdefault("attendance", exc.message)
-        return _event_page(request, event, form=form, errors=errors, status_code=exc.status_code)
-    if not outcome.created:
-        event = await in_transaction(request, lambda db: get_event(db, event_id))
-        notice = (
-            "Vous êtes déjà inscrit·e à cet événement avec cette adresse e-mail. Le lien pour "
-            "gérer votre inscription se trouve dans l'e-mail de confirmation."
+    answer = await in_transaction(request, work, lock=person is not None)
+    if isinstance(answer, RegistrationOutcome):
+        return RedirectResponse(
+            f"/inscriptions/{answer.registration.token}?nouvelle=1",
+            status_code=303,
+            background=deliver_mail_soon(request),
         )
-        return _event_page(request, event, notice=notice)
-    return RedirectResponse(
-        f"/inscriptions/{outcome.registration.token}?nouvelle=1",
-        status_code=303,
-        background=deliver_mail_soon(request),
+    refusal = answer.refusal
+    if refusal is None:
+        response = _event_page(request, answer.event, notice=ALREADY_REGISTERED)
+        response.background = deliver_mail_soon(request)
+        return response
+    errors = {refusal.field or "form": refusal.message}
+    if isinstance(refusal, InvalidInput) and refusal.field in VALID_STAND_INS:
+        errors = person_errors({**person_payload, "attendance": None}) or errors
+        if refusal.field == "attendance":
+            errors.setdefault("attendance", refusal.message)
+    return _event_page(
+        request, answer.event, form=form, errors=errors, status_code=refusal.status_code
     )
 
 

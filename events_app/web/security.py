@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,19 +48,113 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+MAX_BODY_BYTES = 1_000_000
+TOO_LARGE_MESSAGE = "Corps de requête trop volumineux (1 Mo au plus)."
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over max_bytes with 413, on every route, before anything reads them.
+
+    It sits outside the CSRF middleware (which buffers form bodies) and every handler: a declared
+    Content-Length over the limit is refused without reading a byte, and a body without one
+    (chunked) is counted as it streams in and cut at the limit.
+    """
+
+    def __init__(
+        self, app: ASGIApp, render_page: Callable[[], bytes], max_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        self.app = app
+        self.render_page = render_page
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await self._refuse(scope, send)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except _BodyTooLarge:
+            if started:  # too late for a 413: drop the connection
+                raise
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if path.startswith("/api/"):
+            error = {"code": "too_large", "message": TOO_LARGE_MESSAGE, "field": "body"}
+            body = orjson.dumps({"error": error})
+            content_type = b"application/json"
+        else:
+            body = self.render_page()
+            content_type = b"text/html; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is not read: the connection cannot be reused.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+UNSUBSCRIBE_PREFIX = "/alertes/desabonner/"
+
+
 class ProtectedPaths:
     """Every form path is CSRF-checked, even for a visitor without cookies (login CSRF).
 
     The JSON API is exempt: it takes bearer tokens or no credentials, and its bodies must be
     application/json, which a cross-site form cannot send.
+
+    The one-click unsubscribe of alert mails (RFC 8058) is exempt too: a mail client posts
+    it without cookies, and it only ever ends the alert named by its secret token.
     """
 
     def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and not path.startswith("/api/")
+        return (
+            isinstance(path, str)
+            and not path.startswith("/api/")
+            and not path.startswith(UNSUBSCRIBE_PREFIX)
+        )
 
 
 def skip_csrf(scope: dict[str, Any]) -> bool:
-    return str(scope.get("path", "")).startswith("/api/")
+    # No form is served or read there: the JSON API (415 to anything but JSON) and the
+    # calendar feeds. Signing a CSRF cookie for each of those answers cost about two thirds
+    # of a cached answer's time, and a Set-Cookie on a feed defeats shared caches.
+    path = str(scope.get("path", ""))
+    return path.startswith("/api/") or path.endswith(".ics")
 
 
 def csrf_failed_sender(render: Callable[[], bytes]) -> Callable[..., Any]:
@@ -78,10 +173,16 @@ def csrf_failed_sender(render: Callable[[], bytes]) -> Callable[..., Any]:
 
 
 class RateLimiter:
-    """Per-client moving-window limits (in memory: each worker counts its own requests)."""
+    """Per-client moving-window limits: in memory (each worker counts its own requests), or in
+    Redis with REDIS_URL (one count for every worker and machine).
 
-    def __init__(self) -> None:
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+    The client is the peer of the connection, or the address a trusted proxy put in
+    X-Forwarded-For (FORWARDED_ALLOW_IPS, applied by the app's ProxyHeadersMiddleware).
+    """
+
+    def __init__(self, storage_uri: str | None = None) -> None:
+        storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(storage)
 
     def check(self, request: Request, bucket: str, rule: str, *keys: str) -> None:
         client = request.client.host if request.client else "unknown"

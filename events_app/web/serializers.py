@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from events_app.events import registration_state, remote_seats_left, seats_left
 from events_app.models import Event, Registration
+from events_app.search import EventSummary
 from events_app.settings import Settings
 
 
@@ -24,7 +25,7 @@ def local_iso(moment: datetime, tz: str) -> str:
 
 
 def event_item(
-    event: Event,
+    event: Event | EventSummary,
     settings: Settings,
     *,
     distance_km: float | None = None,
@@ -64,6 +65,8 @@ def event_item(
         "revision": event.revision,
         "url": event_url(settings, event.id),
         "ics_url": ics_url(settings, event.id),
+        # The same event published by other agencies (SPEC §11), stored with its group.
+        "duplicates": list(event.duplicate_copies or ()),
     }
     if with_distance:
         item["distance_km"] = None if distance_km is None else round(distance_km, 2)

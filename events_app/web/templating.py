@@ -9,7 +9,16 @@ from starlette.templating import Jinja2Templates
 
 from events_app import vocab
 from events_app.events import sanitise_html
-from events_app.formatting import fr_date, fr_datetime, fr_km, fr_last_day, fr_number, fr_time
+from events_app.formatting import (
+    fr_date,
+    fr_datetime,
+    fr_km,
+    fr_last_day,
+    fr_number,
+    fr_paris_time,
+    fr_time,
+    fr_zone,
+)
 from events_app.resources import STATIC_DIR, TEMPLATES_DIR
 
 
@@ -35,6 +44,8 @@ def build_templates() -> Jinja2Templates:
         fr_date=fr_date,
         fr_last_day=fr_last_day,
         fr_time=fr_time,
+        fr_zone=fr_zone,
+        fr_paris_time=fr_paris_time,
         fr_km=fr_km,
         fr_number=fr_number,
         iso=lambda moment: moment.isoformat(),

@@ -424,7 +424,8 @@ def test_filters_update_results_without_reloading(committed: Database, pages: Pa
     plain = pages.new(java_script_enabled=False)
     plain.goto(page.url.replace(pages.base_url, ""))
     expect(plain.locator("#results-count")).to_contain_text("Aucun événement ne correspond")
-    assert plain.locator("input[name=sector][value=J]").is_checked()
+    # The checkbox of the search form (the alert form below carries the filters as hidden fields).
+    assert plain.locator("input[type=checkbox][name=sector][value=J]").is_checked()
 
 
 # --- 7: axe-core on every kind of page --------------------------------------------------------

@@ -360,7 +360,9 @@ def test_ids_given_derived_and_duplicated() -> None:
     first, derived, duplicate = items
     assert isinstance(first, ImportedEvent) and first.external_id == "R1"
     assert isinstance(derived, ImportedEvent) and derived.external_id.startswith("h-")
-    assert duplicate == RowError(4, "external_id", "identifiant « R1 » en double (déjà vu ligne 2)")
+    assert duplicate == RowError(
+        4, "external_id", "identifiant « R1 » en double (déjà vu ligne 2)", "R1"
+    )
     [again] = [i for i in run(text) if isinstance(i, ImportedEvent) and i.title == "B"]
     assert again.external_id == derived.external_id
 
@@ -471,3 +473,17 @@ def test_any_cells_never_raise(headers: list[str], rows: list[list[str]], delimi
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert all(isinstance(item, ImportedEvent | RowError) for item in run(data))
+
+
+def test_a_rejected_row_carries_its_id_when_it_has_one() -> None:
+    items = run(
+        "Identifiant;Titre;Date de début;Capacité\n"
+        "R-7;Atelier;32/13/2030 10:00;-2\n"
+        ";Atelier;pas une date\n"
+    )
+    errors = [item for item in items if isinstance(item, RowError)]
+    assert {(e.line, e.field, e.external_id) for e in errors} == {
+        (2, "starts_at", "R-7"),
+        (2, "capacity", "R-7"),
+        (3, "starts_at", None),
+    }

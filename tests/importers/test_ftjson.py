@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importers import PARSERS, ftjson
-from importers.base import ImportedEvent, ImportedVenue, RowError, content_hash
+from importers.base import ImportedEvent, ImportedVenue, RowError, Unchanged, content_hash
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -356,8 +356,18 @@ def test_duplicate_ids_are_refused_after_the_first() -> None:
     items = run([mee(id=9), mee(id=9, titre="Copie")])
     assert isinstance(items[0], ImportedEvent)
     assert items[1] == RowError(
-        2, "external_id", "identifiant « 9 » en double (déjà vu à l'élément 1)"
+        2, "external_id", "identifiant « 9 » en double (déjà vu à l'élément 1)", "9"
     )
+
+
+def test_a_rejected_row_carries_its_id_when_it_could_be_read() -> None:
+    bad = mee(id=12, dateEvenement="pas une date", nombreOffres=-1)
+    nameless = {k: v for k, v in mee(titre=None).items() if k != "id"}
+    errors = run([bad, nameless])
+    assert {(e.line, e.external_id) for e in errors if isinstance(e, RowError)} == {
+        (1, "12"),
+        (2, None),
+    }
 
 
 @pytest.mark.parametrize(
@@ -438,7 +448,7 @@ def test_many_events_keep_their_positions() -> None:
     rows[1499]["titre"] = ""
     items = run({"totalElements": 2000, "content": rows})
     assert len(items) == 2000
-    assert items[1499] == RowError(1500, "title", "titre absent ou vide")
+    assert items[1499] == RowError(1500, "title", "titre absent ou vide", "1500")
     assert [i.line for i in items] == list(range(1, 2001))
     assert items[-1].external_id == "2000"  # type: ignore[union-attr]
 
@@ -505,3 +515,21 @@ def test_any_field_values_give_one_verdict_per_row(rows: list[dict[str, Any]]) -
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     items = run(data)
     assert all(isinstance(item, ImportedEvent | RowError) for item in items)
+
+
+def test_an_element_whose_raw_text_hashes_as_stored_is_not_mapped_again() -> None:
+    rows = [mee(id="A"), mee(id="B", titre="Autre")]
+    data = json.dumps({"content": rows}).encode()
+    first = [item for item in ftjson.parse(data) if isinstance(item, ImportedEvent)]
+    hashes = {item.external_id: item.raw_hash for item in first}
+    assert hashes["A"] == ftjson.raw_hash(json.dumps(rows[0]).encode())
+    # B's stored hash is stale: it is mapped again; A is recognised before any mapping.
+    known = {"A": hashes["A"], "B": "0" * 64}
+    again = list(ftjson.parse(data, known))
+    assert again[0] == Unchanged(1, "A")
+    assert isinstance(again[1], ImportedEvent) and again[1].external_id == "B"
+    # A second copy of an unchanged element is still a duplicate.
+    twice = json.dumps({"content": [rows[0], rows[0]]}).encode()
+    items = list(ftjson.parse(twice, known))
+    assert items[0] == Unchanged(1, "A")
+    assert isinstance(items[1], RowError) and items[1].field == "external_id"

@@ -315,10 +315,11 @@ def test_missing_fields_and_end_before_start_are_row_errors_on_their_line() -> N
         vevent("SUMMARY:Bon", "DTSTART:20260310T090000Z", uid="e"),
     )
     items = run(data)
+    # Each rejected row carries its UID: the import keeps its stored event as it is.
     assert items[:3] == [
-        RowError(5, "title", "SUMMARY absent : l'événement n'a pas de titre"),
-        RowError(10, "starts_at", "DTSTART absent : l'événement n'a pas de date de début"),
-        RowError(15, "ends_at", "la fin (DTEND) précède le début (DTSTART)"),
+        RowError(5, "title", "SUMMARY absent : l'événement n'a pas de titre", "a"),
+        RowError(10, "starts_at", "DTSTART absent : l'événement n'a pas de date de début", "b"),
+        RowError(15, "ends_at", "la fin (DTEND) précède le début (DTSTART)", "c"),
     ]
     assert isinstance(items[3], RowError)
     assert (items[3].line, items[3].field) == (22, "starts_at")
@@ -396,7 +397,7 @@ def test_sub_daily_rules_are_expanded_within_the_limits() -> None:
     minutely = run(calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", "RRULE:FREQ=MINUTELY")))
     assert minutely[0] == RowError(
         5,
-        None,
+        "RRULE",
         "récurrence trop coûteuse à calculer : la limite de calcul du calendrier est atteinte, "
         "série ignorée",
     )
@@ -850,3 +851,22 @@ def test_the_run_summary_says_why_nothing_was_imported(
     assert summary.warnings[0].startswith(
         "Aucun événement importé de ce calendrier : 1 série(s) sans occurrence entre le "
     )
+
+
+def test_every_feed_format_has_its_parser_and_label() -> None:
+    # The domain's vocabulary (labels, validation, CLI choices) and the importers' parsers.
+    from events_app.vocab import FEED_FORMATS
+
+    assert set(PARSERS) == set(FEED_FORMATS)
+
+
+def test_a_never_firing_rule_is_not_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    def searched(*_: object) -> bool:
+        raise AssertionError("the rule was searched for centuries")
+
+    monkeypatch.setattr("importers.ics_recurrence._barren_exactly", searched)
+    body = vevent(
+        "SUMMARY:A", "DTSTART:20260605T090000Z", "RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1"
+    )
+    [event] = events(calendar(body))
+    assert "règle de récurrence sans aucune date possible, ignorée" in event.warnings

@@ -1,0 +1,59 @@
+"""Text search (`q`): French stems over an FTS5 (SQLite) or GIN (PostgreSQL) index."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from events_app.events import clean_event_fields, update_event
+from events_app.models import Event
+from events_app.search import SearchQuery, search_events, text_terms
+from tests.factories import make_agency, make_event
+
+
+def _titles(db: Session, q: str) -> list[str]:
+    return [hit.event.title for hit in search_events(db, SearchQuery(q=q, limit=50)).hits]
+
+
+def test_terms_are_folded_french_stems() -> None:
+    assert text_terms("Recrutement") == ["recrut"]
+    assert text_terms("SALONS de l'Emploi") == sorted({"salon", "de", "l", "emploi"})
+    assert text_terms("«  !! »") == []
+
+
+def test_stems_find_other_forms_of_a_word(db: Session) -> None:
+    agency, _ = make_agency(db)
+    make_event(db, agency, title="Rencontre avec des recruteurs")
+    make_event(db, agency, title="Journée de recrutement")
+    make_event(db, agency, title="Atelier CV")
+    found = _titles(db, "recrutement")
+    assert sorted(found) == ["Journée de recrutement", "Rencontre avec des recruteurs"]
+    assert _titles(db, "RECRUTEURS") == ["Rencontre avec des recruteurs"]
+
+
+def test_every_word_must_match_and_accents_do_not_matter(db: Session) -> None:
+    agency, _ = make_agency(db)
+    make_event(db, agency, title="Forum santé et social")
+    make_event(db, agency, title="Forum numérique")
+    assert _titles(db, "forum sante") == ["Forum santé et social"]
+    assert _titles(db, "numerique") == ["Forum numérique"]
+    assert _titles(db, "?!") == []
+
+
+def test_the_index_follows_edits_and_deletions(db: Session) -> None:
+    agency, _ = make_agency(db)
+    event = make_event(db, agency, title="Atelier logistique")
+    assert _titles(db, "logistique") == ["Atelier logistique"]
+    update_event(db, event, clean_event_fields({"title": "Atelier soudure"}, partial=True))
+    db.flush()
+    assert _titles(db, "logistique") == []
+    assert _titles(db, "soudeur") == []  # « soudeur » stems to « soudeur », not a prefix
+    assert _titles(db, "soudure") == ["Atelier soudure"]
+    db.execute(delete(Event).where(Event.id == event.id))
+    assert _titles(db, "soudure") == []
+
+
+def test_venue_and_city_are_searched_too(db: Session) -> None:
+    agency, _ = make_agency(db)
+    make_event(db, agency, title="Job dating")
+    assert _titles(db, "montreuil") == ["Job dating"]
