@@ -333,8 +333,17 @@ def _vevent(
     vevent = VEvent()
     vevent.add("UID", event_uid(event.id, settings))
     vevent.add("DTSTAMP", dtstamp.astimezone(UTC))
-    vevent.add("DTSTART", zones.local(event.starts_at, tzid))
-    vevent.add("DTEND", zones.local(event.ends_at, tzid))
+    if event.all_day:
+        # Whole days are dates (VALUE=DATE), the end being the day after the last one.
+        try:
+            zone: tzinfo = ZoneInfo(tzid)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("Europe/Paris")
+        vevent.add("DTSTART", event.starts_at.astimezone(zone).date())
+        vevent.add("DTEND", event.ends_at.astimezone(zone).date())
+    else:
+        vevent.add("DTSTART", zones.local(event.starts_at, tzid))
+        vevent.add("DTEND", zones.local(event.ends_at, tzid))
     vevent.add("SEQUENCE", sequence)
     vevent.add("CREATED", event.created_at.astimezone(UTC))
     vevent.add("LAST-MODIFIED", (last_modified or event.updated_at).astimezone(UTC))

@@ -238,6 +238,7 @@ CALENDAR_FIELDS = {
     "description_html",
     "starts_at",
     "ends_at",
+    "all_day",
     "venue_name",
     "venue_address",
     "venue_postal_code",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -21,6 +21,11 @@ def fr_time(moment: datetime, tz: str = "Europe/Paris") -> str:
 def fr_date(moment: datetime, tz: str = "Europe/Paris") -> str:
     """« mardi 8 décembre 2026 »."""
     return format_date(moment.astimezone(ZoneInfo(tz)), "EEEE d MMMM y", locale=LOCALE)
+
+
+def fr_last_day(end: datetime, tz: str = "Europe/Paris") -> str:
+    """The last day of an all-day event, whose end is the midnight after it."""
+    return fr_date(end - timedelta(microseconds=1), tz)
 
 
 def fr_datetime(moment: datetime, tz: str = "Europe/Paris") -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -218,6 +219,8 @@ class Event(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    # Whole days: starts_at is local midnight, ends_at the midnight after the last day.
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     venue_name: Mapped[str | None] = mapped_column(String(200))
     venue_address: Mapped[str | None] = mapped_column(String(300))
     venue_postal_code: Mapped[str | None] = mapped_column(String(10))

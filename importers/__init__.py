@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from importers import csv, ftjson, ics, jsonld
-from importers.base import ImportedEvent, RowError, Unchanged
+from importers.base import ImportedEvent, Notice, RowError, Unchanged
 
-Parser = Callable[[bytes], Iterator[ImportedEvent | RowError | Unchanged]]
+Parser = Callable[[bytes], Iterator[ImportedEvent | RowError | Unchanged | Notice]]
 
 # Keyed by the feed formats of events_app.vocab.FEED_FORMATS.
 PARSERS: dict[str, Parser] = {

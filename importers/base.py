@@ -75,6 +75,9 @@ class ImportedEvent:
     # ft-json: hash of the element's raw JSON text (see importers.ftjson.raw_hash), stored as
     # the event's source_hash so that an unchanged element is recognised before it is mapped.
     raw_hash: str | None = None
+    # A day (or days) with no time of day: starts_at is local midnight, ends_at the midnight
+    # after the last day.
+    all_day: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,16 @@ class RowError:
     external_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something a parser says about the whole document, not about a row (shown as a warning).
+
+    For instance why a calendar with events imported none of them.
+    """
+
+    reason: str
+
+
 class FieldError(Exception):
     """A field-level problem found while reading one row; becomes a RowError."""
 
@@ -104,6 +117,23 @@ class FieldError(Exception):
         super().__init__(reason)
         self.field = field
         self.reason = reason
+
+
+def decode_bytes(data: bytes) -> str:
+    """Text of a document: a BOM (UTF-8, UTF-16, UTF-32) decides, else UTF-8, else Windows-1252."""
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe\x00\x00", "utf-32"),  # before UTF-16: it starts with the same bytes
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
 # --- hashing -------------------------------------------------------------------------------------

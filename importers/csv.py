@@ -74,6 +74,7 @@ from importers.base import (
     as_html,
     clean_text,
     clip,
+    decode_bytes,
     derived_id,
     end_of_day,
     get_zone,
@@ -206,14 +207,7 @@ _SEP_LINE = re.compile(r"^\s*sep=(.)\s*$", re.IGNORECASE)
 
 
 def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+    return decode_bytes(data)
 
 
 def _delimiter(text: str) -> str:

@@ -1,27 +1,34 @@
-"""iCalendar feeds ("ics"): Google, Outlook, Thunderbird exports and whatever else produces them.
+"""iCalendar feeds ("ics"): Google, Outlook, Exchange, Apple, Thunderbird exports and the like.
 
-Reading: the `icalendar` library parses the document (VTIMEZONEs included). A document it
-refuses is retried once after dropping malformed lines and adding a missing END:VCALENDAR, then
-once more without its VTIMEZONEs (well-known TZIDs resolve without them); only then is it
-reported as unreadable (a single RowError on line 0).
+Reading: the document's encoding comes from its BOM (UTF-8, UTF-16, UTF-32), else UTF-8, else
+Windows-1252. The `icalendar` library parses it (VTIMEZONEs included). A document it refuses is
+retried once after dropping malformed lines and adding a missing END:VCALENDAR, then once more
+without its VTIMEZONEs; only then is it reported as unreadable (a single RowError on line 0).
+
+Time zones: a TZID is an IANA name, else the file's own VTIMEZONE of that TZID, else a Windows
+zone or an Exchange label ("(UTC-05:00) Eastern Time (US & Canada)"), see importers.ics_zones.
+An unknown TZID, and a floating time, are read in the calendar's X-WR-TIMEZONE when it names a
+real zone, else Europe/Paris; an unknown TZID is warned about. The event's `timezone` is the
+IANA name found, else that default.
 
 Mapping: SUMMARY → title (required); DESCRIPTION, or X-ALT-DESC in HTML → description; LOCATION →
-venue ("name, street, 75011 Paris" is split; a URL in it is the online link); GEO → coordinates;
-CONFERENCE, X-GOOGLE-CONFERENCE or a Teams link → online link; CATEGORIES matching a type label
-("Job dating", "Atelier"…) or France Travail number → type, matching a sector (letter A to N,
-ROME code, label) → sectors; URL → source_url; ORGANIZER → organiser; STATUS:CANCELLED (or
-METHOD:CANCEL) → cancelled. A DATE start is an all-day event: local midnight to the next
-midnight (or DTEND). Floating times are read in the calendar's X-WR-TIMEZONE when it names a real
-zone, else Europe/Paris; the event's `timezone` is its TZID when that is an IANA (or Windows)
-name, else that same default.
+venue ("name, street, 75011 Paris" is split; a URL in it is the online link; "En ligne",
+"Teams", "Zoom"… with no address make the event online); GEO → coordinates; CONFERENCE,
+X-GOOGLE-CONFERENCE, a Teams link or a meeting URL in the description → online link; CATEGORIES
+matching a type label or France Travail number → type, matching a sector → sectors; URL →
+source_url; ORGANIZER → organiser; STATUS:CANCELLED (or METHOD:CANCEL) → cancelled. A DATE start
+is an all-day event (`all_day`): local midnight to the midnight after DTEND's eve (DTEND equal to
+DTSTART, or none, is one day). A timed event with no DTEND, DURATION, or an end equal to its
+start, lasts the default two hours. One UID given twice: the copy with the highest SEQUENCE,
+then the latest DTSTAMP or LAST-MODIFIED, is kept, with a warning.
 
-Recurring events (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides) are expanded in the event's own
-timezone, so a weekly 10:00 Europe/Paris event stays at 10:00 across DST changes, over a bounded
-horizon: occurrences starting from 30 days before `now` to 365 days after it, at most 500 per
-series. Each occurrence's external id is ``{UID}/{original start in UTC, ISO}``: an override
-keeps the id of the occurrence it replaces. Non-recurring events are kept whatever their date.
-FREQ=HOURLY and finer, and non-Gregorian RSCALE rules, are refused (RowError): no job event
-recurs that way, and their expansion costs are unbounded.
+Recurring events (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides) are expanded by
+`recurring-ical-events` (importers.ics_recurrence) over a bounded horizon: occurrences starting
+from 30 days before `now` to 365 days after it, at most 500 per series, within a work budget per
+feed (a series past it is a RowError). An empty `RRULE:`, or a rule matching no date, is
+ignored with a warning. Each occurrence's external id is ``{UID}/{original start in UTC, ISO}``:
+an override keeps the id of the occurrence it replaces. Non-recurring events are kept whatever
+their date. A calendar with events that yields none says why (a `Notice`).
 
 `line` is the physical line of the event's BEGIN:VEVENT; when the library's view of the
 document does not match its lines (a repaired document, lone CR line ends), it is the
@@ -31,7 +38,6 @@ event's 1-based ordinal among the VEVENTs instead.
 from __future__ import annotations
 
 import re
-import time as time_module
 import warnings as warnings_module
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -39,9 +45,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from dateutil import rrule as du  # type: ignore[import-untyped]
 from icalendar import Component
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from importers.base import (
     DEFAULT_DURATION,
@@ -52,10 +56,12 @@ from importers.base import (
     FieldError,
     ImportedEvent,
     ImportedVenue,
+    Notice,
     RowError,
     as_html,
     clean_text,
     clip,
+    decode_bytes,
     derived_id,
     get_zone,
     http_url,
@@ -68,36 +74,18 @@ from importers.base import (
     seal,
     stable_id,
 )
+from importers.ics_online import find_online_url, online_place
+from importers.ics_recurrence import Budget, TooCostly, expand
+from importers.ics_zones import ZoneResolver
 
 HORIZON_PAST: Final = timedelta(days=30)
 HORIZON_FUTURE: Final = timedelta(days=365)
 MAX_OCCURRENCES: Final = 500
-# Candidates walked through per series (from its DTSTART, however old) before giving up.
-MAX_SCANNED: Final = 100_000
-# CPU time a feed may spend expanding recurrences, all its events together: past it, the
-# recurring events left are rejected with a row error saying so, so that one hostile or broken
-# file (rules that never fire, each costing dateutil a search of centuries) cannot stall the
-# imports of every other agency.
-EXPANSION_BUDGET_SECONDS: Final = 5.0
 
-_FREQUENCIES: Final = {
-    "YEARLY": du.YEARLY,
-    "MONTHLY": du.MONTHLY,
-    "WEEKLY": du.WEEKLY,
-    "DAILY": du.DAILY,
-}
-_WEEKDAYS: Final = {"MO": du.MO, "TU": du.TU, "WE": du.WE, "TH": du.TH, "FR": du.FR, "SA": du.SA}
-_WEEKDAYS_ALL: Final = {**_WEEKDAYS, "SU": du.SU}
-_BYDAY = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
-_MONTH_DAYS: Final = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31}
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(?:;[^:]*)?:")
 _VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE\s*$.*?^END:VTIMEZONE\s*$", re.I | re.M | re.S)
-_CONFERENCE_PROPERTIES: Final = (
-    "X-GOOGLE-CONFERENCE",
-    "X-MICROSOFT-SKYPETEAMSMEETINGURL",
-    "X-MICROSOFT-ONLINEMEETINGCONFLINK",
-)
+_DATE_PROPERTIES: Final = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 
 
 class _Unreadable(Exception):
@@ -110,30 +98,15 @@ class _Rejected(Exception):
         self.errors = errors
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Context:
     """What a VEVENT inherits from its calendar."""
 
-    zone: tzinfo  # for floating times and all-day events
+    zone: tzinfo  # for floating times, unknown TZIDs and all-day events
     zone_name: str
     cancelled: bool
     notes: tuple[str, ...]  # warnings about the whole document
-    # The calendar's VTIMEZONEs by TZID, for times the library left naive because their
-    # VTIMEZONE comes after them in the file.
-    definitions: dict[str, Any] = field(default_factory=dict)
-
-    def resolve(self, tzid: str) -> tzinfo | None:
-        known = get_zone(tzid) or get_zone(WINDOWS_TO_OLSON.get(tzid))
-        if known is not None:
-            return known
-        definition = self.definitions.get(tzid)
-        if definition is None:
-            return None
-        try:
-            made = definition.to_tz()
-        except Exception:  # an unusable VTIMEZONE: the time stays floating
-            return None
-        return made if isinstance(made, tzinfo) else None
+    zones: ZoneResolver
 
 
 @dataclass
@@ -157,21 +130,33 @@ class _Event:
 
     line: int
     uid: str | None
+    component: Any
     template: ImportedEvent  # its own dates, external_id unset
     all_day: bool
-    zone: tzinfo  # the zone the recurrence rules are computed in
-    rrules: tuple[Any, ...]
-    rdates: tuple[tuple[date | datetime, date | datetime | None], ...]
-    exdates: tuple[date | datetime, ...]
+    zone: tzinfo  # the zone its times were read in
     recurrence_id: date | datetime | None
     sequence: int
 
     @property
     def recurring(self) -> bool:
-        return bool(self.rrules or self.rdates)
+        return self.component.get("RRULE") is not None or bool(self.component.get("RDATE"))
 
 
-def parse(data: bytes, *, now: datetime | None = None) -> Iterator[ImportedEvent | RowError]:
+@dataclass
+class _Outcome:
+    """What became of a calendar's VEVENTs, to say why none was imported."""
+
+    vevents: int = 0
+    imported: int = 0
+    rejected: int = 0
+    costly: int = 0
+    empty_series: int = 0
+    limited: int = 0
+
+
+def parse(
+    data: bytes, *, now: datetime | None = None
+) -> Iterator[ImportedEvent | RowError | Notice]:
     """Events (recurrences expanded around `now`) and rejected VEVENTs; never raises."""
     moment = datetime.now(UTC) if now is None else localise(now, UTC)
     window = (moment - HORIZON_PAST, moment + HORIZON_FUTURE)
@@ -187,26 +172,14 @@ def parse(data: bytes, *, now: datetime | None = None) -> Iterator[ImportedEvent
         yield RowError(0, None, f"calendrier illisible : {exc}")
         return
     seen: dict[str, int] = {}
-    spent = 0.0
+    budget = Budget()
+    outcome = _Outcome()
     for group in groups:
-        recurring = group.master is not None and "RRULE" in group.master.component
-        if recurring and spent > EXPANSION_BUDGET_SECONDS:
-            assert group.master is not None  # noqa: S101 - recurring implies it
-            yield RowError(
-                group.master.line,
-                "RRULE",
-                "récurrence non développée : le calcul des récurrences de ce calendrier a "
-                f"dépassé {EXPANSION_BUDGET_SECONDS:g} s",
-                # No id: its occurrences are unknown, so the run stays incomplete and none of
-                # the series' stored occurrences is cancelled as vanished.
-            )
-            continue
-        started = time_module.process_time()
+        outcome.vevents += 1
         # Computed whole before yielding: the warnings filter must not outlive this block.
         with warnings_module.catch_warnings():
             warnings_module.simplefilter("ignore")
-            items = _safe_expand(group, window)
-        spent += time_module.process_time() - started
+            items = _safe_expand(group, window, budget, outcome)
         for item in items:
             if isinstance(item, ImportedEvent):
                 if item.external_id in seen:
@@ -218,19 +191,29 @@ def parse(data: bytes, *, now: datetime | None = None) -> Iterator[ImportedEvent
                     )
                     continue
                 seen[item.external_id] = item.line
+                outcome.imported += 1
             yield item
+    if outcome.vevents and not outcome.imported:
+        yield Notice(_why_nothing(outcome, window))
+
+
+def _why_nothing(outcome: _Outcome, window: tuple[datetime, datetime]) -> str:
+    reasons = []
+    if outcome.empty_series:
+        low, high = (moment.astimezone(UTC).strftime("%d/%m/%Y") for moment in window)
+        reasons.append(
+            f"{outcome.empty_series} série(s) sans occurrence entre le {low} et le {high}"
+        )
+    if outcome.costly:
+        reasons.append(f"{outcome.costly} série(s) trop coûteuse(s) à calculer")
+    if outcome.rejected:
+        reasons.append(f"{outcome.rejected} événement(s) rejeté(s)")
+    if not reasons:
+        reasons.append("aucun événement lisible")
+    return f"Aucun événement importé de ce calendrier : {', '.join(reasons)}."
 
 
 # --- reading the document ------------------------------------------------------------------------
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
 
 
 def _repair(text: str) -> tuple[str, list[str]]:
@@ -298,14 +281,14 @@ def _context(calendar: Component, notes: list[str]) -> _Context:
     method = str(calendar.get("METHOD") or "").strip().upper()
     definitions = {}
     for definition in calendar.walk("VTIMEZONE"):
-        tzid = clean_text(str(definition.get("TZID") or ""))
+        tzid = str(definition.get("TZID") or "")
         if tzid:
             definitions[tzid] = definition
-    return _Context(zone, zone_name, method == "CANCEL", tuple(extra), definitions)
+    return _Context(zone, zone_name, method == "CANCEL", tuple(extra), ZoneResolver(definitions))
 
 
 def _groups(data: bytes) -> list[_Group]:
-    text = _decode(data)
+    text = decode_bytes(data)
     if not text.strip():
         raise _Unreadable("calendrier vide")
     components, notes = _read(text)
@@ -332,9 +315,28 @@ def _groups(data: bytes) -> list[_Group]:
             group.overrides.append(entry)
         elif group.master is None:
             group.master = entry
+        elif _version(component) > _version(group.master.component):
+            group.duplicates.append(group.master)
+            group.master = entry
         else:
             group.duplicates.append(entry)
     return ordered
+
+
+def _version(component: Any) -> tuple[int, datetime, datetime]:
+    """How recent a copy of an event is: SEQUENCE, then DTSTAMP, then LAST-MODIFIED."""
+    try:
+        sequence = int(_first(component.get("SEQUENCE")) or 0)
+    except (TypeError, ValueError):
+        sequence = 0
+    stamps = []
+    for name in ("DTSTAMP", "LAST-MODIFIED"):
+        try:
+            value = _first(component.get(name)).dt
+            stamps.append(_as_aware(value, UTC).astimezone(UTC))
+        except Exception:  # absent or unreadable: the oldest
+            stamps.append(datetime.min.replace(tzinfo=UTC))
+    return sequence, stamps[0], stamps[1]
 
 
 # --- reading one VEVENT --------------------------------------------------------------------------
@@ -370,21 +372,57 @@ def _moment(component: Any, name: str, field_name: str) -> tuple[Any, date | dat
     return prop, value
 
 
-def _zone_name(value: datetime, prop: Any, context: _Context) -> str:
-    key = getattr(value.tzinfo, "key", None)
-    if isinstance(key, str) and key not in ("UTC", "Etc/UTC") and get_zone(key):
-        return key
-    tzid = str(getattr(prop, "params", {}).get("TZID") or "")
-    for candidate in (tzid, WINDOWS_TO_OLSON.get(tzid, "")):
-        if candidate and candidate.upper() != "UTC" and get_zone(candidate):
-            return candidate
-    return context.zone_name
-
-
 def _as_aware(value: date | datetime, zone: tzinfo) -> datetime:
     if isinstance(value, datetime):
         return localise(value, zone)
     return localise(datetime.combine(value, time()), zone)
+
+
+def _fix_times(component: Any, context: _Context, warnings: list[str]) -> None:
+    """Give every time of the VEVENT the zone its TZID names, or the calendar's zone.
+
+    icalendar leaves unknown TZIDs floating and shares VTIMEZONEs between documents by TZID;
+    the times are set again from their wall clock so that the expansion sees the same zones.
+    """
+    # Floating values beside a zoned DTSTART are in its zone (as the expansion reads them).
+    floating_zone = context.zone
+    for name in _DATE_PROPERTIES:
+        for prop in _as_list(component.get(name)):
+            tzid = str(getattr(prop, "params", {}).get("TZID") or "")
+            try:
+                values = getattr(prop, "dts", None) or [prop]
+                moments = [(value, value.dt) for value in values]
+            except Exception:  # noqa: S112 - unreadable: reported where the value is read
+                continue
+            for value, moment in moments:
+                if isinstance(moment, tuple):  # a PERIOD
+                    continue
+                if not isinstance(moment, datetime):
+                    continue
+                if tzid:
+                    found = context.zones.resolve(tzid)
+                    if found is None:
+                        warnings.append(
+                            f"fuseau « {tzid} » inconnu, heure lue en {context.zone_name}"
+                        )
+                    zone = found[0] if found else context.zone
+                    value.dt = localise(moment.replace(tzinfo=None), zone)
+                elif moment.utcoffset() is None:
+                    value.dt = localise(moment, floating_zone)
+                if name == "DTSTART" and value.dt.tzinfo is not None:
+                    floating_zone = value.dt.tzinfo
+
+
+def _zone_name(component: Any, value: datetime, context: _Context) -> str:
+    tzid = str(getattr(_first(component.get("DTSTART")), "params", {}).get("TZID") or "")
+    if tzid:
+        found = context.zones.resolve(tzid)
+        if found is not None and found[1]:
+            return found[1]
+    key = getattr(value.tzinfo, "key", None)
+    if isinstance(key, str) and key not in ("UTC", "Etc/UTC") and get_zone(key):
+        return key
+    return context.zone_name
 
 
 def _span(
@@ -395,18 +433,12 @@ def _span(
         raise FieldError("starts_at", "DTSTART absent : l'événement n'a pas de date de début")
     if isinstance(component.get("DTSTART"), list):
         warnings.append("plusieurs DTSTART, le premier est retenu")
-    prop, value = _moment(component, "DTSTART", "starts_at")
+    _, value = _moment(component, "DTSTART", "starts_at")
     if isinstance(value, datetime):
         all_day = False
-        floating = value.tzinfo is None or value.utcoffset() is None
-        tzid = str(getattr(prop, "params", {}).get("TZID") or "")
-        declared = context.resolve(tzid) if floating and tzid else None
-        if declared is not None:
-            value, floating = value.replace(tzinfo=declared), False
-        zone = context.zone if floating else value.tzinfo
-        assert zone is not None  # noqa: S101 - checked just above
-        zone_name = context.zone_name if floating else _zone_name(value, prop, context)
-        start = localise(value, zone)
+        start = localise(value, context.zone)
+        zone = start.tzinfo or context.zone
+        zone_name = _zone_name(component, start, context)
     else:
         all_day, zone, zone_name = True, context.zone, context.zone_name
         start = _as_aware(value, zone)
@@ -426,10 +458,12 @@ def _span(
         if not isinstance(duration, timedelta):
             raise FieldError("ends_at", f"DURATION illisible : « {_raw(duration_prop)} »")
         end = _wall_add(start, duration, zone) if all_day else start + duration
-    if end is None:
-        end = _wall_add(start, timedelta(days=1), zone) if all_day else start + DEFAULT_DURATION
-    if end < start:
+    if end is not None and end < start:
         raise FieldError("ends_at", "la fin (DTEND) précède le début (DTSTART)")
+    if end is None or end == start:
+        # RFC 5545: an all-day event without a later end lasts its day; a timed one without
+        # a duration gets ours.
+        end = _wall_add(start, timedelta(days=1), zone) if all_day else start + DEFAULT_DURATION
     return start, end, all_day, zone, zone_name
 
 
@@ -437,19 +471,6 @@ def _wall_add(moment: datetime, delta: timedelta, zone: tzinfo) -> datetime:
     """Add a nominal duration on the wall clock (a day stays a day across DST)."""
     local = moment.astimezone(zone).replace(tzinfo=None)
     return localise(local + delta, zone)
-
-
-def _online(component: Any, location: str | None) -> str | None:
-    candidates: list[str] = []
-    try:
-        candidates.extend(str(conference.uri) for conference in component.conferences)
-    except Exception:  # a malformed CONFERENCE is no reason to refuse the event
-        candidates.extend(str(v) for v in _as_list(component.get("CONFERENCE")))
-    for name in _CONFERENCE_PROPERTIES:
-        candidates.extend(str(v) for v in _as_list(component.get(name)))
-    if location:
-        candidates.extend(_URL_IN_TEXT.findall(location))
-    return next((url for url in map(http_url, candidates) if url), None)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -481,6 +502,7 @@ def _read_event(entry: _Entry, uid: str | None) -> _Event:
     component, context = entry.component, entry.context
     errors: list[FieldError] = []
     warnings: list[str] = list(context.notes)
+    _fix_times(component, context, warnings)
 
     title = _text(component, "SUMMARY")
     if title is None:
@@ -496,7 +518,10 @@ def _read_event(entry: _Entry, uid: str | None) -> _Event:
     assert title is not None  # noqa: S101 - errors is empty
 
     location = _text(component, "LOCATION")
-    online_url = _online(component, location)
+    online_url = find_online_url(component, location)
+    online = online_url is not None or online_place(location)
+    if online_place(location):
+        location = None
     place = parse_place_text(_URL_IN_TEXT.sub(" ", location).strip(" ,-/") if location else None)
     lat = lon = None
     geo = _first(component.get("GEO"))
@@ -537,17 +562,6 @@ def _read_event(entry: _Entry, uid: str | None) -> _Event:
     recurrence_id = None
     if component.get("RECURRENCE-ID") is not None:
         recurrence_id = _moment(component, "RECURRENCE-ID", "starts_at")[1]
-    rrules = tuple(_as_list(component.get("RRULE")))
-    rdates: tuple[tuple[date | datetime, date | datetime | None], ...] = ()
-    try:
-        rdates = tuple(component.rdates)
-    except Exception:  # an unreadable RDATE loses extra dates, not the series
-        warnings.append("RDATE illisible, ignoré")
-    try:
-        exdates = tuple(component.exdates)
-    except Exception:
-        # Ignoring exclusions would resurrect cancelled occurrences: refuse the series.
-        raise _Rejected([FieldError(None, "EXDATE illisible")]) from None
 
     template = ImportedEvent(
         line=entry.line,
@@ -556,7 +570,7 @@ def _read_event(entry: _Entry, uid: str | None) -> _Event:
         description_html=description,
         type=types[0] if types else "other",
         sectors=("all",) if not sectors or "all" in sectors else tuple(sectors),
-        format=infer_format(venue, online_url),
+        format="online" if venue.is_empty() and online else infer_format(venue, online_url),
         starts_at=start,
         ends_at=end,
         timezone=zone_name,
@@ -571,16 +585,15 @@ def _read_event(entry: _Entry, uid: str | None) -> _Event:
         source_url=http_url(_text(component, "URL")),
         organiser=_organiser(component),
         warnings=tuple(dict.fromkeys(warnings)),
+        all_day=all_day,
     )
     return _Event(
         line=entry.line,
         uid=uid,
+        component=component,
         template=template,
         all_day=all_day,
         zone=zone,
-        rrules=rrules,
-        rdates=rdates,
-        exdates=exdates,
         recurrence_id=recurrence_id,
         sequence=sequence,
     )
@@ -594,168 +607,6 @@ def _text_multiline(component: Any, name: str) -> str | None:
 # --- recurrences ---------------------------------------------------------------------------------
 
 
-def _local(value: date | datetime, zone: tzinfo, clock: time) -> datetime:
-    """Naive wall time in `zone`; a date gets `clock`, a floating time stays as written."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            return value.replace(tzinfo=None)
-        return value.astimezone(zone).replace(tzinfo=None)
-    return datetime.combine(value, clock)
-
-
-def _ints(rule: Any, key: str) -> list[int]:
-    return [int(v) for v in rule.get(key, [])]
-
-
-def _rule(rule: Any, start: datetime, event: _Event) -> du.rrule | None:
-    """A dateutil rule in naive wall time; None when it can produce nothing but DTSTART.
-
-    Raises FieldError for rules we refuse.
-    """
-    try:
-        frequency = str(_first(rule.get("FREQ")) or "").upper()
-        if frequency not in _FREQUENCIES:
-            raise FieldError(None, f"fréquence de récurrence « {frequency} » non prise en charge")
-        scale = str(_first(rule.get("RSCALE")) or "GREGORIAN").upper()
-        if scale != "GREGORIAN":
-            raise FieldError(None, f"calendrier de récurrence « {scale} » non pris en charge")
-        options: dict[str, Any] = {"interval": int(_first(rule.get("INTERVAL")) or 1)}
-        if options["interval"] < 1:
-            raise FieldError(None, "INTERVAL de récurrence invalide")
-        if rule.get("COUNT"):
-            options["count"] = int(_first(rule["COUNT"]))
-        elif rule.get("UNTIL"):
-            until = _first(rule["UNTIL"])
-            end_clock = time() if event.all_day else time(23, 59, 59)
-            options["until"] = _local(until, event.zone, end_clock)
-        if rule.get("WKST"):
-            options["wkst"] = _WEEKDAYS_ALL[str(_first(rule["WKST"])).upper()]
-        months = rule.get("BYMONTH", [])
-        if any(getattr(m, "leap", False) for m in months):
-            raise FieldError(None, "mois intercalaires (BYMONTH=…L) non pris en charge")
-        names: list[tuple[str, str]] = [
-            ("BYMONTH", "bymonth"),
-            ("BYMONTHDAY", "bymonthday"),
-            ("BYYEARDAY", "byyearday"),
-            ("BYWEEKNO", "byweekno"),
-            ("BYSETPOS", "bysetpos"),
-        ]
-        if not event.all_day:
-            names += [("BYHOUR", "byhour"), ("BYMINUTE", "byminute"), ("BYSECOND", "bysecond")]
-        for key, option in names:
-            if rule.get(key):
-                options[option] = _ints(rule, key)
-        weekdays = []
-        for value in rule.get("BYDAY", []):
-            match = _BYDAY.match(str(value).upper())
-            if match is None:
-                raise FieldError(None, f"BYDAY invalide : « {value} »")
-            weekday = _WEEKDAYS_ALL[match.group(2)]
-            weekdays.append(weekday(int(match.group(1))) if match.group(1) else weekday)
-        if weekdays:
-            options["byweekday"] = weekdays
-        if _impossible(options, frequency):
-            return None
-        built = du.rrule(_FREQUENCIES[frequency], dtstart=start, **options)
-        return None if _barren(built, start) else built
-    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise FieldError(None, f"RRULE illisible : « {_raw(rule)} » ({exc})") from None
-
-
-def _impossible(options: dict[str, Any], frequency: str) -> bool:
-    """Rules that match no date at all, which dateutil would search up to the year 9999."""
-    year_days = options.get("byyearday")
-    if year_days and options.get("bymonth"):
-        # BYYEARDAY=366;BYMONTH=1: that day of the year is never in those months.
-        wanted = set(options["bymonth"])
-        if not any(_months_of_year_day(d) & wanted for d in year_days):
-            return True
-    month_days = options.get("bymonthday")
-    if month_days:
-        months = options.get("bymonth") or list(range(1, 13))
-        if not any(abs(d) <= _MONTH_DAYS.get(m, 31) for m in months for d in month_days):
-            return True
-    positions = options.get("bysetpos")
-    if positions and frequency == "DAILY":
-        per_day = 1
-        for option in ("byhour", "byminute", "bysecond"):
-            per_day *= len(options.get(option) or [0])
-        if all(abs(p) > per_day for p in positions):
-            return True
-    return False
-
-
-def _months_of_year_day(day: int) -> set[int]:
-    """The months the day-th day of a year (negative: from its end) falls in, in a common
-    year or a leap year."""
-    found = set()
-    for length, year in ((365, 2027), (366, 2028)):
-        index = day - 1 if day > 0 else length + day
-        if 0 <= index < length:
-            found.add((date(year, 1, 1) + timedelta(days=index)).month)
-    return found
-
-
-def _barren(rule: du.rrule, start: datetime) -> bool:
-    """True when the rule gives no date in a whole 400-year Gregorian cycle.
-
-    dateutil looks for a rule's next date up to the year 9999, one period at a time: seconds
-    for a barren daily rule. The calendar (weekdays and leap years included) repeats every 400
-    years, so the same rule started at the same place of a cycle near the year 9600 answers in
-    at most 800 years of periods. (A phase set by INTERVAL may differ there: the answer is then
-    approximate, and the cost of a wrong one is only a slow expansion, or a rule so sparse that
-    it is skipped with a warning.)
-    """
-    shift = (9599 - start.year) // 400 * 400
-    probe_start = start.replace(year=start.year + shift) if shift > 0 else start
-    probe = rule.replace(dtstart=probe_start, count=None, until=None)
-    return next(iter(probe), None) is None
-
-
-def _occurrences(
-    event: _Event, window: tuple[datetime, datetime], notes: list[str]
-) -> list[tuple[datetime, datetime | None]]:
-    """(naive wall start, end of an RDATE period or None), in order, within the window."""
-    zone = event.zone
-    start = event.template.starts_at.astimezone(zone).replace(tzinfo=None)
-    rules = du.rruleset()
-    rules.rdate(start)  # DTSTART is always the first instance, matching the rule or not
-    for rule in event.rrules:
-        built = _rule(rule, start, event)
-        if built is None:
-            notes.append("règle de récurrence sans aucune date possible, ignorée")
-        else:
-            rules.rrule(built)
-    periods: dict[datetime, datetime] = {}
-    for rdate, period_end in event.rdates:
-        local = _local(rdate, zone, start.time())
-        rules.rdate(local)
-        if isinstance(period_end, datetime):
-            periods[local] = _as_aware(period_end, zone)
-    excluded_days: set[date] = set()
-    for exdate in event.exdates:
-        if isinstance(exdate, datetime) or event.all_day:
-            rules.exdate(_local(exdate, zone, time()))
-        else:
-            excluded_days.add(exdate)
-    low = window[0].astimezone(zone).replace(tzinfo=None)
-    high = window[1].astimezone(zone).replace(tzinfo=None)
-    found: list[tuple[datetime, datetime | None]] = []
-    for scanned, occurrence in enumerate(rules):
-        if occurrence > high:
-            break
-        if scanned >= MAX_SCANNED:
-            notes.append(f"série trop longue : expansion arrêtée après {MAX_SCANNED} dates")
-            break
-        if occurrence < low or occurrence.date() in excluded_days:
-            continue
-        found.append((occurrence, periods.get(occurrence)))
-        if len(found) >= MAX_OCCURRENCES:
-            notes.append(f"série limitée à {MAX_OCCURRENCES} occurrences")
-            break
-    return found
-
-
 def _occurrence_id(uid: str, original: datetime) -> str:
     return stable_id(f"{uid}/{original.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
 
@@ -766,27 +617,36 @@ def _final(event: ImportedEvent, external_id: str, notes: list[str]) -> Imported
 
 
 def _safe_expand(
-    group: _Group, window: tuple[datetime, datetime]
+    group: _Group, window: tuple[datetime, datetime], budget: Budget, outcome: _Outcome
 ) -> list[ImportedEvent | RowError]:
     items: list[ImportedEvent | RowError] = []
     line = (group.master or group.overrides[0]).line
+    # A lone event's id is its UID: a rejected one keeps its stored event (see importers.sync).
+    single = group.master is not None and not group.overrides
+    if single and group.master is not None:
+        single = group.master.component.get("RRULE") is None
+        single = single and group.master.component.get("RDATE") is None
+    known = stable_id(group.uid) if single and group.uid else None
     try:
-        items.extend(_expand(group, window))
+        items.extend(_expand(group, window, budget, outcome))
     except _Rejected as exc:
-        items.extend(RowError(line, e.field, e.reason) for e in exc.errors)
+        items.extend(RowError(line, e.field, e.reason, known) for e in exc.errors)
     except FieldError as exc:
-        items.append(RowError(line, exc.field, exc.reason))
-    except Exception as exc:  # whatever a strange event throws, the others still come through
-        items.append(RowError(line, None, f"événement illisible : {exc!r}"))
-    first = group.master.line if group.master else 0
-    items.extend(
-        RowError(
-            duplicate.line,
-            "external_id",
-            f"UID « {group.uid} » en double (déjà vu ligne {first})",
+        items.append(RowError(line, exc.field, exc.reason, known))
+    except TooCostly:
+        outcome.costly += 1
+        items.append(
+            RowError(
+                line,
+                "RRULE",
+                "récurrence trop coûteuse à calculer : la limite de calcul du calendrier est "
+                "atteinte, série ignorée",
+            )
         )
-        for duplicate in group.duplicates
-    )
+    except Exception as exc:  # whatever a strange event throws, the others still come through
+        items.append(RowError(line, None, f"événement illisible : {exc!r}", known))
+    if any(isinstance(item, RowError) for item in items):
+        outcome.rejected += 1
     return items
 
 
@@ -803,13 +663,32 @@ def _read_overrides(group: _Group, uid: str) -> tuple[list[_Event], list[RowErro
         except FieldError as exc:
             errors.append(RowError(entry.line, exc.field, exc.reason))
             continue
-        key = event.recurrence_id
+        key = _key(event.recurrence_id, event.zone)
         if key not in chosen or event.sequence >= chosen[key].sequence:
             chosen[key] = event
     return list(chosen.values()), errors
 
 
-def _expand(group: _Group, window: tuple[datetime, datetime]) -> list[ImportedEvent | RowError]:
+def _key(value: date | datetime | None, zone: tzinfo) -> date | datetime | None:
+    """A recurrence id comparable across zones: an instant in UTC, or a day."""
+    if isinstance(value, datetime):
+        return localise(value, zone).astimezone(UTC)
+    return value
+
+
+def _duplicates_note(group: _Group) -> list[str]:
+    if not group.duplicates or group.master is None:
+        return []
+    lines = ", ".join(str(entry.line) for entry in group.duplicates)
+    return [
+        f"UID « {group.uid} » présent plusieurs fois : la version la plus récente (ligne "
+        f"{group.master.line}) est retenue, ligne(s) {lines} ignorée(s)"
+    ]
+
+
+def _expand(
+    group: _Group, window: tuple[datetime, datetime], budget: Budget, outcome: _Outcome
+) -> list[ImportedEvent | RowError]:
     master = _read_event(group.master, group.uid) if group.master else None
     if group.uid is not None:
         uid = group.uid
@@ -818,51 +697,72 @@ def _expand(group: _Group, window: tuple[datetime, datetime]) -> list[ImportedEv
         uid = derived_id(master.template.title, master.template.starts_at)
     overrides, errors = _read_overrides(group, uid)
     items: list[ImportedEvent | RowError] = list(errors)
+    notes = _duplicates_note(group)
 
     def override_id(event: _Event) -> str:
         assert event.recurrence_id is not None  # noqa: S101 - overrides have one
         zone = master.zone if master else event.zone
         return _occurrence_id(uid, _as_aware(event.recurrence_id, zone))
 
-    if master is None or not master.recurring:
+    occurrences = None
+    if master is not None and master.recurring:
+        occurrences = expand(
+            master.component,
+            [o.component for o in overrides],
+            master.template.starts_at,
+            window,
+            budget,
+            notes,
+            MAX_OCCURRENCES,
+        )
+    if master is None or occurrences is None:
         if master is not None:
-            items.append(_final(master.template, stable_id(uid), []))
+            items.append(_final(master.template, stable_id(uid), notes))
         items.extend(_final(o.template, override_id(o), []) for o in overrides)
         return items
 
-    notes: list[str] = []
-    zone = master.zone
-    by_moment: dict[datetime, _Event] = {}
-    by_day: dict[date, _Event] = {}
-    for override in overrides:
-        assert override.recurrence_id is not None  # noqa: S101 - overrides have one
-        if isinstance(override.recurrence_id, datetime) or master.all_day:
-            by_moment[_local(override.recurrence_id, zone, time())] = override
-        else:
-            by_day[override.recurrence_id] = override
-    length = master.template.ends_at.astimezone(zone).replace(
-        tzinfo=None
-    ) - master.template.starts_at.astimezone(zone).replace(tzinfo=None)
-    used: set[int] = set()
+    by_key = {_key(o.recurrence_id, o.zone): o for o in overrides}
+    length = _wall_length(master.template)
     expanded: list[ImportedEvent] = []
-    for local_start, period_end in _occurrences(master, window, notes):
-        original = localise(local_start, zone)
-        external_id = _occurrence_id(uid, original)
-        replacement = by_moment.get(local_start) or by_day.pop(local_start.date(), None)
+    for occurrence in occurrences:
+        original = _first(occurrence.get("RECURRENCE-ID")).dt
+        replacement = by_key.get(_key(original, master.zone))
+        external_id = _occurrence_id(uid, _as_aware(original, master.zone))
         if replacement is not None:
-            used.add(id(replacement))
             expanded.append(_final(replacement.template, external_id, notes))
             continue
-        ends_at = period_end or localise(local_start + length, zone)
-        occurrence = replace(master.template, starts_at=original, ends_at=ends_at)
-        expanded.append(_final(occurrence, external_id, notes))
-    for override in overrides:
-        # Overrides of occurrences the rule does not give (moved in from elsewhere, or beyond
-        # the expansion): kept when they fall in the window.
-        if id(override) in used:
-            continue
-        if window[0] <= override.template.starts_at <= window[1]:
-            expanded.append(_final(override.template, override_id(override), notes))
+        expanded.append(_final(_occurrence(master, occurrence, length), external_id, notes))
+    if not expanded:
+        outcome.empty_series += 1
     expanded.sort(key=lambda e: e.starts_at)
+    if len(expanded) > MAX_OCCURRENCES:
+        notes.append(f"série limitée à {MAX_OCCURRENCES} occurrences")
+        expanded = [_final(e, e.external_id, notes) for e in expanded[:MAX_OCCURRENCES]]
     items.extend(expanded)
     return items
+
+
+def _wall_length(event: ImportedEvent) -> timedelta:
+    zone = event.starts_at.tzinfo or UTC
+    start = event.starts_at.replace(tzinfo=None)
+    return event.ends_at.astimezone(zone).replace(tzinfo=None) - start
+
+
+def _occurrence(master: _Event, occurrence: Any, length: timedelta) -> ImportedEvent:
+    """The master's fields at an occurrence's start; an RDATE period keeps its own end."""
+    start_value = _first(occurrence.get("DTSTART")).dt
+    starts_at = _as_aware(start_value, master.zone)
+    ends_at = localise(starts_at.replace(tzinfo=None) + length, starts_at.tzinfo or master.zone)
+    end_prop = _first(occurrence.get("DTEND"))
+    if end_prop is not None and isinstance(start_value, datetime):
+        given = _as_aware(end_prop.dt, master.zone)
+        own = (
+            localise(
+                master.template.starts_at.replace(tzinfo=None) + length,
+                master.template.starts_at.tzinfo or master.zone,
+            )
+            - master.template.starts_at
+        )
+        if given > starts_at and given - starts_at != own:
+            ends_at = given
+    return replace(master.template, starts_at=starts_at, ends_at=ends_at)

@@ -25,7 +25,7 @@ from events_app.models import Feed, ImportRun
 from events_app.notifications import Notifier
 from events_app.settings import Settings
 from importers import PARSERS, ftjson
-from importers.base import ImportedEvent, RowError, Unchanged
+from importers.base import ImportedEvent, Notice, RowError, Unchanged
 from importers.fetch import Fetched, FetchError, fetch_source, is_url
 from importers.ftapi import fetch_ft_api
 from importers.sync import (
@@ -125,9 +125,9 @@ def _finish(database: Database, run_id: int, **values: object) -> RunSummary:
 
 
 def _counted(
-    items: Iterator[ImportedEvent | RowError | Unchanged],
+    items: Iterator[ImportedEvent | RowError | Unchanged | Notice],
     progress: Callable[[int], None] | None,
-) -> Iterator[ImportedEvent | RowError | Unchanged]:
+) -> Iterator[ImportedEvent | RowError | Unchanged | Notice]:
     for count, item in enumerate(items, start=1):
         if progress is not None and count % 500 == 0:
             progress(count)
@@ -184,7 +184,7 @@ def run_import(
     try:
         with database.transaction() as db:
             known = known_rows(db, feed_id)
-            items: Iterator[ImportedEvent | RowError | Unchanged]
+            items: Iterator[ImportedEvent | RowError | Unchanged | Notice]
             if parser is ftjson.parse:
                 # Unchanged elements are recognised by their raw text, before any mapping.
                 items = ftjson.parse(content, raw_known(known))

@@ -26,7 +26,7 @@ from events_app.models import Event, EventSector, Feed, geo_cell, search_key
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
 from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
-from importers.base import ImportedEvent, RowError, Unchanged, content_hash
+from importers.base import ImportedEvent, Notice, RowError, Unchanged, content_hash
 
 # Metropolitan France, Corsica and the overseas departments, as (lat_min, lat_max, lon_min,
 # lon_max): a venue outside all of them is a swapped or broken coordinate.
@@ -112,15 +112,13 @@ def prepare(
     venue = item.venue
     lat, lon = venue.lat, venue.lon
     warnings = list(item.warnings)
-    if lat is not None and lon is not None:
-        if not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon):
-            return RowError(
-                item.line,
-                "venue.lat",
-                f"Coordonnées hors de France : {lat}, {lon}.",
-                item.external_id,
-            )
-    elif venue.city or venue.postal_code:
+    if (lat is not None and lon is not None) and (
+        not (math.isfinite(lat) and math.isfinite(lon)) or not in_france(lat, lon)
+    ):
+        # A swapped or foreign point: the event stays, placed by its address if possible.
+        warnings.append(f"ligne {item.line} : coordonnées hors de France ({lat}, {lon}) ignorées")
+        lat = lon = None
+    if (lat is None or lon is None) and (venue.city or venue.postal_code):
         found = geocoder.locate(venue.city, venue.postal_code)
         if found is None:
             warnings.append(
@@ -142,6 +140,7 @@ def prepare(
         "starts_at": item.starts_at,
         "ends_at": item.ends_at,
         "timezone": item.timezone,
+        "all_day": item.all_day,
         "venue_name": _cut(_plain(venue.name), 200),
         "venue_address": _cut(_plain(venue.address), 300),
         "venue_postal_code": _cut(venue.postal_code, 10),
@@ -252,7 +251,7 @@ def raw_known(known: dict[str, Known]) -> dict[str, str | None]:
 
 
 def collect(
-    items: Iterable[ImportedEvent | RowError | Unchanged],
+    items: Iterable[ImportedEvent | RowError | Unchanged | Notice],
     geocoder: Geocoder,
     known: dict[str, Known] | None = None,
 ) -> Collected:
@@ -265,6 +264,9 @@ def collect(
     collected = Collected({}, RowSpool(), set(), known, [], [], True)
     lines = collected.lines
     for item in items:
+        if isinstance(item, Notice):  # about the whole document: shown first
+            collected.warnings.insert(0, item.reason)
+            continue
         if isinstance(item, Unchanged):
             # Its raw text hashes as stored (see raw_known): neither mapped nor validated again.
             if item.external_id in lines:

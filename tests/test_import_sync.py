@@ -514,22 +514,25 @@ def test_bad_rows_are_rejected_with_line_field_and_reason_and_good_rows_land(
     ]
     summary = run(committed, settings, feed_id, ft_json(tmp_path, rows))
 
-    assert (summary.status, summary.created, summary.rejected) == ("succeeded", 3, 4)
+    assert (summary.status, summary.created, summary.rejected) == ("succeeded", 4, 3)
     rejected = {row["line"]: row for row in summary.rejected_rows}
-    assert set(rejected) == {2, 3, 4, 5}
+    assert set(rejected) == {2, 3, 5}
     assert rejected[2]["field"] == "ends_at"
     assert rejected[3]["field"] == "capacity" and "-3" in str(rejected[3]["reason"])
-    assert rejected[4]["field"] == "venue.lat" and "France" in str(rejected[4]["reason"])
+    # Coordinates outside France are dropped, not the event (issue 13.13).
+    assert any("ligne 4 : coordonnées hors de France" in w for w in summary.warnings)
     assert rejected[5]["field"] == "starts_at" and "2030-02-30" in str(rejected[5]["reason"])
-    assert set(snapshot(committed, feed_id)) == {"1", "6", "7"}
+    assert set(snapshot(committed, feed_id)) == {"1", "4", "6", "7"}
+    foreign = event_by_external_id(committed, feed_id, "4")
+    assert foreign.venue_lat is None or 41 < foreign.venue_lat < 52
     sanitised = event_by_external_id(committed, feed_id, "6").description_html
     assert "Bienvenue" in sanitised
     assert "<script" not in sanitised and "alert" not in sanitised
     assert "javascript:" not in sanitised
     with committed.transaction() as db:
         stored = db.get(ImportRun, summary.run_id)
-        assert stored is not None and stored.rejected == 4
-        assert [r["line"] for r in stored.rejected_rows] == [2, 3, 4, 5]
+        assert stored is not None and stored.rejected == 3
+        assert [r["line"] for r in stored.rejected_rows] == [2, 3, 5]
 
 
 def test_bad_csv_rows_are_rejected_by_line(
@@ -546,10 +549,11 @@ def test_bad_csv_rows_are_rejected_by_line(
     ]
     summary = run(committed, settings, feed_id, csv_file(tmp_path, rows))
 
-    assert (summary.status, summary.created) == ("succeeded", 2)
+    assert (summary.status, summary.created) == ("succeeded", 3)
     # The header is line 1: row n sits on line n + 1.
     by_line = {row["line"]: row["field"] for row in summary.rejected_rows}
-    assert by_line == {3: "ends_at", 4: "capacity", 5: "venue.lat", 6: "starts_at"}
+    assert by_line == {3: "ends_at", 4: "capacity", 6: "starts_at"}
+    assert any("ligne 5 : coordonnées hors de France" in w for w in summary.warnings)
     assert "<script" not in event_by_external_id(committed, feed_id, "R-6").description_html
 
 
@@ -723,9 +727,9 @@ def test_a_row_rejected_with_a_known_id_keeps_its_event_and_others_still_vanish(
     feed_id = make_feed(committed)
     run(committed, settings, feed_id, ft_json(tmp_path, [mee(1), mee(2), mee(3)]))
 
-    # Row 2 now has coordinates in Sydney (rejected after parsing: its id is known); event 3
-    # left the feed.
-    rows = [mee(1), mee(2, latitude=-33.86, longitude=151.21)]
+    # Row 2 now ends when it starts (rejected after parsing: its id is known); event 3 left
+    # the feed.
+    rows = [mee(1), mee(2, heureFin="08:30:00")]
     summary = run(committed, settings, feed_id, ft_json(tmp_path, rows, "v2.json"))
 
     assert (summary.rejected, summary.cancelled, summary.unchanged) == (1, 1, 1)

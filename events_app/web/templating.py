@@ -13,6 +13,7 @@ from events_app.formatting import (
     fr_date,
     fr_datetime,
     fr_km,
+    fr_last_day,
     fr_number,
     fr_paris_time,
     fr_time,
@@ -41,6 +42,7 @@ def build_templates() -> Jinja2Templates:
     env.filters.update(
         fr_datetime=fr_datetime,
         fr_date=fr_date,
+        fr_last_day=fr_last_day,
         fr_time=fr_time,
         fr_zone=fr_zone,
         fr_paris_time=fr_paris_time,

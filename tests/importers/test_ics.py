@@ -7,9 +7,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
+from starlette.testclient import TestClient
 
+from events_app.db import Database
+from events_app.feeds import add_feed
+from events_app.models import Event
+from events_app.settings import Settings
 from importers import PARSERS, ics
-from importers.base import ImportedEvent, ImportedVenue, RowError, content_hash, parse_place_text
+from importers.base import (
+    ImportedEvent,
+    ImportedVenue,
+    Notice,
+    RowError,
+    content_hash,
+    parse_place_text,
+)
+from importers.run import run_import
+from tests.factories import make_agency
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +43,7 @@ def vevent(*properties: str, uid: str = "evt-1@agence.example") -> str:
     )
 
 
-def run(data: bytes, now: datetime = NOW) -> list[ImportedEvent | RowError]:
+def run(data: bytes, now: datetime = NOW) -> list[ImportedEvent | RowError | Notice]:
     return list(ics.parse(data, now=now))
 
 
@@ -300,10 +315,11 @@ def test_missing_fields_and_end_before_start_are_row_errors_on_their_line() -> N
         vevent("SUMMARY:Bon", "DTSTART:20260310T090000Z", uid="e"),
     )
     items = run(data)
+    # Each rejected row carries its UID: the import keeps its stored event as it is.
     assert items[:3] == [
-        RowError(5, "title", "SUMMARY absent : l'événement n'a pas de titre"),
-        RowError(10, "starts_at", "DTSTART absent : l'événement n'a pas de date de début"),
-        RowError(15, "ends_at", "la fin (DTEND) précède le début (DTSTART)"),
+        RowError(5, "title", "SUMMARY absent : l'événement n'a pas de titre", "a"),
+        RowError(10, "starts_at", "DTSTART absent : l'événement n'a pas de date de début", "b"),
+        RowError(15, "ends_at", "la fin (DTEND) précède le début (DTSTART)", "c"),
     ]
     assert isinstance(items[3], RowError)
     assert (items[3].line, items[3].field) == (22, "starts_at")
@@ -311,16 +327,23 @@ def test_missing_fields_and_end_before_start_are_row_errors_on_their_line() -> N
     assert (items[4].external_id, items[4].line) == ("e", 28)
 
 
-def test_duplicate_uid_is_refused() -> None:
+def test_duplicate_uid_keeps_the_highest_sequence_then_the_latest_stamp() -> None:
     data = calendar(
-        vevent("SUMMARY:A", "DTSTART:20260310T090000Z"),
-        vevent("SUMMARY:B", "DTSTART:20260311T090000Z"),
+        vevent("SUMMARY:V2", "DTSTART:20260310T090000Z", "SEQUENCE:2"),
+        vevent("SUMMARY:V3", "DTSTART:20260311T090000Z", "SEQUENCE:3"),
+        vevent("SUMMARY:V1", "DTSTART:20260312T090000Z", "SEQUENCE:1"),
+        vevent(
+            "SUMMARY:New", "DTSTART:20260310T090000Z", "LAST-MODIFIED:20260201T000000Z", uid="s"
+        ),
+        vevent(
+            "SUMMARY:Old", "DTSTART:20260310T090000Z", "LAST-MODIFIED:20260101T000000Z", uid="s"
+        ),
     )
-    items = run(data)
-    assert isinstance(items[0], ImportedEvent)
-    assert items[1] == RowError(
-        11, "external_id", "UID « evt-1@agence.example » en double (déjà vu ligne 5)"
-    )
+    first, second = run(data)
+    assert isinstance(first, ImportedEvent) and isinstance(second, ImportedEvent)
+    assert (first.title, first.starts_at.day) == ("V3", 11)
+    assert any("présent plusieurs fois" in w for w in first.warnings)
+    assert second.title == "New"
 
 
 def test_event_without_uid_gets_a_stable_derived_id() -> None:
@@ -366,16 +389,18 @@ def test_dense_rule_is_capped_per_series() -> None:
     assert "série limitée à 500 occurrences" in occurrences[0].warnings
 
 
-@pytest.mark.parametrize(
-    ("rule", "reason"),
-    [
-        ("FREQ=MINUTELY", "fréquence de récurrence « MINUTELY » non prise en charge"),
-        ("FREQ=HOURLY;INTERVAL=2", "fréquence de récurrence « HOURLY » non prise en charge"),
-    ],
-)
-def test_sub_daily_rules_are_refused(rule: str, reason: str) -> None:
-    data = calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", f"RRULE:{rule}"))
-    assert run(data) == [RowError(5, None, reason)]
+def test_sub_daily_rules_are_expanded_within_the_limits() -> None:
+    hourly = run(calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", "RRULE:FREQ=HOURLY")))
+    assert len(hourly) == ics.MAX_OCCURRENCES
+    assert "série limitée à 500 occurrences" in hourly[-1].warnings  # type: ignore[union-attr]
+    # A year of minutes is more work than a feed may spend: the row says so.
+    minutely = run(calendar(vevent("SUMMARY:A", "DTSTART:20260301T090000Z", "RRULE:FREQ=MINUTELY")))
+    assert minutely[0] == RowError(
+        5,
+        "RRULE",
+        "récurrence trop coûteuse à calculer : la limite de calcul du calendrier est atteinte, "
+        "série ignorée",
+    )
 
 
 def test_rule_matching_no_date_keeps_only_dtstart() -> None:
@@ -489,7 +514,7 @@ def test_corpus_is_complete() -> None:
 @pytest.mark.parametrize("path", _corpus_files(), ids=lambda path: path.name)
 def test_real_world_file(path: Path) -> None:
     items = list(ics.parse(path.read_bytes(), now=datetime(2026, 6, 1, tzinfo=UTC)))
-    assert all(isinstance(item, ImportedEvent | RowError) for item in items)
+    assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in items)
     imported = [item for item in items if isinstance(item, ImportedEvent)]
     for event in imported:
         assert event.starts_at.tzinfo is not None and event.starts_at.utcoffset() is not None
@@ -517,8 +542,9 @@ def test_corpus_specifics() -> None:
     [repaired] = read("calendars__issue_104_broken_calendar.ics")
     assert isinstance(repaired, ImportedEvent) and repaired.title == "Broken Eevnt"
     # No END:VCALENDAR and twenty empty VEVENTs: twenty pairs of errors, no event.
-    empty = read("calendars__big_bad_calendar.ics")
+    *empty, why = read("calendars__big_bad_calendar.ics")
     assert len(empty) == 40 and all(isinstance(item, RowError) for item in empty)
+    assert why == Notice("Aucun événement importé de ce calendrier : 20 événement(s) rejeté(s).")
     [fuzz] = read("calendars__fuzz_testcase_invalid_month.ics")
     assert isinstance(fuzz, RowError) and fuzz.line == 0
     chinese = read("calendars__rfc_7529.ics")
@@ -574,7 +600,7 @@ _PROPERTIES = st.sampled_from(
 def test_any_mix_of_properties_never_raises(components: list[list[str]]) -> None:
     bodies = [vevent(*props, uid=f"u{n}") for n, props in enumerate(components)]
     items = run(calendar(*bodies))
-    assert all(isinstance(item, ImportedEvent | RowError) for item in items)
+    assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in items)
     imported = [item for item in items if isinstance(item, ImportedEvent)]
     assert all(e.starts_at.utcoffset() is not None and e.starts_at <= e.ends_at for e in imported)
     assert len({e.external_id for e in imported}) == len(imported)
@@ -583,7 +609,248 @@ def test_any_mix_of_properties_never_raises(components: list[list[str]]) -> None
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
-    assert all(isinstance(item, ImportedEvent | RowError) for item in run(data))
+    assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in run(data))
+
+
+# --- issue 13: calendars as real calendar apps write them ------------------------------------
+
+PEERS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "ics-peers"
+needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason=f"ics-peers corpus absent: {PEERS}")
+
+
+@needs_peers
+def test_exchange_label_zones_are_read_as_their_zone() -> None:
+    data = (PEERS / "jens-maus+node-ical" / "test_fixtures_Office-2012-owa.ics").read_bytes()
+    found = events(data, now=datetime(2020, 11, 1, tzinfo=UTC))
+    sydney = next(e for e in found if e.title == "TEST Syd")
+    eastern = next(e for e in found if e.title == "TEST")
+    assert sydney.starts_at == datetime(2020, 10, 28, 2, 30, tzinfo=UTC)
+    assert eastern.starts_at == datetime(2020, 10, 28, 17, 30, tzinfo=UTC)
+    assert eastern.timezone == "America/New_York"
+
+
+def test_own_vtimezone_comes_before_names_and_unknown_zones_warn() -> None:
+    own = "\r\n".join(
+        [
+            "BEGIN:VTIMEZONE",
+            "TZID:Customized Time Zone",
+            "BEGIN:STANDARD",
+            "DTSTART:16010101T000000",
+            "TZOFFSETFROM:+0300",
+            "TZOFFSETTO:+0300",
+            "END:STANDARD",
+            "END:VTIMEZONE",
+        ]
+    )
+    data = calendar(
+        own,
+        vevent("SUMMARY:A", 'DTSTART;TZID="Customized Time Zone":20260310T120000', uid="a"),
+        vevent("SUMMARY:B", "DTSTART;TZID=Pacific Standard Time:20260310T120000", uid="b"),
+        vevent("SUMMARY:C", 'DTSTART;TZID="(UTC+07:00) Bangkok, Hanoi":20260310T120000', uid="c"),
+        vevent("SUMMARY:D", "DTSTART;TZID=Nowhere/Land:20260310T120000", uid="d"),
+    )
+    a, b, c, d = events(data)
+    assert a.starts_at == datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    assert b.starts_at == datetime(2026, 3, 10, 19, 0, tzinfo=UTC)
+    assert (b.timezone, c.timezone) == ("America/Los_Angeles", "Asia/Bangkok")
+    assert c.starts_at == datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
+    assert d.starts_at == datetime(2026, 3, 10, 11, 0, tzinfo=UTC)  # Paris, with a warning
+    assert "fuseau « Nowhere/Land » inconnu, heure lue en Europe/Paris" in d.warnings
+    assert not a.warnings and not b.warnings and not c.warnings
+
+
+def test_one_tzid_may_mean_two_zones_in_two_documents() -> None:
+    def zone(offset: str) -> str:
+        head = ["BEGIN:VTIMEZONE", "TZID:Custom", "BEGIN:STANDARD", "DTSTART:16010101T000000"]
+        tail = [f"TZOFFSETFROM:{offset}", f"TZOFFSETTO:{offset}", "END:STANDARD", "END:VTIMEZONE"]
+        return "\r\n".join([*head, *tail])
+
+    body = vevent("SUMMARY:A", "DTSTART;TZID=Custom:20260310T120000")
+    [first] = events(calendar(zone("+0300"), body))
+    [second] = events(calendar(zone("-0500"), body))
+    assert first.starts_at.astimezone(UTC).hour == 9
+    assert second.starts_at.astimezone(UTC).hour == 17
+
+
+def test_end_equal_to_start_is_one_day_or_the_default_length() -> None:
+    data = calendar(
+        vevent("SUMMARY:Jour", "DTSTART;VALUE=DATE:20260310", "DTEND;VALUE=DATE:20260310", uid="a"),
+        vevent("SUMMARY:Heure", "DTSTART:20260310T090000Z", "DTEND:20260310T090000Z", uid="b"),
+    )
+    day, timed = events(data)
+    assert day.all_day and not timed.all_day
+    assert (day.starts_at, day.ends_at) == (
+        datetime(2026, 3, 10, tzinfo=PARIS),
+        datetime(2026, 3, 11, tzinfo=PARIS),
+    )
+    assert timed.ends_at - timed.starts_at == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-le", b"\xff\xfe\x00\x00"),
+        ("utf-8", b"\xef\xbb\xbf"),
+    ],
+)
+def test_byte_order_marks_choose_the_encoding(codec: str, bom: bytes) -> None:
+    text = calendar(vevent("SUMMARY:Réunion d'équipe", "DTSTART:20260310T090000Z")).decode()
+    [event] = events(bom + text.encode(codec))
+    assert event.title == "Réunion d'équipe"
+
+
+def test_windows_1252_is_the_fallback() -> None:
+    text = calendar(vevent("SUMMARY:Réunion", "DTSTART:20260310T090000Z")).decode()
+    [event] = events(text.encode("cp1252"))
+    assert event.title == "Réunion"
+
+
+def test_empty_rrule_is_no_rule_with_a_warning() -> None:
+    [event] = events(calendar(vevent("SUMMARY:A", "DTSTART:20260310T090000Z", "RRULE:")))
+    assert event.external_id == "evt-1@agence.example"
+    assert "RRULE vide ignorée" in event.warnings
+
+
+def test_a_calendar_that_imports_nothing_says_why() -> None:
+    past = vevent("SUMMARY:A", "DTSTART:20200310T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3", uid="a")
+    items = run(calendar(past, vevent("DTSTART:20260310T090000Z", uid="b")))
+    assert isinstance(items[0], RowError)
+    assert items[-1] == Notice(
+        "Aucun événement importé de ce calendrier : 1 série(s) sans occurrence entre le "
+        "30/01/2026 et le 01/03/2027, 1 événement(s) rejeté(s)."
+    )
+    # A calendar that imports something says nothing of the kind.
+    assert not any(isinstance(i, Notice) for i in run(calendar(vevent("SUMMARY:B", *WEEKLY[1:3]))))
+
+
+def test_a_rule_that_never_fires_costs_no_search_and_says_so() -> None:
+    # Issue 12.5: dateutil looks for such a date up to the year 9999, seconds per series.
+    bodies = [
+        vevent(
+            "SUMMARY:Jamais",
+            f"DTSTART:202603{day:02d}T090000Z",
+            "RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1",
+            uid=f"u{day}",
+        )
+        for day in range(1, 29)
+    ]
+    found = events(calendar(*bodies))
+    assert len(found) == 28  # DTSTART is always an occurrence
+    assert all(
+        "règle de récurrence sans aucune date possible, ignorée" in e.warnings for e in found
+    )
+
+
+def test_series_past_the_work_budget_are_reported_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A long daily series with a rule the quick probe cannot decide: each costs an exact probe.
+    monkeypatch.setattr("importers.ics_recurrence._BARREN", {})  # no answer known yet
+    bodies = [
+        vevent(
+            "SUMMARY:Long",
+            f"DTSTART:190001{day:02d}T090000Z",
+            "RRULE:FREQ=DAILY;BYSETPOS=1;BYDAY=MO;BYMONTH=1",
+            uid=f"u{day}",
+        )
+        for day in range(1, 11)
+    ]
+    items = run(calendar(*bodies))
+    refused = [i for i in items if isinstance(i, RowError)]
+    assert refused and all(i.reason.startswith("récurrence trop coûteuse") for i in refused)
+    assert {i.line for i in refused} <= {5 + 7 * n for n in range(10)}
+    assert any(isinstance(i, ImportedEvent) for i in items)
+
+
+@pytest.mark.parametrize(
+    ("location", "extra", "expected"),
+    [
+        ("En ligne", (), ("online", None)),
+        ("Microsoft Teams Meeting", (), ("online", None)),
+        ("", ("DESCRIPTION:Rejoindre : https://us02web.zoom.us/j/123",), ("online", "zoom")),
+        ("Salle 2\\, 1 rue X\\, 75011 Paris", (), ("onsite", None)),
+    ],
+)
+def test_online_meetings_are_online(
+    location: str, extra: tuple[str, ...], expected: tuple[str, str | None]
+) -> None:
+    props = [f"LOCATION:{location}"] if location else []
+    [event] = events(calendar(vevent("SUMMARY:A", "DTSTART:20260310T090000Z", *props, *extra)))
+    assert event.format == expected[0]
+    assert event.venue.is_empty() == (expected[0] == "online")
+    if expected[1]:
+        assert event.online_url is not None and expected[1] in event.online_url
+
+
+def test_all_day_and_online_events_end_to_end(
+    client: TestClient, committed: Database, settings: Settings, tmp_path: Path
+) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        feed = add_feed(
+            db,
+            agency_id=agency.id,
+            url="https://flux.example.org/a.ics",
+            format="ics",
+            interval_minutes=None,
+        )
+        feed_id = feed.id
+    source = tmp_path / "agenda.ics"
+    source.write_bytes(
+        calendar(
+            vevent(
+                "SUMMARY:Forum de l'emploi",
+                "DTSTART;VALUE=DATE:20270107",
+                "DTEND;VALUE=DATE:20270107",
+                "LOCATION:Halle\\, 1 rue X\\, 69003 Lyon",
+                uid="day",
+            ),
+            vevent("SUMMARY:Webinaire", "DTSTART:20270108T090000Z", "LOCATION:En ligne", uid="web"),
+        )
+    )
+    summary = run_import(committed, settings, feed_id=feed_id, source=str(source))
+    assert (summary.status, summary.created) == ("succeeded", 2)
+    with committed.transaction() as db:
+        stored = {
+            e.external_id: (e.id, e.all_day, e.format)
+            for e in db.scalars(select(Event).where(Event.feed_id == feed_id))
+        }
+    assert stored["day"][1:] == (True, "onsite")
+    assert stored["web"][1:] == (False, "online")
+
+    page = client.get(f"/evenements/{stored['day'][0]}").text
+    assert "jeudi 7 janvier 2027</time>" in page
+    assert "0 h" not in page
+    listing = client.get("/evenements").text
+    assert "jeudi 7 janvier 2027</time>" in listing
+
+    feed_text = client.get("/calendar.ics").text
+    assert "DTSTART;VALUE=DATE:20270107" in feed_text
+    assert "DTEND;VALUE=DATE:20270108" in feed_text
+
+
+def test_the_run_summary_says_why_nothing_was_imported(
+    committed: Database, settings: Settings, tmp_path: Path
+) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        feed = add_feed(
+            db,
+            agency_id=agency.id,
+            url="https://flux.example.org/b.ics",
+            format="ics",
+            interval_minutes=None,
+        )
+        feed_id = feed.id
+    source = tmp_path / "ancien.ics"
+    source.write_bytes(
+        calendar(vevent("SUMMARY:A", "DTSTART:20200310T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3"))
+    )
+    summary = run_import(committed, settings, feed_id=feed_id, source=str(source))
+    assert (summary.status, summary.created) == ("succeeded", 0)
+    assert summary.warnings[0].startswith(
+        "Aucun événement importé de ce calendrier : 1 série(s) sans occurrence entre le "
+    )
 
 
 def test_every_feed_format_has_its_parser_and_label() -> None:
@@ -593,41 +860,13 @@ def test_every_feed_format_has_its_parser_and_label() -> None:
     assert set(PARSERS) == set(FEED_FORMATS)
 
 
-def _series(count: int, rule: str) -> bytes:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//FR"]
-    for i in range(count):
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:serie-{i}@test",
-            "DTSTAMP:20260101T000000Z",
-            "DTSTART:20260605T090000Z",
-            "DTEND:20260605T100000Z",
-            f"SUMMARY:Atelier {i}",
-            f"RRULE:{rule}",
-            "END:VEVENT",
-        ]
-    return ("\r\n".join([*lines, "END:VCALENDAR"]) + "\r\n").encode()
-
-
-def test_a_rule_that_never_fires_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 40 of these cost 22 s of CPU before (dateutil searched centuries for each); the rule
-    # is now seen to be impossible before any search.
+def test_a_never_firing_rule_is_not_searched(monkeypatch: pytest.MonkeyPatch) -> None:
     def searched(*_: object) -> bool:
         raise AssertionError("the rule was searched for centuries")
 
-    monkeypatch.setattr(ics, "_barren", searched)
-    items = list(ics.parse(_series(40, "FREQ=DAILY;BYYEARDAY=366;BYMONTH=1"), now=NOW))
-    events = [item for item in items if isinstance(item, ImportedEvent)]
-    assert len(events) == 40  # DTSTART alone stays, with a warning
-    assert all("aucune date possible" in " ".join(e.warnings) for e in events)
-
-
-def test_the_expansion_work_of_a_feed_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ics, "EXPANSION_BUDGET_SECONDS", 0.0)
-    items = list(ics.parse(_series(3, "FREQ=WEEKLY;COUNT=4"), now=NOW))
-    events = [item for item in items if isinstance(item, ImportedEvent)]
-    refused = [item for item in items if isinstance(item, RowError)]
-    # The first series is expanded; past the budget, the others are reported, not expanded.
-    assert len(events) == 4
-    assert len(refused) == 2 and all("dépassé" in r.reason for r in refused)
-    assert {r.field for r in refused} == {"RRULE"}
+    monkeypatch.setattr("importers.ics_recurrence._barren_exactly", searched)
+    body = vevent(
+        "SUMMARY:A", "DTSTART:20260605T090000Z", "RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1"
+    )
+    [event] = events(calendar(body))
+    assert "règle de récurrence sans aucune date possible, ignorée" in event.warnings
