@@ -25,7 +25,6 @@ before anything is yielded), then each element is decoded on its own with orjson
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -87,7 +86,22 @@ _ONLINE_PLACES: Final = frozenset(
 _TOKEN = re.compile(rb'(")[^"\\]*+(?:\\.[^"\\]*+)*+"|([\[{])|([\]}])|(")', re.DOTALL)
 # Everything up to the next bracket, strings skipped whole: an element's inside is read in C,
 # bracket to bracket, rather than token by token in Python.
-_TO_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
+_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_TO_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|' + _STRING + rb")*+", re.DOTALL)
+
+
+def _nested(depth: int) -> bytes:
+    """A regex for an object or list holding at most `depth` levels of others, strings whole."""
+    string = _STRING
+    inside = rb'(?:[^"\[\]{}]++|' + string + rb")*+"
+    for _ in range(depth):
+        bracketed = rb"(?:\{" + inside + rb"\}|\[" + inside + rb"\])"
+        inside = rb'(?:[^"\[\]{}]++|' + string + rb"|" + bracketed + rb")*+"
+    return rb"\{" + inside + rb"\}"
+
+
+# A whole element in one C match when its nesting is shallow, as France Travail's are.
+_SHALLOW_ELEMENT = re.compile(_nested(3), re.DOTALL)
 _COLON = re.compile(rb"\s*:")
 _COLON_INT = re.compile(rb"\s*:\s*(\d{1,12})\b")
 _WS = re.compile(rb"\s*")
@@ -129,6 +143,9 @@ def _key(data: bytes, start: int, end: int) -> str:
 
 def _element_end(data: bytes, start: int) -> int:
     """The end of the object or list opening at `start` (past its closing bracket)."""
+    whole = _SHALLOW_ELEMENT.match(data, start)
+    if whole is not None:
+        return whole.end()
     stack = [data[start]]
     position = start + 1
     size = len(data)
@@ -356,7 +373,7 @@ def _row(
                 yield Unchanged(index, external_id)
                 return
     try:
-        result = _map(index, item)
+        result = _map(index, item, digest)
     except Exception as exc:  # a parser never raises: an unforeseen shape rejects one row
         yield RowError(index, None, f"élément illisible : {exc!r}")
         return
@@ -373,7 +390,7 @@ def _row(
         )
         return
     seen[result.external_id] = index
-    yield dataclasses.replace(result, raw_hash=digest) if digest is not None else result
+    yield result
 
 
 def _text(row: dict[str, Any], *keys: str) -> str | None:
@@ -426,7 +443,7 @@ def _section(label: str, value: Any) -> str:
     return f"<p><strong>{label} :</strong></p>{body}" if body else ""
 
 
-def _map(index: int, row: dict[str, Any]) -> ImportedEvent | list[RowError]:
+def _map(index: int, row: dict[str, Any], digest: str | None) -> ImportedEvent | list[RowError]:
     errors: list[FieldError] = []
     warnings: list[str] = []
 
@@ -590,6 +607,7 @@ def _map(index: int, row: dict[str, Any]) -> ImportedEvent | list[RowError]:
             source_url=source_url,
             organiser=_text(row, "libelleOrganisateurPrincipal", "organismeOrganisateur"),
             warnings=tuple(warnings),
+            raw_hash=digest,
         )
     )
 

@@ -557,3 +557,12 @@ def test_brackets_and_escaped_quotes_inside_strings_do_not_split_an_element() ->
     found = events(json.loads(document))
     assert [event.external_id for event in found] == ["7", "8"]
     assert found[0].title == 'Salon "{[ ]}" \\ }'
+
+
+def test_deeply_nested_elements_are_read_whole() -> None:
+    deep: Any = {"z": "]}"}
+    for _ in range(8):
+        deep = {"a": [deep, "{"]}
+    row = {"id": 9, "titre": "Forum", "dateEvenement": "2027-01-05T09:00:00Z", "extra": deep}
+    found = events({"content": [row, {**row, "id": 10}]})
+    assert [event.external_id for event in found] == ["9", "10"]
