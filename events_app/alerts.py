@@ -31,7 +31,7 @@ from events_app.notifications import (
     AlertDigest,
 )
 from events_app.passwords import clean_email
-from events_app.search import SearchQuery, rank_events, search_events
+from events_app.search import SearchHit, SearchQuery, hits_of, rank_events
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
@@ -289,6 +289,7 @@ def send_alerts(db: Session, settings: Settings, env: Environment, *, now: datet
     if not rows:
         return 0
     created = {event_id: created_at for event_id, created_at in rows}
+    loaded: dict[int, SearchHit] = {}  # each new event read once, whatever the alerts
     queued = 0
     for alert in alerts:
         ids = tuple(e for e, c in created.items() if c >= alert.since)
@@ -305,13 +306,13 @@ def send_alerts(db: Session, settings: Settings, env: Environment, *, now: datet
         if not ids:
             continue
         query = replace(alert_query(alert.filters), only_ids=ids, limit=len(ids))
-        matched = [event_id for event_id, _ in rank_events(db, query).hits]
+        ranking = rank_events(db, query)
+        matched = [event_id for event_id, _ in ranking.hits]
         if not matched:
             continue
         # The first MAX_EVENTS_PER_MAIL are listed, the others counted with a link to the
         # search; all are marked sent, so none comes back in a later mail as if it were new.
-        shown = replace(query, only_ids=tuple(matched[:MAX_EVENTS_PER_MAIL]))
-        hits = search_events(db, replace(shown, limit=MAX_EVENTS_PER_MAIL)).hits
+        hits = hits_of(db, ranking.hits[:MAX_EVENTS_PER_MAIL], loaded)
         db.execute(insert(AlertSentEvent), [{"alert_id": alert.id, "event_id": e} for e in matched])
         alert.last_sent_at = now
         _queue_alert_mail(db, env, settings, alert, hits, more=len(matched) - len(hits))
