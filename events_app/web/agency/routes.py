@@ -13,6 +13,7 @@ from events_app.web.agency.auth import (
     sign_in_page,
     sign_out,
 )
+from events_app.web.agency.checkin import scan_form, scan_page
 from events_app.web.agency.events import (
     cancel_event_form,
     dashboard,
@@ -27,6 +28,7 @@ from events_app.web.agency.events import (
 )
 from events_app.web.agency.feeds import add_feed_form, feeds_page, rotate_token_form, token_page
 from events_app.web.agency.registrants import attendance_form, registrants_csv_export
+from events_app.web.agency.stats import stats_csv_export, stats_page
 
 routes: list[BaseRoute] = [
     Route("/organisme/connexion", sign_in_page, methods=["GET"], name="agency:sign_in"),
@@ -91,6 +93,15 @@ routes: list[BaseRoute] = [
         methods=["GET"],
         name="agency:registrants_csv",
     ),
+    Route("/organisme/evenements/{id}/pointage", scan_page, methods=["GET"], name="agency:scan"),
+    Route(
+        "/organisme/evenements/{id}/pointage",
+        scan_form,
+        methods=["POST"],
+        name="agency:scan_post",
+    ),
+    Route("/organisme/bilan", stats_page, methods=["GET"], name="agency:stats"),
+    Route("/organisme/bilan.csv", stats_csv_export, methods=["GET"], name="agency:stats_csv"),
     Route("/organisme/flux", feeds_page, methods=["GET"], name="agency:feeds"),
     Route("/organisme/flux", add_feed_form, methods=["POST"], name="agency:add_feed"),
     Route("/organisme/jeton", token_page, methods=["GET"], name="agency:token"),
