@@ -474,6 +474,7 @@ def anonymise_registrations(db: Session, registrations: list[Registration]) -> i
         registration.last_name = ""
         registration.email = f"efface-{registration.id}@anonyme.invalid"
         registration.phone = None
+        registration.checkin_code = None
         registration.seeker_id = None
         registration.anonymised_at = now
     ids = [registration.id for registration in registrations]
