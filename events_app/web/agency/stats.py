@@ -14,6 +14,7 @@ own policy (style-src 'self' 'nonce-…'), the rest of the policy being the site
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import sys
@@ -64,6 +65,7 @@ CHART_STYLE = Style(
     title_font_size=16,
     value_font_size=12,
 )
+PRESENCE_STYLE = Style(**{**CHART_STYLE.to_dict(), "colors": ("#009E73", "#D55E00")})
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
@@ -92,8 +94,9 @@ def _base(**options: object) -> dict[str, object]:
     return {
         "style": CHART_STYLE,
         "js": [],
-        "width": 720,
-        "height": 380,
+        # Narrow enough that the labels stay legible once scaled down to a phone.
+        "width": 560,
+        "height": 340,
         "legend_at_bottom": True,
         "legend_at_bottom_columns": 3,
         "print_values": False,
@@ -105,22 +108,44 @@ def _base(**options: object) -> dict[str, object]:
     }
 
 
+def _people(count: int, word: str = "personne") -> str:
+    return f"{count} {word}{'s' if count > 1 else ''}"
+
+
+def _count_axis(highest: int) -> dict[str, object]:
+    """Whole numbers on a count axis (pygal would put 0.1 steps under a count of 1)."""
+    step = max(1, math.ceil(highest / 5))
+    return {
+        "y_labels": list(range(0, max(highest, 1) + step, step)),
+        "value_formatter": lambda value: f"{value:.0f}",
+    }
+
+
 def _months_chart(stats: AgencyStats, nonce: str) -> Chart:
     months = stats.by_month
-    chart = pygal.Bar(**_base(y_title="Personnes", x_label_rotation=-30 if len(months) > 6 else 0))
+    highest = max((f.registrations for _, f in months), default=0)
+    chart = pygal.Bar(
+        **_base(
+            y_title="Personnes",
+            x_label_rotation=-30 if len(months) > 6 else 0,
+            **_count_axis(highest),
+        )
+    )
     chart.x_labels = [month_label(month) for month, _ in months]
     chart.add("Inscrits", [f.registrations for _, f in months])
     chart.add("Présents", [f.attended for _, f in months])
     chart.add("Absents", [f.no_shows for _, f in months])
     busiest = max(months, key=lambda item: item[1].registrations, default=None)
     summary = (
-        f"{stats.totals.registrations} personnes inscrites sur {len(months)} mois, dont "
-        f"{stats.totals.attended} présentes et {stats.totals.no_shows} absentes."
+        f"{_people(stats.totals.registrations)} inscrite"
+        f"{'s' if stats.totals.registrations > 1 else ''} sur {len(months)} mois, dont "
+        f"{stats.totals.attended} présente{'s' if stats.totals.attended > 1 else ''} et "
+        f"{stats.totals.no_shows} absente{'s' if stats.totals.no_shows > 1 else ''}."
     )
     if busiest is not None and busiest[1].registrations:
         summary += (
             f" Le mois le plus chargé est {month_label(busiest[0])}, avec "
-            f"{busiest[1].registrations} inscrits."
+            f"{_people(busiest[1].registrations, 'inscrit')}."
         )
     title = "Inscriptions et présence par mois"
     return Chart("mois", title, summary, _svg(chart, label=f"{title}. {summary}", nonce=nonce))
@@ -163,15 +188,24 @@ def _types_chart(stats: AgencyStats, nonce: str) -> Chart:
 
 def _no_shows_chart(stats: AgencyStats, nonce: str) -> Chart:
     rows = stats.by_type
-    chart = pygal.StackedBar(**_base(y_title="Personnes"))
+    highest = max((f.attended + f.no_shows for _, f in rows), default=0)
+    chart = pygal.StackedBar(
+        # The same colours for present and absent as in the monthly chart.
+        **_base(
+            y_title="Personnes",
+            style=PRESENCE_STYLE,
+            margin_bottom=32,
+            **_count_axis(highest),
+        )
+    )
     chart.x_labels = [EVENT_TYPES.get(kind, kind) for kind, _ in rows]
     chart.add("Présents", [f.attended for _, f in rows])
     chart.add("Absents", [f.no_shows for _, f in rows])
     expected = stats.totals.attended + stats.totals.no_shows
     share = None if expected == 0 else stats.totals.no_shows / expected
     summary = (
-        f"{stats.totals.no_shows} absents pour {expected} personnes attendues aux événements "
-        f"terminés, soit {percent(share)}."
+        f"{_people(stats.totals.no_shows, 'absent')} pour {_people(expected)} attendue"
+        f"{'s' if expected > 1 else ''} aux événements terminés, soit {percent(share)}."
     )
     title = "Présents et absents par type d’événement"
     return Chart("absents", title, summary, _svg(chart, label=f"{title}. {summary}", nonce=nonce))
