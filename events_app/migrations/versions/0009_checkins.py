@@ -24,15 +24,17 @@ _LENGTH = 12
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("registrations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("checkin_code", sa.String(length=16), nullable=True))
-        batch_op.add_column(
-            sa.Column("checked_in_at", events_app.db.UTCDateTime(timezone=True), nullable=True)
-        )
-        batch_op.add_column(sa.Column("checked_in_by", sa.String(length=254), nullable=True))
-        batch_op.create_index(
-            batch_op.f("ix_registrations_checkin_code"), ["checkin_code"], unique=True
-        )
+    # Plain ADD COLUMN and CREATE INDEX on both engines, as 0008: batch_alter_table could copy
+    # the table on SQLite, and a copy loses what reflection does not carry over.
+    op.add_column("registrations", sa.Column("checkin_code", sa.String(length=16), nullable=True))
+    op.add_column(
+        "registrations",
+        sa.Column("checked_in_at", events_app.db.UTCDateTime(timezone=True), nullable=True),
+    )
+    op.add_column("registrations", sa.Column("checked_in_by", sa.String(length=254), nullable=True))
+    op.create_index(
+        op.f("ix_registrations_checkin_code"), "registrations", ["checkin_code"], unique=True
+    )
     # Seats confirmed before this revision get their code now.
     registrations = sa.table(
         "registrations",
@@ -56,8 +58,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("registrations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_registrations_checkin_code"))
-        batch_op.drop_column("checked_in_by")
-        batch_op.drop_column("checked_in_at")
-        batch_op.drop_column("checkin_code")
+    # SQLite 3.35+ drops a column in place (once its index is gone).
+    op.drop_index(op.f("ix_registrations_checkin_code"), table_name="registrations")
+    op.drop_column("registrations", "checked_in_by")
+    op.drop_column("registrations", "checked_in_at")
+    op.drop_column("registrations", "checkin_code")
