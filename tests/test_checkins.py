@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import icalendar
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
+from events_app import migrate
 from events_app.checkin_codes import CHECKIN_ALPHABET, CHECKIN_LENGTH, format_checkin_code
 from events_app.checkins import check_in, checkin_window
 from events_app.db import PARIS, Database
@@ -328,3 +331,48 @@ def _csrf(client: TestClient, page: str) -> str:
     match = re.search(r'name="csrftoken" value="([^"]+)"', client.get(page).text)
     assert match is not None
     return match.group(1)
+
+
+def test_migration_gives_existing_seats_a_code(tmp_path: Path) -> None:
+    """Registrations confirmed before 0009 get a code from it; waitlisted ones do not."""
+    url = f"sqlite:///{tmp_path / 'before.db'}"
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0008")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO agencies (id, slug, name, kind, created_at) "
+                    "VALUES (1, 'a', 'A', 'other', '2026-01-01 00:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, agency_id, title, description_html, type, format, "
+                    "starts_at, ends_at, timezone, all_day, search_key, seats_taken, "
+                    "remote_seats_taken, waitlist, registration_closed, status, edited_by_hand, "
+                    "revision, created_at, updated_at) VALUES (1, 1, 'E', '', 'forum', 'onsite', "
+                    "'2031-01-01 09:00:00', '2031-01-01 10:00:00', 'Europe/Paris', 0, 'e', 1, 0, "
+                    "1, 0, 'scheduled', 0, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
+            for n, status in enumerate(("confirmed", "attended", "waitlisted", "cancelled")):
+                connection.execute(
+                    text(
+                        "INSERT INTO registrations (event_id, first_name, last_name, email, "
+                        "attendance, status, token, created_at, updated_at) VALUES (1, 'P', 'N', "
+                        f"'p{n}@example.org', 'onsite', '{status}', 't{n}', "
+                        "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                    )
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            rows = dict(
+                connection.execute(text("SELECT status, checkin_code FROM registrations")).all()
+            )
+    finally:
+        engine.dispose()
+    assert rows["waitlisted"] is None and rows["cancelled"] is None
+    codes = [rows["confirmed"], rows["attended"]]
+    assert all(len(code) == CHECKIN_LENGTH for code in codes) and codes[0] != codes[1]
