@@ -370,6 +370,13 @@ class Registration(Base):
     status: Mapped[str] = mapped_column(String(20))
     waitlist_position: Mapped[int | None] = mapped_column(Integer)
     token: Mapped[str] = mapped_column(String(64), unique=True)
+    # What staff scan at the door (SPEC §12): set when the seat is confirmed, never the manage
+    # token (a QR seen over a shoulder must not let anyone cancel the place). See
+    # events_app.checkins.
+    checkin_code: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
+    # When and by whom the person was marked present (a scan, the API or the attendance list).
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_in_by: Mapped[str | None] = mapped_column(String(254))
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the person's links were last mailed again (a second registration with the same

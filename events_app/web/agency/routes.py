@@ -13,6 +13,7 @@ from events_app.web.agency.auth import (
     sign_in_page,
     sign_out,
 )
+from events_app.web.agency.checkin import scan_form, scan_page
 from events_app.web.agency.events import (
     cancel_event_form,
     dashboard,
@@ -34,6 +35,7 @@ from events_app.web.agency.feeds import (
     token_page,
 )
 from events_app.web.agency.registrants import attendance_form, registrants_csv_export
+from events_app.web.agency.stats import stats_csv_export, stats_page
 
 routes: list[BaseRoute] = [
     Route("/organisme/connexion", sign_in_page, methods=["GET"], name="agency:sign_in"),
@@ -98,6 +100,15 @@ routes: list[BaseRoute] = [
         methods=["GET"],
         name="agency:registrants_csv",
     ),
+    Route("/organisme/evenements/{id}/pointage", scan_page, methods=["GET"], name="agency:scan"),
+    Route(
+        "/organisme/evenements/{id}/pointage",
+        scan_form,
+        methods=["POST"],
+        name="agency:scan_post",
+    ),
+    Route("/organisme/bilan", stats_page, methods=["GET"], name="agency:stats"),
+    Route("/organisme/bilan.csv", stats_csv_export, methods=["GET"], name="agency:stats_csv"),
     Route("/organisme/flux", feeds_page, methods=["GET"], name="agency:feeds"),
     Route("/organisme/flux/formats", formats_page, methods=["GET"], name="agency:formats"),
     Route("/organisme/flux/modele.csv", csv_template, methods=["GET"], name="agency:csv_template"),
