@@ -114,7 +114,9 @@
         points.push([pin.lat, pin.lon]);
       });
       if (circle) {
-        map.fitBounds(circle.getBounds(), { padding: [8, 8] });
+        // From the centre and radius: the circle's own bounds need a map already in view.
+        var centre = L.latLng(current.circle.lat, current.circle.lon);
+        map.fitBounds(centre.toBounds(current.circle.radius_m * 2), { padding: [8, 8] });
       } else if (points.length) {
         map.fitBounds(points, { padding: [24, 24], maxZoom: 13 });
       } else {
