@@ -22,6 +22,7 @@ from events_app.db import Database
 from events_app.models import Event, EventSector
 from events_app.search import COUNT_CAP, SearchQuery, search_events
 from events_app.settings import Settings
+from events_app.web.public import COUNT_CACHE_SECONDS, counts_of
 from tests.factories import in_days, make_agency, make_event
 
 
@@ -257,13 +258,35 @@ def test_count_then_more_than_a_thousand(client: TestClient, committed: Database
     assert "1 événement correspond à votre recherche." in page.text
     with committed.transaction() as db:
         _add_copies(db, db.get(Event, base.id), COUNT_CAP - 1)  # type: ignore[arg-type]
+    # Counts are kept a minute per worker (next test): start afresh after each write.
+    counts_of(client.app).clear()  # type: ignore[arg-type]
     page = client.get("/evenements", params={"near": "93100"})
     assert "1\u202f000 événements correspondent" in page.text, page.text[:3000]
     with committed.transaction() as db:
         _add_copies(db, db.get(Event, base.id), 1)  # type: ignore[arg-type]
+    counts_of(client.app).clear()  # type: ignore[arg-type]
     for params in ({}, {"near": "93100"}, {"near": "93100", "sort": "date"}):
         page = client.get("/evenements", params=params)
         assert "Plus de 1\u202f000 événements correspondent" in page.text
+
+
+def test_a_count_is_reused_for_a_minute(client: TestClient, committed: Database) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        for n in range(3):
+            make_event(db, agency, title=f"Forum {n}", starts_at=in_days(3 + n))
+    counts = counts_of(client.app)  # type: ignore[arg-type]
+    now = [1000.0]
+    counts.clock = lambda: now[0]
+    first = client.get("/evenements", params={"limit": "2"})
+    assert "3 événements correspondent" in first.text
+    with committed.transaction() as db:
+        make_event(db, agency, title="Forum 3", starts_at=in_days(9))
+    # The next page, in the other order, is the same search: its count is not read again.
+    second = client.get(_links(first.text)["Résultats suivants"] + "&sort=date")
+    assert "3 événements correspondent" in second.text
+    now[0] += COUNT_CACHE_SECONDS + 1
+    assert "4 événements correspondent" in client.get("/evenements").text
 
 
 def test_previous_and_next_links(client: TestClient, committed: Database) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import dataclasses
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -47,7 +51,7 @@ from events_app.web.common import (
     path_id,
     settings_of,
 )
-from events_app.web.params import parse_search_query
+from events_app.web.params import canonical_key, parse_search_query
 from events_app.web.schemas import event_url, person_of
 from events_app.web.security import content_security_policy
 
@@ -85,6 +89,50 @@ async def home(request: Request) -> Response:
     return _templates(request).TemplateResponse(
         request, "public/home.html", {"hits": result.hits, "form": {}}
     )
+
+
+# A search's count is kept this long per worker: the next and previous pages (and the same
+# search asked again) reuse it instead of counting again. A few seconds' staleness in « 123
+# événements » is harmless; the list itself is always computed.
+COUNT_CACHE_SECONDS = 60.0
+COUNT_CACHE_ENTRIES = 4096
+
+
+@dataclass
+class RecentCounts:
+    ttl: float = COUNT_CACHE_SECONDS
+    max_entries: int = COUNT_CACHE_ENTRIES
+    clock: Callable[[], float] = time.monotonic
+    _entries: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
+
+    @staticmethod
+    def key(query: SearchQuery) -> str:
+        # The count does not depend on the order or the page.
+        return canonical_key(dataclasses.replace(query, sort="distance", cursor=None), paging=False)
+
+    def get(self, key: str) -> int | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self.clock():
+            return None
+        return entry[1]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def put(self, key: str, count: int) -> None:
+        self._entries[key] = (self.clock() + self.ttl, count)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def counts_of(app: Starlette) -> RecentCounts:
+    """The application's RecentCounts, created on first use (each app, each test, its own)."""
+    counts: RecentCounts | None = getattr(app.state, "search_counts", None)
+    if counts is None:
+        counts = RecentCounts()
+        app.state.search_counts = counts
+    return counts
 
 
 @dataclass(frozen=True)
@@ -152,13 +200,20 @@ async def search_page(request: Request) -> Response:
     place_links: list[tuple[str, str]] = []
     try:
         query = parse_search_query(request.query_params)
+        counts = counts_of(request.app)
+        count_key = counts.key(query)
+        known = counts.get(count_key)
 
         def work(db: Session) -> _ResultsPage:
-            result = search_events(db, query, count=True)
+            result = search_events(db, query, count=known is None)
             venues = [(h.event.id, h.event.venue_lat, h.event.venue_lon) for h in result.hits]
             return _ResultsPage(result, approximate_venues(db, venues), query.radius_km)
 
         page = await in_transaction(request, work)
+        if known is None and page.result.count is not None:
+            counts.put(count_key, page.result.count)
+        else:
+            page.result.count = known
     except InvalidInput as exc:
         error = exc
         if isinstance(exc, AmbiguousPlace):
