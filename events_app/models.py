@@ -6,7 +6,7 @@ import math
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -41,9 +41,17 @@ def geo_cell(lat: float, lon: float) -> int:
     return row * _GEO_CELL_COLUMNS + col
 
 
+# The combining marks of U+0300–U+036F (French accents among them), deleted by str.translate.
+_COMMON_MARKS: Final = {
+    code: None for code in range(0x300, 0x370) if unicodedata.combining(chr(code))
+}
+
+
 def fold_text(text: str) -> str:
     """Lower case without accents: how free text is stored and matched."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = unicodedata.normalize("NFKD", text.casefold()).translate(_COMMON_MARKS)
+    if decomposed.isascii():  # nearly always: no mark left to look for character by character
+        return decomposed
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

@@ -378,6 +378,7 @@ def test_signed_in_alert_needs_no_opt_in_and_goes_with_the_account(
     )
     assert response.status_code == 303, response.text
     assert last_mail(client, "alert_confirm") is None
+    assert 'href="/compte/alertes"' in client.get("/compte").text
     page = client.get("/compte/alertes")
     assert page.status_code == 200 and "Chaque semaine".lower() in page.text.lower()
     data = client.get("/compte/donnees.json").json()
@@ -483,3 +484,9 @@ def test_cli_job_sends_through_smtp(
     assert message["Bcc"] is None
     html = next(p for p in message.walk() if p.get_content_type() == "text/html")
     assert "<b>" not in html.get_payload(decode=True).decode()
+
+
+def test_the_privacy_page_says_what_an_alert_keeps_and_for_how_long(client: TestClient) -> None:
+    page = client.get("/donnees-personnelles").text
+    assert "Si vous créez une alerte" in page
+    assert "effacée au bout de 7 jours" in page and "jusqu'à ce que vous la supprimiez" in page

@@ -211,6 +211,16 @@ def search_pages_of(app: Starlette, redis_url: str | None = None) -> SearchPages
     return pages
 
 
+async def close_search_pages(app: Starlette) -> None:
+    """Forget the app's SearchPages and close its Redis connections (at shutdown)."""
+    pages: SearchPages | None = getattr(app.state, "search_pages", None)
+    if pages is None:
+        return
+    del app.state.search_pages
+    if pages.shared is not None:
+        await pages.shared.close()
+
+
 async def list_events(request: Request) -> Response:
     pages = search_pages_of(request.app, settings_of(request).redis_url)
     # Keyed by the parsed query, never the raw string: unknown parameters are ignored and

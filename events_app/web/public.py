@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
+from events_app.alerts import UNCONFIRMED_DAYS
 from events_app.calendars import add_to_calendar_links
 from events_app.duplicates import Copy, copies_of
 from events_app.errors import Conflict, InvalidInput, RateLimited
@@ -460,7 +461,10 @@ async def privacy_page(request: Request) -> Response:
     return _templates(request).TemplateResponse(
         request,
         "public/privacy.html",
-        {"retention_days": settings_of(request).retention_days},
+        {
+            "retention_days": settings_of(request).retention_days,
+            "alert_unconfirmed_days": UNCONFIRMED_DAYS,
+        },
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from limits import parse
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -188,8 +188,13 @@ class RateLimiter:
     """
 
     def __init__(self, storage_uri: str | None = None) -> None:
-        storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(self.storage)
+
+    def close(self) -> None:
+        """Close the Redis connections (at the app's shutdown); memory needs nothing."""
+        if isinstance(self.storage, RedisStorage):
+            self.storage.storage.close()
 
     def check(self, request: Request, bucket: str, rule: str, *keys: str) -> None:
         client = request.client.host if request.client else "unknown"

@@ -482,6 +482,8 @@ def test_pages_have_no_accessibility_violations(
         violations += axe(page, f"agency-new-event-errors{suffix}")
         page.goto("/organisme/flux")
         violations += axe(page, f"agency-feeds{suffix}")
+        page.goto("/organisme/flux/formats")
+        violations += axe(page, f"agency-feed-formats{suffix}")
         page.goto("/organisme/jeton")
         violations += axe(page, f"agency-token{suffix}")
         assert no_horizontal_scroll(page) or width > 360

@@ -25,7 +25,14 @@ from events_app.web.agency.events import (
     new_event_page,
     registrations_state_form,
 )
-from events_app.web.agency.feeds import add_feed_form, feeds_page, rotate_token_form, token_page
+from events_app.web.agency.feeds import (
+    add_feed_form,
+    csv_template,
+    feeds_page,
+    formats_page,
+    rotate_token_form,
+    token_page,
+)
 from events_app.web.agency.registrants import attendance_form, registrants_csv_export
 
 routes: list[BaseRoute] = [
@@ -92,6 +99,8 @@ routes: list[BaseRoute] = [
         name="agency:registrants_csv",
     ),
     Route("/organisme/flux", feeds_page, methods=["GET"], name="agency:feeds"),
+    Route("/organisme/flux/formats", formats_page, methods=["GET"], name="agency:formats"),
+    Route("/organisme/flux/modele.csv", csv_template, methods=["GET"], name="agency:csv_template"),
     Route("/organisme/flux", add_feed_form, methods=["POST"], name="agency:add_feed"),
     Route("/organisme/jeton", token_page, methods=["GET"], name="agency:token"),
     Route("/organisme/jeton", rotate_token_form, methods=["POST"], name="agency:rotate_token"),
