@@ -118,7 +118,12 @@
         var centre = L.latLng(current.circle.lat, current.circle.lon);
         map.fitBounds(centre.toBounds(current.circle.radius_m * 2), { padding: [8, 8] });
       } else if (points.length) {
-        map.fitBounds(points, { padding: [24, 24], maxZoom: 13 });
+        // Room above each point for its pin (41 px tall, anchored at its tip).
+        map.fitBounds(points, {
+          paddingTopLeft: [30, 50],
+          paddingBottomRight: [30, 10],
+          maxZoom: 13,
+        });
       } else {
         map.setView(FRANCE, 5);
       }

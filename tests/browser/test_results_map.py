@@ -210,6 +210,7 @@ def test_place_autocomplete_with_the_keyboard_only(committed: Database, pages: P
     expect(near).to_have_attribute("aria-expanded", "true")
     options = listbox.get_by_role("option")
     expect(options.nth(1)).to_have_text("Saint-Denis (93)")
+    save_screenshot(page, "search-place-combobox")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
     active = near.get_attribute("aria-activedescendant")
