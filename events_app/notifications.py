@@ -185,6 +185,9 @@ class AlertDigest(MailContext):
     """The new events of one alert; hits are search hits (event, distance)."""
 
     hits: list[Any]
+    # Matching new events beyond those listed, and the search that shows them all.
+    more: int
+    search_url: str
     filters: str
     frequency: str
     manage_url: str

@@ -439,7 +439,15 @@ def rank_events(db: Session, query: SearchQuery, *, count: bool = False) -> Rank
                 db, conditions, place, query.radius_km, query.limit, cursor
             )
         else:
-            ranking = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
+            ranking = _search_near(
+                db,
+                conditions,
+                place,
+                query.radius_km,
+                query.limit,
+                cursor,
+                few=query.only_ids is not None,
+            )
         ranking.place = place
     if count:
         ranking.count = _count_matches(db, conditions, place, query.radius_km)
@@ -450,16 +458,33 @@ def search_events(db: Session, query: SearchQuery, *, count: bool = False) -> Se
     """Run a search and load its events (ORM rows, with agency and sectors); with count, the
     number of matches too, up to COUNT_CAP + 1."""
     ranking = rank_events(db, query, count=count)
-    events = _load(db, [event_id for event_id, _ in ranking.hits])
-    copies = copies_of(db, list(events.values()))
-    hits = [SearchHit(events[e], d, copies[e]) for e, d in ranking.hits]
     return SearchResult(
-        hits,
+        hits_of(db, ranking.hits),
         ranking.next_cursor,
         ranking.place,
         prev_cursor=ranking.prev_cursor,
         count=ranking.count,
     )
+
+
+def hits_of(
+    db: Session,
+    ranked: Sequence[tuple[int, float | None]],
+    loaded: dict[int, SearchHit] | None = None,
+) -> list[SearchHit]:
+    """The hits of ranked (id, distance) pairs, their events loaded. `loaded` keeps the events
+    already read (it is filled): a job that ranks many searches among the same events, such
+    as the alerts, reads each event once."""
+    known = {} if loaded is None else loaded
+    missing = [event_id for event_id, _ in ranked if event_id not in known]
+    events = _load(db, missing)
+    copies = copies_of(db, list(events.values()))
+    known.update(
+        (event_id, SearchHit(event, None, copies[event_id])) for event_id, event in events.items()
+    )
+    return [
+        SearchHit(known[event_id].event, d, known[event_id].duplicates) for event_id, d in ranked
+    ]
 
 
 def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
@@ -560,7 +585,9 @@ def _rank_by_date(
     return Ranking([(event_id, None) for event_id, _ in page], next_cursor, None, prev_cursor)
 
 
-def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
+def _geo_condition(
+    lat: float, lon: float, radius_km: float, *, by_cells: bool = True
+) -> ColumnElement[bool]:
     dlat = radius_km / KM_PER_DEG_LAT
     # Near the poles the longitude span explodes; France never gets there, but stay total.
     cos_lat = max(math.cos(math.radians(lat)), 0.01)
@@ -577,7 +604,7 @@ def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bo
         math.floor((lon - dlon + 180) / GEO_CELL_DEG),
         math.floor((lon + dlon + 180) / GEO_CELL_DEG) + 1,
     )
-    if len(rows) * len(cols) > MAX_CELLS:
+    if not by_cells or len(rows) * len(cols) > MAX_CELLS:
         return box
     base = geo_cell(-90.0, -180.0)
     cells = [base + r * 10_000 + c for r in rows for c in cols]
@@ -594,13 +621,17 @@ def _nearest(
     radius_km: float,
     limit: int,
     after: Ranked | None,
+    *,
+    few: bool = False,
 ) -> list[Ranked]:
     """(distance, start, id) of on-site and hybrid matches within radius_km, nearest first
     (then soonest: the events of one venue come by date), after the cursor: at least limit + 1
-    of them when there are that many, else all of them."""
+    of them when there are that many, else all of them. `few`: the conditions already name a
+    handful of ids, so one box around the whole radius reads them at once."""
     # Circles inside the cursor's distance hold nothing new: start beyond it.
     start = after[0] if after is not None else 0.0
-    circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
+    steps = (1.0,) if few else SEARCH_STEPS
+    circles = [radius_km * step for step in steps if radius_km * step > start]
     ranked: list[Ranked] = []
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
@@ -611,7 +642,7 @@ def _nearest(
             select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
                 *conditions,
                 Event.format != "online",
-                _geo_condition(place.lat, place.lon, circle),
+                _geo_condition(place.lat, place.lon, circle, by_cells=not few),
             )
         )
         ranked = sorted(
@@ -729,6 +760,8 @@ def _search_near(
     radius_km: float,
     limit: int,
     cursor: dict[str, Any] | None,
+    *,
+    few: bool = False,
 ) -> Ranking:
     phase = cursor.get("p", "d") if cursor is not None else "d"
     if phase not in ("d", "o"):
@@ -743,7 +776,7 @@ def _search_near(
         if cursor is not None:
             starts, event_id = _date_cursor(cursor)
             after = (_cursor_field(cursor, "d", float), starts, event_id)
-        ranked = _nearest(db, conditions, place, radius_km, limit, after)
+        ranked = _nearest(db, conditions, place, radius_km, limit, after, few=few)
         hits = [(event_id, d) for d, _, event_id in ranked[:limit]]
         if len(ranked) > limit:
             d, starts, event_id = ranked[limit - 1]

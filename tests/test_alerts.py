@@ -262,6 +262,25 @@ def test_no_repeats_and_nothing_when_nothing_is_new(
         assert _sent(db, db.get(Alert, alert.id)) == {first, second}  # type: ignore[arg-type]
 
 
+def test_a_long_digest_lists_the_first_counts_the_rest_and_never_sends_them_later(
+    committed: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alerts, "MAX_EVENTS_PER_MAIL", 2)
+    with committed.transaction() as db:
+        alert = _alert(db, settings, [("q", "forum")])
+        ids = [_event(db, title=f"Forum {n}", starts_at=in_days(n + 3)) for n in range(4)]
+        _event(db, title="Atelier CV")  # new, but not a match
+    with committed.transaction() as db:
+        assert send_alerts(db, settings, mail_environment(), now=utcnow()) == 1
+    with committed.transaction() as db:
+        assert send_alerts(db, settings, mail_environment(), now=utcnow()) == 0  # none left over
+        [mail] = _alert_mails(db)
+        assert "Forum 0" in mail.body_text and "Forum 1" in mail.body_text
+        assert "Forum 2" not in mail.body_text and "Atelier" not in mail.body_text
+        assert "Et 2 autres événements : http://testserver/evenements?q=forum" in mail.body_text
+        assert _sent(db, db.get(Alert, alert.id)) == set(ids)  # type: ignore[arg-type]
+
+
 def test_mail_escapes_titles(committed: Database, settings: Settings) -> None:
     with committed.transaction() as db:
         _alert(db, settings, [])
