@@ -79,8 +79,10 @@ def add_alerts(database: Database, count: int, *, seed: int = 2026) -> None:
         db.execute(delete(AlertSentEvent))
         db.execute(delete(Alert))
         db.execute(delete(OutboxMessage))
+        # Postal codes: a commune's name may be shared (« Geay ») and an alert never holds
+        # an ambiguous place (it is refused when the alert is made).
         cities = sorted(
-            {c for c in db.scalars(select(Event.venue_city).distinct()) if c is not None}
+            {c for c in db.scalars(select(Event.venue_postal_code).distinct()) if c is not None}
         )
         words = sorted(
             {w for title in db.scalars(select(Event.title).limit(200)) for w in title.split()}

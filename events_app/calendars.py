@@ -36,7 +36,7 @@ from icalendar import Calendar, Timezone, TimezoneDaylight, TimezoneStandard, vC
 from icalendar import Event as VEvent
 from icalendar.prop import vDuration
 
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.events import html_to_text
 from events_app.models import Event, Registration
 from events_app.search import SearchQuery
@@ -338,7 +338,7 @@ def _vevent(
         try:
             zone: tzinfo = ZoneInfo(tzid)
         except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("Europe/Paris")
+            zone = PARIS
         vevent.add("DTSTART", event.starts_at.astimezone(zone).date())
         vevent.add("DTEND", event.ends_at.astimezone(zone).date())
     else:

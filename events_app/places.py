@@ -16,7 +16,6 @@ import re
 import struct
 import sys
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from events_app.errors import InvalidInput
 from events_app.gazetteer import gazetteer
-from events_app.models import Commune, CommunePostalCode
+from events_app.models import Commune, CommunePostalCode, fold_text
 
 FIELD = "near"
 MAX_INPUT_LENGTH = 200
@@ -74,8 +73,7 @@ _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss"})
 
 def normalise_name(text: str) -> str:
     """The search key of a place name: "Saint-Étienne", "st etienne" -> "saint etienne"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().translate(_LIGATURES))
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    bare = fold_text(text).translate(_LIGATURES)
     tokens = _SPACES.split(_SEPARATORS.sub(" ", bare).strip())
     return " ".join(_TOKEN_ALIASES.get(token, token) for token in tokens if token)
 

@@ -281,6 +281,20 @@ def test_a_long_digest_lists_the_first_counts_the_rest_and_never_sends_them_late
         assert _sent(db, db.get(Alert, alert.id)) == set(ids)  # type: ignore[arg-type]
 
 
+def test_an_alert_whose_place_no_longer_resolves_waits_and_the_others_are_sent(
+    committed: Database, settings: Settings
+) -> None:
+    with committed.transaction() as db:
+        broken = _alert(db, settings, [("near", "Lyon"), ("radius_km", "20")])
+        fine = _alert(db, settings, [("q", "forum")], address="bea@exemple.fr")
+        # Stored when « Lyon » resolved; the gazetteer no longer knows it (renamed, merged).
+        broken.filters = [["near", "Xyzzyville-sur-Rien"], ["radius_km", "20"]]
+        _event(db, venue=LYON, title="Forum Lyon")
+    with committed.transaction() as db:
+        assert send_alerts(db, settings, mail_environment(), now=utcnow()) == 1
+        assert len(_sent(db, fine)) == 1 and _sent(db, broken) == set()
+
+
 def test_mail_escapes_titles(committed: Database, settings: Settings) -> None:
     with committed.transaction() as db:
         _alert(db, settings, [])
