@@ -17,7 +17,7 @@ import struct
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -686,6 +686,22 @@ def suggest_places(db: Session, text: str, *, limit: int = 8) -> list[PlaceSugge
     for entry in index.with_prefix(key, limit):
         found.append(PlaceSuggestion(entry.label, "commune", entry.label))
     return found[:limit]
+
+
+# --- Approximate positions ---------------------------------------------------------------------
+
+
+def approximate_venues(
+    db: Session, points: Iterable[tuple[int, float | None, float | None]]
+) -> set[int]:
+    """The ids, among (id, lat, lon), of the venues placed at their commune's centre: known by
+    their commune or postal code only, not their address, so their pin is approximate."""
+    index = gazetteer(db)
+    return {
+        item_id
+        for item_id, lat, lon in points
+        if lat is not None and lon is not None and index.is_centre(lat, lon)
+    }
 
 
 # --- Distances ---------------------------------------------------------------------------------

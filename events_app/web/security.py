@@ -14,12 +14,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events_app.errors import RateLimited
 
+
+def content_security_policy(*image_origins: str) -> str:
+    """The CSP of every page; a page with a map adds its tile server's origin to img-src
+    (Settings.map_tiles_origin), and only that page."""
+    images = " ".join(("'self'", "data:", *image_origins))
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
 SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        b"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-    ),
+    (b"content-security-policy", content_security_policy().encode()),
     (b"x-content-type-options", b"nosniff"),
     # Manage and feed URLs carry secrets: never send them to other sites as a referrer.
     (b"referrer-policy", b"same-origin"),
