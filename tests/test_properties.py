@@ -56,7 +56,7 @@ from events_app.settings import Settings, load_settings
 from events_app.vocab import FORMATS
 from events_app.web.schemas import EventOut, dump, event_fields
 from importers import PARSERS
-from importers.base import ImportedEvent, RowError
+from importers.base import ImportedEvent, Notice, RowError
 from importers.csv import _COLUMNS
 from importers.sync import Geocoder, collect
 from tests.factories import PARIS, make_agency
@@ -793,12 +793,12 @@ DOCUMENTS = st.one_of(
 @given(document=DOCUMENTS)
 def test_no_document_makes_a_parser_or_the_validation_raise(db: Session, document: bytes) -> None:
     """Every parser reads every document (its own format's near misses, the others' formats,
-    and bytes): rows or row errors, never an exception. The validation that follows, with the
-    gazetteer, neither."""
+    and bytes): rows, row errors or notices, never an exception. The validation that follows,
+    with the gazetteer, neither."""
     geocoder = Geocoder(db)
     for fmt, parse in PARSERS.items():
         items = list(parse(document))
-        assert all(isinstance(item, ImportedEvent | RowError) for item in items), fmt
+        assert all(isinstance(item, ImportedEvent | RowError | Notice) for item in items), fmt
         collected = collect(iter(items), geocoder)
         collected.close()
 
