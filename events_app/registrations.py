@@ -15,7 +15,7 @@ import io
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -203,6 +203,70 @@ def get_registration(db: Session, token: str) -> Registration:
     if registration is None or not hmac.compare_digest(registration.token, token):
         raise NotFound("Inscription introuvable.", field="token")
     return registration
+
+
+# --- what the registration's own page shows --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManageState:
+    """What the manage page of a registration (/inscriptions/{token}) shows, for one pair
+    (registration × event). Every pair, with `event` being « scheduled » (to come), « cancelled »
+    (by the organiser) or « past » (started or over), and the registration confirmed (or
+    marked present or absent), waitlisted or cancelled by the person:
+
+    ============  ===========  ========================================  ==========  ======
+    registration  event        state shown                               calendar    cancel
+    ============  ===========  ========================================  ==========  ======
+    confirmed     scheduled    « Confirmée »                             add         yes
+    waitlisted    scheduled    « Liste d'attente – position N »          add         leave
+    cancelled     scheduled    « Annulée »                               none        no
+    confirmed     cancelled    banner with the organiser's message,      .ics        no
+                               « Événement annulé par l'organisateur »   CANCELLED
+    waitlisted    cancelled    same as above                             .ics        no
+                                                                         CANCELLED
+    cancelled     cancelled    banner, « Annulée »                       none        no
+    confirmed     past         « Confirmée », « L'événement a eu lieu »  none        no
+    waitlisted    past         « Liste d'attente », no seat was freed    none        no
+    cancelled     past         « Annulée »                               none        no
+    ============  ===========  ========================================  ==========  ======
+
+    add: « Ajouter à mon agenda » (the .ics file, Google, Outlook). `.ics CANCELLED`: the
+    event's own .ics, which carries STATUS:CANCELLED, offered to take the event out of a
+    calendar it was added to. « leave »: the waitlisted person may leave the queue, never
+    « libérer votre place » (they hold none). A postponed event reads as scheduled (the page
+    says it is postponed).
+    """
+
+    event_state: Literal["scheduled", "cancelled", "past"]
+    state_label: str
+    # "add": the add-to-calendar menu; "cancelled_ics": the event's .ics (STATUS:CANCELLED).
+    calendar: Literal["add", "cancelled_ics"] | None
+    can_cancel: bool
+
+
+def manage_state(
+    registration: Registration, event: Event, now: datetime | None = None
+) -> ManageState:
+    """The manage page's state for a registration and its event (see ManageState)."""
+    now = now or utcnow()
+    status = registration.status
+    live = status in ("confirmed", "waitlisted")
+    label = REGISTRATION_STATUSES.get(status, status)
+    if status == "waitlisted" and registration.waitlist_position:
+        label += f" – position {registration.waitlist_position}"
+    if event.status == "cancelled":
+        if live:
+            label = "Événement annulé par l'organisateur"
+        return ManageState("cancelled", label, "cancelled_ics" if live else None, False)
+    if event.starts_at <= now:
+        if status == "waitlisted":
+            label = "Liste d'attente : aucune place ne s'est libérée"
+        return ManageState("past", label, None, False)
+    calendar: Literal["add", "cancelled_ics"] | None = None
+    if live:
+        calendar = "add"
+    return ManageState("scheduled", label, calendar, live)
 
 
 def cancel_registration(db: Session, *, token: str, notifier: Notifier) -> Registration:

@@ -25,6 +25,7 @@ from events_app.registrations import (
     RegistrationOutcome,
     cancel_registration,
     get_registration,
+    manage_state,
     register,
 )
 from events_app.search import SearchQuery, SearchResult, search_events
@@ -276,6 +277,7 @@ async def registration_page(request: Request) -> Response:
             "event": registration.event,
             "just_created": request.query_params.get("nouvelle") == "1",
             "just_cancelled": request.query_params.get("annulee") == "1",
+            "state": manage_state(registration, registration.event),
             "calendar_links": add_to_calendar_links(registration.event, settings_of(request)),
         },
         headers={"Cache-Control": "no-store"},
