@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
+from events_app.agencies import agency_name
 from events_app.calendars import add_to_calendar_links
 from events_app.duplicates import Copy, copies_of
 from events_app.errors import Conflict, InvalidInput, RateLimited
@@ -95,9 +96,14 @@ async def search_page(request: Request) -> Response:
     }
     error: InvalidInput | None = None
     result: SearchResult | None = None
+    agency: str | None = None
     try:
         query = parse_search_query(request.query_params)
-        result = await in_transaction(request, lambda db: search_events(db, query))
+
+        def work(db: Session) -> tuple[SearchResult, str | None]:
+            return search_events(db, query), agency_name(db, query.agency)
+
+        result, agency = await in_transaction(request, work)
     except InvalidInput as exc:
         error = exc
     context = {
@@ -111,7 +117,7 @@ async def search_page(request: Request) -> Response:
         else None,
         "is_continuation": bool(request.query_params.get("cursor")),
         "first_query": _first_page_query(request),
-        "subscribe": feed_links(settings_of(request), request.query_params),
+        "subscribe": feed_links(settings_of(request), request.query_params, agency_name=agency),
     }
     return _templates(request).TemplateResponse(
         request, "public/events/search.html", context, status_code=400 if error else 200
@@ -142,7 +148,9 @@ def _event_page(
             "retention_days": settings_of(request).retention_days,
             "calendar_links": add_to_calendar_links(event, settings_of(request)),
             "subscribe": feed_links(
-                settings_of(request), QueryParams({"agency": event.agency.slug})
+                settings_of(request),
+                QueryParams({"agency": event.agency.slug}),
+                agency_name=event.agency.name,
             ),
             "copies": copies,
             "structured_data": event_jsonld(event, url=event_url(settings_of(request), event.id)),
