@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import PARIS, utcnow
@@ -26,6 +26,7 @@ from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
+from events_app.passwords import clean_email
 from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
 
 
@@ -172,6 +173,48 @@ def register(
     else:
         notifier.registration_waitlisted(registration)
     return RegistrationOutcome(registration, created=True)
+
+
+# A lost-link request mails at most this many registrations (the soonest events first).
+MAX_LINKS_PER_REQUEST = 20
+
+
+def resend_links(
+    db: Session, *, email: str, notifier: Notifier, now: datetime | None = None
+) -> int:
+    """« J'ai perdu mon lien »: mail the address the link of each of its live registrations
+    (confirmed or waitlisted, to an event neither over nor cancelled), one `links_resent`
+    mail each, and none for a registration mailed its links less than LINKS_RESEND_INTERVAL
+    ago (as when someone registers the same address again).
+
+    Returns how many were mailed, which the caller must not show: the page answers the same
+    whether or not the address has any registration. Raises InvalidInput("email") for a
+    malformed address only.
+    """
+    address = clean_email(email)
+    moment = now or utcnow()
+    due = db.scalars(
+        select(Registration)
+        .join(Event, Event.id == Registration.event_id)
+        .where(
+            Registration.email == address,
+            Registration.status.in_(("confirmed", "waitlisted")),
+            Event.status != "cancelled",
+            Event.ends_at > moment,
+            or_(
+                Registration.links_resent_at.is_(None),
+                Registration.links_resent_at <= moment - LINKS_RESEND_INTERVAL,
+            ),
+        )
+        .options(joinedload(Registration.event).joinedload(Event.agency))
+        .order_by(Event.starts_at, Registration.id)
+        .limit(MAX_LINKS_PER_REQUEST)
+    ).all()
+    for registration in due:
+        registration.links_resent_at = moment
+        notifier.links_resent(registration)
+    db.flush()
+    return len(due)
 
 
 def _last_position(db: Session, event_id: int, attendance: str) -> int:

@@ -28,6 +28,7 @@ from events_app.registrations import (
     get_registration,
     manage_state,
     register,
+    resend_links,
 )
 from events_app.search import SearchQuery, SearchResult, search_events
 from events_app.structured_data import event_jsonld
@@ -304,6 +305,42 @@ async def cancel_form(request: Request) -> Response:
     )
 
 
+LOST_LINK_PATH = "/inscriptions/lien-perdu"
+
+
+async def lost_link_page(request: Request) -> Response:
+    return _templates(request).TemplateResponse(
+        request,
+        "public/registrations/lost_link.html",
+        {"sent": request.query_params.get("envoye") == "1", "form": {}, "errors": {}},
+    )
+
+
+async def lost_link_form(request: Request) -> Response:
+    """Mail the links of every live registration of an address; the same answer whether or
+    not there is any (nobody learns who registered with an address they typed)."""
+    settings = settings_of(request)
+    raw = await request.form()
+    email = raw.get("email")
+    form = {"email": email if isinstance(email, str) else ""}
+    try:
+        check_rate(request, "lost_links", settings.rate_limit_signin)
+        await in_transaction(
+            request,
+            lambda db: resend_links(db, email=form["email"], notifier=notifier(request, db)),
+        )
+    except (InvalidInput, RateLimited) as exc:
+        return _templates(request).TemplateResponse(
+            request,
+            "public/registrations/lost_link.html",
+            {"sent": False, "form": form, "errors": {exc.field or "form": exc.message}},
+            status_code=exc.status_code,
+        )
+    return RedirectResponse(
+        f"{LOST_LINK_PATH}?envoye=1", status_code=303, background=deliver_mail_soon(request)
+    )
+
+
 async def accessibility_page(request: Request) -> Response:
     return _templates(request).TemplateResponse(request, "public/accessibility.html", {})
 
@@ -321,6 +358,9 @@ routes: list[BaseRoute] = [
     Route("/evenements", search_page, methods=["GET"], name="public:search"),
     Route("/evenements/{id}", event_page, methods=["GET"], name="public:event"),
     Route("/evenements/{id}/inscription", register_form, methods=["POST"], name="public:register"),
+    # Before /inscriptions/{token}, which would take « lien-perdu » for a token.
+    Route(LOST_LINK_PATH, lost_link_page, methods=["GET"], name="public:lost_link"),
+    Route(LOST_LINK_PATH, lost_link_form, methods=["POST"], name="public:lost_link_post"),
     Route("/inscriptions/{token}", registration_page, methods=["GET"], name="public:registration"),
     Route(
         "/inscriptions/{token}/annulation",
