@@ -4,6 +4,7 @@ organiser, or past (see events_app.registrations.ManageState for the table)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -118,3 +119,39 @@ def test_every_pair_shows_what_it_should(
             assert "Quitter la liste d&#39;attente" in html
         else:
             assert "vous inscrire de nouveau" in html
+
+
+@pytest.mark.parametrize("registration", ["confirmed", "waitlisted"])
+def test_cancelling_asks_for_confirmation_first(
+    client: TestClient, committed: Database, settings: Settings, registration: str
+) -> None:
+    pair = _pair(committed, settings, registration, "scheduled")
+    manage = client.get(f"/inscriptions/{pair.token}").text
+    confirm_path = f"/inscriptions/{pair.token}/annulation"
+    # Without JavaScript, the button is a GET to the confirmation page; with it, the dialog.
+    assert f'<form method="get" action="{confirm_path}" data-confirm="confirmer-annulation">' in (
+        manage
+    )
+    assert '<dialog id="confirmer-annulation"' in manage and "js/confirm.js" in manage
+    page = client.get(confirm_path)
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    # Opening it (as a mail scanner would) cancels nothing.
+    assert (
+        ">" + ("Confirmée" if registration == "confirmed" else "Liste d")
+        in client.get(f"/inscriptions/{pair.token}").text
+    )
+    if registration == "waitlisted":
+        assert "Quitter la liste d&#39;attente&#8239;?" in page.text or (
+            "Quitter la liste d'attente&#8239;?" in page.text
+        )
+        assert FREE_SEAT not in page.text
+    else:
+        assert "Annuler votre inscription&#8239;?" in page.text
+    assert f'<form method="post" action="{confirm_path}">' in page.text
+    token = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
+    assert token is not None
+    done = client.post(confirm_path, data={"csrftoken": token.group(1)}, follow_redirects=True)
+    assert "Votre inscription est annulée" in done.text
+    # Nothing left to confirm: the page sends back to the registration.
+    again = client.get(confirm_path, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == f"/inscriptions/{pair.token}"

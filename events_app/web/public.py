@@ -293,6 +293,22 @@ async def registration_page(request: Request) -> Response:
     )
 
 
+async def cancel_confirm_page(request: Request) -> Response:
+    """The confirmation asked before cancelling, as a page of its own (without JavaScript the
+    manage page's button leads here; with it, the same question is a dialog). A GET: mail
+    scanners that follow it cancel nothing."""
+    token = str(request.path_params["token"])
+    registration = await in_transaction(request, lambda db: get_registration(db, token))
+    if not manage_state(registration, registration.event).can_cancel:
+        return RedirectResponse(f"/inscriptions/{token}", status_code=303)
+    return _templates(request).TemplateResponse(
+        request,
+        "public/registrations/cancel_confirm.html",
+        {"registration": registration, "event": registration.event},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 async def cancel_form(request: Request) -> Response:
     token = str(request.path_params["token"])
 
@@ -362,6 +378,12 @@ routes: list[BaseRoute] = [
     Route(LOST_LINK_PATH, lost_link_page, methods=["GET"], name="public:lost_link"),
     Route(LOST_LINK_PATH, lost_link_form, methods=["POST"], name="public:lost_link_post"),
     Route("/inscriptions/{token}", registration_page, methods=["GET"], name="public:registration"),
+    Route(
+        "/inscriptions/{token}/annulation",
+        cancel_confirm_page,
+        methods=["GET"],
+        name="public:cancel_registration_confirm",
+    ),
     Route(
         "/inscriptions/{token}/annulation",
         cancel_form,
