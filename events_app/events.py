@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import nh3
+from markdown_it import MarkdownIt
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -66,18 +70,138 @@ def one_line_text(value: str) -> str:
     return one_line(plain_text(value))
 
 
-def html_to_text(html: str) -> str:
-    """Plain text of sanitised HTML, for calendars and mails."""
-    block = nh3.clean(
-        html.replace("</p>", "\n\n").replace("<br>", "\n").replace("</li>", "\n"), tags=set()
-    )
-    import html as html_module
+# What an agency may type in a description (the back office says it beside the field):
+# paragraphs (a blank line), line breaks, **bold**, *italic*, lists (« - » or « 1. ») and links
+# ([text](https://…) or <https://…>). Raw HTML typed among Markdown is shown as typed, escaped.
+MARKDOWN_RULES = ["emphasis", "list", "link", "autolink", "newline", "escape"]
+# Text with such a tag is HTML (a feed's, an API client's, an event saved before Markdown).
+_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*[\s/>]|/[a-zA-Z]|!--)")
 
-    lines = [line.strip() for line in html_module.unescape(block).splitlines()]
-    text = "\n".join(lines)
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
-    return text.strip()
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("zero", {"breaks": True, "html": False}).enable(MARKDOWN_RULES)
+
+
+def description_html(text: str) -> str:
+    """An agency's description as stored: HTML as sent (with tags), or else the Markdown
+    subset rendered; sanitised either way (sanitise_html)."""
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        return ""
+    if not _HTML_TAG.search(text):
+        # markdown-it ends each block (and each <br> of breaks=True) with a line feed: no
+        # meaning in HTML, so left out for a compact, stable stored form.
+        text = _markdown().render(text).replace("\n", "")
+    return sanitise_html(text)
+
+
+class _Writer(HTMLParser):
+    """Sanitised description HTML written as plain text (mails, calendars) or as the Markdown
+    subset that gives it back (the back office's form)."""
+
+    def __init__(self, markdown: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.markdown = markdown
+        self.out: list[str] = []
+        self.lists: list[list[int]] = []  # per open list: [is_ordered, items so far]
+        self.href: list[str | None] = []
+        self.link_text: list[int] = []
+
+    def _block(self) -> None:
+        text = "".join(self.out)
+        if text and not text.endswith("\n\n"):
+            self.out.append("\n" if text.endswith("\n") else "\n\n")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("p", "h3", "h4"):
+            self._block()
+            if tag != "p" and self.markdown:
+                self.out.append("**")
+        elif tag == "br":
+            self.out.append("\n")
+        elif tag in ("ul", "ol"):
+            if not self.lists:
+                self._block()
+            self.lists.append([tag == "ol", 0])
+        elif tag == "li":
+            current = self.lists[-1] if self.lists else [False, 0]
+            current[1] += 1
+            if "".join(self.out) and not "".join(self.out).endswith("\n"):
+                self.out.append("\n")
+            indent = "   " * max(len(self.lists) - 1, 0)
+            bullet = f"{current[1]}. " if current[0] else ("- " if self.markdown else "• ")
+            self.out.append(indent + bullet)
+        elif tag in ("strong", "b") and self.markdown:
+            self.out.append("**")
+        elif tag in ("em", "i") and self.markdown:
+            self.out.append("*")
+        elif tag == "a":
+            self.href.append(dict(attrs).get("href"))
+            self.link_text.append(len(self.out))
+            if self.markdown:
+                self.out.append("[")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("p", "h3", "h4"):
+            if tag != "p" and self.markdown:
+                self.out.append("**")
+            self._block()
+        elif tag in ("ul", "ol"):
+            if self.lists:
+                self.lists.pop()
+            if not self.lists:
+                self._block()
+        elif tag in ("strong", "b") and self.markdown:
+            self.out.append("**")
+        elif tag in ("em", "i") and self.markdown:
+            self.out.append("*")
+        elif tag == "a" and self.href:
+            href = self.href.pop()
+            start = self.link_text.pop()
+            label = "".join(self.out[start:]).lstrip("[")
+            if self.markdown:
+                self.out.append(f"]({href})" if href else "]")
+            elif href and href.removeprefix("mailto:") != label.strip():
+                self.out.append(f" ({href.removeprefix('mailto:')})")
+
+    def handle_data(self, data: str) -> None:
+        text = " ".join(data.split()) if not data.strip() else re.sub(r"\s+", " ", data)
+        if not text.strip() and (not self.out or self.out[-1].endswith("\n")):
+            return
+        if self.markdown:
+            text = re.sub(r"([\\*_\[\]<`])", r"\\\1", text)
+        self.out.append(text)
+
+    def result(self) -> str:
+        lines = [
+            line.strip()
+            if not line.lstrip().startswith(("- ", "• ")) and not re.match(r"\s*\d+\. ", line)
+            else line.rstrip()
+            for line in "".join(self.out).split("\n")
+        ]
+        text = "\n".join(lines)
+        while "\n\n\n" in text:
+            text = text.replace("\n\n\n", "\n\n")
+        return text.strip()
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of sanitised HTML, for mails and calendars: paragraphs apart, list items
+    bulleted (« • », or numbered), each link followed by its address."""
+    writer = _Writer(markdown=False)
+    writer.feed(sanitise_html(html))
+    writer.close()
+    return writer.result()
+
+
+def html_to_markdown(html: str) -> str:
+    """Sanitised description HTML as the Markdown subset of description_html, for the back
+    office's form (what the agency typed, or near enough for HTML that came from elsewhere)."""
+    writer = _Writer(markdown=True)
+    writer.feed(sanitise_html(html))
+    writer.close()
+    return writer.result()
 
 
 class EventFacts(Protocol):
@@ -209,7 +333,7 @@ def sanitise_event_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if not out["title"]:
             raise InvalidInput("title", "Le titre est obligatoire.")
     if "description" in out:
-        out["description"] = sanitise_html((out["description"] or "").strip())
+        out["description"] = description_html(out["description"] or "")
     if "accessibility_notes" in out:
         notes = (out["accessibility_notes"] or "").strip()
         out["accessibility_notes"] = (plain_text(notes) or None) if notes else None

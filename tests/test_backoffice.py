@@ -497,6 +497,38 @@ def test_form_accepts_french_dates_where_browsers_show_a_text_box(
     assert body["starts_at"][11:16] == "14:00" and body["ends_at"][11:16] == "16:30"
 
 
+def test_a_markdown_description_is_shown_formatted_and_edited_as_typed(
+    client: TestClient, committed: Database
+) -> None:
+    setup_agencies(committed)
+    sign_in(client)
+    form = client.get("/organisme/evenements/nouveau").text
+    assert "**gras** et *italique*" in form and "[texte du lien](https://adresse)" in form
+    typed = (
+        "Venez **avec votre CV**.\n\n- CV à jour\n- lettre\n\n"
+        "Programme : [le site](https://exemple.fr/programme)"
+    )
+    event_id = create_via_form(client, description=typed)
+    page = client.get(f"/evenements/{event_id}").text
+    assert "<strong>avec votre CV</strong>" in page and "**" not in page
+    assert "<ul><li>CV à jour</li><li>lettre</li></ul>" in page
+    assert '<a href="https://exemple.fr/programme"' in page
+    edit_page = client.get(f"/organisme/evenements/{event_id}/modifier").text
+    assert "Venez **avec votre CV**." in edit_page and "- CV à jour" in edit_page
+    assert edit(client, event_id).status_code == 303
+    with committed.transaction() as db:
+        event = db.get(Event, event_id)
+        assert event is not None and event.revision == 1
+    # The confirmation mail: plain text in its text part, the formatted HTML in the other.
+    register_via_api(client, event_id, 1)
+    [mail] = outbox(committed, "confirmed")
+    assert "À propos de l'événement :" in mail.body_text
+    assert "• CV à jour\n• lettre" in mail.body_text
+    assert "le site (https://exemple.fr/programme)" in mail.body_text
+    assert "**" not in mail.body_text and "<" not in mail.body_text
+    assert "<strong>avec votre CV</strong>" in (mail.body_html or "")
+
+
 def test_html_in_the_description_is_sanitised(client: TestClient, committed: Database) -> None:
     setup_agencies(committed)
     sign_in(client)

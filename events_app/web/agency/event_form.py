@@ -3,7 +3,6 @@ field dict (parse_event_form), validated by the same domain functions as the API
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -16,6 +15,7 @@ from events_app.errors import (
     DomainError,
     InvalidInput,
 )
+from events_app.events import html_to_markdown
 from events_app.models import Event
 from events_app.web.agency.session import _text
 from events_app.web.schemas import event_fields
@@ -85,7 +85,6 @@ FORM_FIELD = {
 }
 _ISO_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$")
 _FRENCH_LOCAL = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(?:à\s+)?(\d{1,2})\s*[h:]\s*(\d{2})?$")
-_HTML_TAG = re.compile(r"<[a-zA-Z/!]")
 
 
 def form_error(exc: DomainError) -> dict[str, str]:
@@ -147,20 +146,6 @@ def _coordinate(raw: str, field: str, label: str) -> float | None:
         ) from exc
 
 
-def _description_html(raw: str) -> str:
-    """HTML as typed, or plain text (no tag at all) turned into paragraphs and line breaks.
-    Either way the domain sanitises it."""
-    text = raw.replace("\r\n", "\n").strip()
-    if not text or _HTML_TAG.search(text):
-        return text
-    paragraphs = (p.strip() for p in re.split(r"\n\s*\n", text))
-    return "".join(
-        "<p>" + "<br>".join(html.escape(line.strip()) for line in p.split("\n")) + "</p>"
-        for p in paragraphs
-        if p
-    )
-
-
 def _place_key(values: Mapping[str, Any]) -> str:
     return f"{values['venue_postal_code'].strip()}|{values['venue_city'].strip().casefold()}"
 
@@ -193,7 +178,8 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
         lat = lon = None
     payload: dict[str, Any] = {
         "title": values["title"],
-        "description": _description_html(values["description"]),
+        # Markdown (or HTML), rendered and sanitised by the domain (events.description_html).
+        "description": values["description"],
         "type": values["type"] or None,
         "sectors": list(values["sectors"]) or None,
         "format": values["format"] or None,
@@ -255,7 +241,9 @@ def event_form_values(event: Event) -> dict[str, Any]:
     lon = "" if event.venue_lon is None else str(event.venue_lon)
     values: dict[str, Any] = {
         "title": event.title,
-        "description": event.description_html or "",
+        # Shown as the Markdown the agency types; unchanged_description() tells whether it
+        # came back as shown.
+        "description": html_to_markdown(event.description_html or ""),
         "type": event.type,
         "format": event.format,
         "sectors": list(event.sectors),
@@ -291,3 +279,12 @@ NEW_EVENT_VALUES: dict[str, Any] = {
 
 
 # --- Sign-in, sign-out, password ---------------------------------------------------------------
+
+
+def unchanged_description(fields: dict[str, Any], values: Mapping[str, Any], event: Event) -> None:
+    """Leave the description out of an edit when it comes back as the form showed it: the
+    Markdown shown for HTML that came from elsewhere (a feed, the API) would not render to the
+    very same bytes, and an untouched field must change nothing (nor the revision)."""
+    shown = html_to_markdown(event.description_html or "")
+    if values["description"].replace("\r\n", "\n").strip() == shown:
+        fields.pop("description", None)

@@ -45,6 +45,7 @@ from events_app.web.agency.event_form import (
     form_error,
     parse_event_form,
     read_event_form,
+    unchanged_description,
 )
 from events_app.web.agency.session import (
     HOME,
@@ -142,12 +143,14 @@ async def edit_event_form(request: Request) -> Response:
     def work(db: Session) -> None:
         staff = who.staff(db)
         # Ownership first: another agency learns nothing from validation messages.
-        get_event(db, event_id, agency_id=staff.agency_id)
+        event = get_event(db, event_id, agency_id=staff.agency_id)
+        fields = parse_event_form(values)
+        unchanged_description(fields, values, event)
         edit_event(
             db,
             event_id=event_id,
             agency_id=staff.agency_id,
-            fields=parse_event_form(values),
+            fields=fields,
             notifier=notifier(request, db),
         )
 
