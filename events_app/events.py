@@ -20,7 +20,7 @@ from events_app.db import utcnow
 from events_app.duplicates import refresh_duplicates
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Event, EventSector
-from events_app.places import resolve_place
+from events_app.places import PARIS_ZONE, resolve_place, venue_zone
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 50_000
@@ -299,8 +299,9 @@ def get_event(db: Session, event_id: int, *, agency_id: int | None = None) -> Ev
 # apply_event_fields checks what needs the stored event (end after start…).
 
 
-def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime:
-    """An ISO 8601 date-time; without an offset it is read in the event's time zone."""
+def parse_datetime(value: Any, field: str, tz: str | None = "Europe/Paris") -> datetime:
+    """An ISO 8601 date-time; without an offset it is read in `tz`, or left naive (tz=None)
+    for apply_event_fields to read in the event's own time zone."""
     if isinstance(value, datetime):
         parsed = value
     elif not isinstance(value, str):
@@ -312,7 +313,7 @@ def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime
             raise InvalidInput(
                 field, f"Date invalide pour « {field} » : attendu 2026-12-08T09:30:00+01:00."
             ) from exc
-    if parsed.tzinfo is None:
+    if parsed.tzinfo is None and tz is not None:
         parsed = parsed.replace(tzinfo=ZoneInfo(tz))
     if not 2000 <= parsed.year <= 2100:
         raise InvalidInput(field, f"Date hors limites pour « {field} ».")
@@ -374,6 +375,7 @@ CALENDAR_FIELDS = {
     "type",
     "format",
     "sectors",
+    "timezone",
 }
 # Changes that registrants are told about by email.
 PRACTICAL_FIELDS = {
@@ -401,6 +403,34 @@ def _geocode_venue(db: Session, venue: dict[str, Any]) -> None:
     venue["lat"], venue["lon"] = place.lat, place.lon
 
 
+MOMENT_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
+
+
+def _event_zone(
+    db: Session,
+    event: Event,
+    fields: dict[str, Any],
+    values: dict[str, Any],
+    old_venue: tuple[str | None, str | None],
+) -> str:
+    """The event's time zone after these fields: the one sent, else the zone of its venue's
+    overseas département (places.venue_zone) for a new event, for a `timezone` sent as null,
+    or when the venue moves and the zone was its old venue's; else the zone it had."""
+    sent = fields.get("timezone")
+    if sent:
+        return str(sent)
+    new_venue = (
+        values.get("venue_postal_code", event.venue_postal_code),
+        values.get("venue_city", event.venue_city),
+    )
+    if event.id is None or "timezone" in fields:
+        return venue_zone(db, *new_venue)
+    current_zone = event.timezone or PARIS_ZONE
+    if "venue" in fields and current_zone == venue_zone(db, *old_venue):
+        return venue_zone(db, *new_venue)
+    return current_zone
+
+
 def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
     """Set cleaned fields on an event, check cross-field rules; return the changed columns.
 
@@ -410,6 +440,7 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
     """
     fields = sanitise_event_fields(fields)
     values: dict[str, Any] = {}
+    old_venue = (event.venue_postal_code, event.venue_city)
     for key, value in fields.items():
         if key == "description":
             values["description_html"] = value
@@ -418,8 +449,15 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
             _geocode_venue(db, value)
             for sub, column in _VENUE_COLUMNS.items():
                 values[column] = value.get(sub)
-        elif key != "sectors":
+        elif key not in ("sectors", "timezone"):
             values[key] = value
+    values["timezone"] = _event_zone(db, event, fields, values, old_venue)
+    # Date-times sent without an offset (the back office's form, API clients) are wall-clock
+    # times of the event's zone.
+    for name in MOMENT_FIELDS:
+        moment = values.get(name)
+        if isinstance(moment, datetime) and moment.tzinfo is None:
+            values[name] = moment.replace(tzinfo=ZoneInfo(values["timezone"]))
 
     def current(name: str) -> Any:
         return values[name] if name in values else getattr(event, name, None)

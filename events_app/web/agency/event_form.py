@@ -7,10 +7,10 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 
-from events_app.db import PARIS
 from events_app.errors import (
     DomainError,
     InvalidInput,
@@ -42,6 +42,7 @@ EVENT_FORM_TEXT = (
     "registration_closes_at",
     "job_offers",
     "accessibility_notes",
+    "timezone",
     # The place and coordinates the form was shown with (see parse_event_form).
     "shown_place",
     "shown_lat",
@@ -71,6 +72,7 @@ FIELD_LABELS = {
     "registration_closes_at": "Clôture des inscriptions",
     "job_offers": "Offres d’emploi",
     "accessibility_notes": "Accessibilité",
+    "timezone": "Fuseau horaire",
 }
 # API field -> the form input the error is shown beside.
 FORM_FIELD = {
@@ -215,6 +217,8 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
             values["job_offers"], "job_offers", "Indiquez un nombre entier d’offres, ou rien."
         ),
         "accessibility_notes": values["accessibility_notes"] or None,
+        # Empty: the zone of the venue's overseas département, else Paris (the domain's rule).
+        "timezone": values["timezone"].strip() or None,
     }
     if payload["type"] is None:
         raise InvalidInput("type", "Choisissez le type d’événement.")
@@ -227,11 +231,11 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
     return event_fields(payload, partial=False)
 
 
-def _local_input(moment: datetime | None) -> str:
-    """The value of a datetime-local input, in Paris time."""
+def _local_input(moment: datetime | None, tz: str = "Europe/Paris") -> str:
+    """The value of a datetime-local input, in the event's time zone."""
     if moment is None:
         return ""
-    local = moment.astimezone(PARIS)
+    local = moment.astimezone(ZoneInfo(tz))
     return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second else "%Y-%m-%dT%H:%M")
 
 
@@ -247,8 +251,8 @@ def event_form_values(event: Event) -> dict[str, Any]:
         "type": event.type,
         "format": event.format,
         "sectors": list(event.sectors),
-        "starts_at": _local_input(event.starts_at),
-        "ends_at": _local_input(event.ends_at),
+        "starts_at": _local_input(event.starts_at, event.timezone),
+        "ends_at": _local_input(event.ends_at, event.timezone),
         "venue_name": event.venue_name or "",
         "venue_address": event.venue_address or "",
         "venue_postal_code": event.venue_postal_code or "",
@@ -259,10 +263,11 @@ def event_form_values(event: Event) -> dict[str, Any]:
         "capacity": "" if event.capacity is None else str(event.capacity),
         "remote_capacity": "" if event.remote_capacity is None else str(event.remote_capacity),
         "waitlist": event.waitlist,
-        "registration_opens_at": _local_input(event.registration_opens_at),
-        "registration_closes_at": _local_input(event.registration_closes_at),
+        "registration_opens_at": _local_input(event.registration_opens_at, event.timezone),
+        "registration_closes_at": _local_input(event.registration_closes_at, event.timezone),
         "job_offers": "" if event.job_offers is None else str(event.job_offers),
         "accessibility_notes": event.accessibility_notes or "",
+        "timezone": event.timezone,
         "shown_lat": lat,
         "shown_lon": lon,
     }
