@@ -73,7 +73,7 @@ def one_line_text(value: str) -> str:
 # What an agency may type in a description (the back office says it beside the field):
 # paragraphs (a blank line), line breaks, **bold**, *italic*, lists (« - » or « 1. ») and links
 # ([text](https://…) or <https://…>). Raw HTML typed among Markdown is shown as typed, escaped.
-MARKDOWN_RULES = ["emphasis", "list", "link", "autolink", "newline", "escape"]
+MARKDOWN_RULES = ["emphasis", "list", "link", "autolink", "newline", "escape", "entity"]
 # Text with such a tag is HTML (a feed's, an API client's, an event saved before Markdown).
 _HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*[\s/>]|/[a-zA-Z]|!--)")
 
