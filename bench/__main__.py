@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import calendar_feed, registration_burst, search
 from bench.common import BACKENDS, Context, Options, Row, count_label, ensure_wrk
 
-BENCHMARKS = ("search", "calendar", "registration", "import")
+BENCHMARKS = ("search", "calendar", "registration", "import", "alerts")
 
 
 def _csv(kind: type, choices: Sequence[str] | None = None) -> object:
@@ -47,6 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-requests", type=int, default=None)
     parser.add_argument("--import-events", type=int, default=None)
+    parser.add_argument("--alerts", type=int, default=None, help="alerts of the alerts bench")
     args = parser.parse_args(argv)
     if args.sizes is None:
         args.sizes = [10_000, 50_000] if args.quick else [10_000, 100_000, 1_000_000]
@@ -54,6 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.duration = 3.0 if args.quick else 10.0
     if args.latency_requests is None:
         args.latency_requests = 100 if args.quick else 300
+    if args.alerts is None:
+        args.alerts = 1_000 if args.quick else 10_000
     if args.import_events is None:
         args.import_events = 10_000 if args.quick else 100_000
     return args
@@ -95,6 +98,43 @@ def run_import(ctx: Context, backends: list[str], events: int) -> list[Row]:
                 "unchanged",
                 f"{events}, {events}",
                 check("every event created, then unchanged"),
+            ),
+        ]
+    return rows
+
+
+def run_alerts(ctx: Context, backends: list[str], alerts: int, events: int) -> list[Row]:
+    from bench import alerts as alerts_bench
+
+    rows: list[Row] = []
+    for backend in backends:
+        argv = ["--alerts", str(alerts), "--events", str(events)]
+        if backend != "sqlite":
+            argv += ["--database-url", ctx.database(backend, "alerts")]
+        figures = alerts_bench.main(argv)
+        checks = figures["checks"]
+        large = figures[str(alerts)]
+        name = f"alerts {backend} {count_label(alerts)}"
+        rows += [
+            Row(
+                name,
+                f"send_alerts, {events} new events",
+                f"{large['first']['seconds']} s, {large['first']['statements']} statements, "
+                f"{large['first']['mails']} mails",
+            ),
+            Row(
+                name,
+                "ms and statements per alert (1/5 of the alerts, all)",
+                f"{figures['ms_per_alert']} ms, {figures['statements_per_alert']}",
+                "flat",
+                checks["statements per alert stay flat"],
+            ),
+            Row(
+                name,
+                "second run, nothing new",
+                f"{large['again']['seconds']} s, {large['again']['mails']} mails",
+                "0 mails",
+                checks["a second run queues nothing"],
             ),
         ]
     return rows
@@ -169,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += registration_burst.run(ctx, args.backends)
         if "import" in args.only:
             rows += run_import(ctx, args.backends, args.import_events)
+        if "alerts" in args.only:
+            rows += run_alerts(ctx, args.backends, args.alerts, 200 if args.quick else 1_000)
         hello_rates = ctx.hello_rates
     table, passed = render(rows, hello_rates)
     minutes = (time.monotonic() - started) / 60

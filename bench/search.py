@@ -169,6 +169,43 @@ def explain(database_url: str) -> tuple[list[str], int]:
     return plan, len(statements)
 
 
+COUNT_ROUNDS = 5
+
+
+def count_cost(database_url: str) -> tuple[float, float, float, int]:
+    """The results page's count (issue 16), in process: p50 of the page's search without and
+    with the count over the twenty place searches, and the p50 of the widest count (Paris,
+    200 km, no other filter, far more than COUNT_CAP matches) with the count it gave."""
+    start, end = window()
+    queries = [
+        SearchQuery(
+            near=place, radius_km=RADIUS_KM, sectors=(sector,), date_from=start, date_to=end
+        )
+        for place, sector in PLACES
+    ]
+    widest = SearchQuery(near="Paris", radius_km=200)
+    database = Database(database_url)
+    plain: list[float] = []
+    counted: list[float] = []
+    wide: list[float] = []
+    found = 0
+    try:
+        for _ in range(COUNT_ROUNDS):
+            for query in queries:
+                for count, into in ((False, plain), (True, counted)):
+                    with database.transaction() as db:
+                        began = time.perf_counter()
+                        search_events(db, query, count=count)
+                        into.append((time.perf_counter() - began) * 1000)
+            with database.transaction() as db:
+                began = time.perf_counter()
+                found = search_events(db, widest, count=True).count or 0
+                wide.append((time.perf_counter() - began) * 1000)
+    finally:
+        database.dispose()
+    return statistics.median(plain), statistics.median(counted), statistics.median(wide), found
+
+
 def _shorten(line: str) -> str:
     """A plan line with its long lists of cells cut to their first values and their count."""
 
@@ -322,6 +359,19 @@ def run(ctx: Context, backends: list[str], sizes: list[int]) -> list[Row]:
                         ratio <= TARGET_GROUPING_RATIO,
                     )
                 )
+            plain, counted, wide, found = count_cost(url)
+            print(
+                f"search {label}: results page in process, p50 {plain:.2f} ms without the "
+                f"count, {counted:.2f} ms with it; Paris 200 km counted ({found}) in {wide:.2f} ms",
+                flush=True,
+            )
+            rows.append(
+                Row(
+                    f"search {label}",
+                    "results page p50 without / with count; widest count",
+                    f"{plain:.2f} / {counted:.2f} ms; {wide:.2f} ms",
+                )
+            )
             at_target = size == TARGET_P50_AT
             rows.append(
                 Row(

@@ -8,19 +8,20 @@ alert and a search can never disagree. Each event mailed to an alert is stored
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from urllib.parse import urlencode
 
 from jinja2 import Environment
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 
-from events_app.db import utcnow
+from events_app.db import PARIS, utcnow
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Alert, AlertSentEvent, Event, Seeker
 from events_app.notifications import (
@@ -30,7 +31,7 @@ from events_app.notifications import (
     AlertDigest,
 )
 from events_app.passwords import clean_email
-from events_app.search import SearchQuery, rank_events, search_events
+from events_app.search import SearchHit, SearchQuery, hits_of, rank_events
 from events_app.settings import Settings
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
 
@@ -40,7 +41,7 @@ MAX_UNCONFIRMED_PER_ADDRESS = 5
 UNCONFIRMED_DAYS = 7
 # Daily alerts go from this hour (Paris time); weekly ones on Monday from the same hour.
 SEND_HOUR = 7
-PARIS = ZoneInfo("Europe/Paris")
+log = logging.getLogger("events_app.alerts")
 # The filters an alert keeps (the search's query string names).
 FILTER_NAMES = ("q", "near", "radius_km", "sector", "type", "format")
 MAX_EVENTS_PER_MAIL = 50
@@ -288,6 +289,7 @@ def send_alerts(db: Session, settings: Settings, env: Environment, *, now: datet
     if not rows:
         return 0
     created = {event_id: created_at for event_id, created_at in rows}
+    loaded: dict[int, SearchHit] = {}  # each new event read once, whatever the alerts
     queued = 0
     for alert in alerts:
         ids = tuple(e for e, c in created.items() if c >= alert.since)
@@ -303,20 +305,39 @@ def send_alerts(db: Session, settings: Settings, env: Environment, *, now: datet
         ids = tuple(e for e in ids if e not in sent)
         if not ids:
             continue
-        query = replace(alert_query(alert.filters), only_ids=ids, limit=MAX_EVENTS_PER_MAIL)
-        hits = [h for h in search_events(db, query).hits if h.event.status != "cancelled"]
-        if not hits:
+        query = replace(alert_query(alert.filters), only_ids=ids, limit=len(ids))
+        try:
+            ranking = rank_events(db, query)
+        except InvalidInput as exc:
+            # Checked when the alert was made, but places change (a commune merged or renamed,
+            # a name now shared): this alert waits, the others are sent.
+            log.warning("alert %s skipped: %s", alert.id, exc.message)
             continue
-        for hit in hits:
-            db.add(AlertSentEvent(alert_id=alert.id, event_id=hit.event.id))
+        matched = [event_id for event_id, _ in ranking.hits]
+        if not matched:
+            continue
+        # The first MAX_EVENTS_PER_MAIL are listed, the others counted with a link to the
+        # search; all are marked sent, so none comes back in a later mail as if it were new.
+        hits = hits_of(db, ranking.hits[:MAX_EVENTS_PER_MAIL], loaded)
+        db.execute(insert(AlertSentEvent), [{"alert_id": alert.id, "event_id": e} for e in matched])
         alert.last_sent_at = now
-        _queue_alert_mail(db, env, settings, alert, hits)
+        _queue_alert_mail(db, env, settings, alert, hits, more=len(matched) - len(hits))
         queued += 1
     return queued
 
 
+def _query_string(filters: Iterable[Sequence[str]]) -> str:
+    return urlencode([(name, value) for name, value in filters])
+
+
 def _queue_alert_mail(
-    db: Session, env: Environment, settings: Settings, alert: Alert, hits: list[Any]
+    db: Session,
+    env: Environment,
+    settings: Settings,
+    alert: Alert,
+    hits: list[Any],
+    *,
+    more: int,
 ) -> None:
     unsubscribe_url = f"{settings.base_url}{UNSUBSCRIBE_PATH}/{alert.token}"
     ALERT.queue(
@@ -324,6 +345,8 @@ def _queue_alert_mail(
         to=alert.email,
         context=AlertDigest(
             hits=hits,
+            more=more,
+            search_url=f"{settings.base_url}/evenements?{_query_string(alert.filters)}",
             filters=describe_filters(alert.filters),
             frequency=FREQUENCIES[alert.frequency],
             manage_url=f"{settings.base_url}{MANAGE_PATH}/{alert.token}",

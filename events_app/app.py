@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.redis_url
             else DatabaseSessionStore(database)
         )
+        rate_limiter = RateLimiter(settings.redis_url)
         try:
             yield {
                 "db": database,
@@ -174,11 +175,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "templates": templates,
                 "mail_backend": backend_from_settings(settings),
                 "mail_env": mail_environment(),
-                "rate_limiter": RateLimiter(settings.redis_url),
+                "rate_limiter": rate_limiter,
                 "session_store": session_store,
             }
         finally:
+            # Every connection is closed in the event loop that opened it; the next start
+            # (another TestClient, another loop) opens its own.
             await session_store.close()
+            await api.close_search_pages(_app)
+            rate_limiter.close()
             database.dispose()
 
     def render_csrf_failure() -> bytes:

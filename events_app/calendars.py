@@ -37,7 +37,8 @@ from icalendar import Calendar, Timezone, TimezoneDaylight, TimezoneStandard, vC
 from icalendar import Event as VEvent
 from icalendar.prop import vDuration
 
-from events_app.db import utcnow
+from events_app.checkin_codes import format_checkin_code
+from events_app.db import PARIS, utcnow
 from events_app.events import html_to_text
 from events_app.models import Event, Registration
 from events_app.search import SearchQuery
@@ -342,7 +343,7 @@ def _vevent(
         try:
             zone: tzinfo = ZoneInfo(tzid)
         except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("Europe/Paris")
+            zone = PARIS
         vevent.add("DTSTART", event.starts_at.astimezone(zone).date())
         vevent.add("DTEND", event.ends_at.astimezone(zone).date())
     else:
@@ -447,6 +448,13 @@ def invite_ics(
     zones = _Zones([event])
     calendar = _calendar(settings, name=event.title, method=method, zones=zones)
     cancel = method == "CANCEL"
+    lead: list[str] = []
+    if not cancel and registration.status == "confirmed" and registration.checkin_code:
+        # The code in words, for the day: what staff type when the QR code cannot be read.
+        lead.append(
+            f"Votre code d'entrée\u00a0: {format_checkin_code(registration.checkin_code)} "
+            f"(son QR code est sur la page de votre inscription)."
+        )
     vevent = _vevent(
         event,
         settings,
@@ -454,6 +462,7 @@ def invite_ics(
         dtstamp=utcnow(),
         sequence=event.revision + 1 if cancel else event.revision,
         status="CANCELLED" if cancel else ICS_STATUS.get(event.status, "CONFIRMED"),
+        lead=lead,
     )
     attendee = vCalAddress(f"mailto:{registration.email}")
     attendee.params["CN"] = f"{registration.first_name} {registration.last_name}".strip()

@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from events_app.agencies import create_agency
+from events_app.checkin_codes import new_checkin_code
 from events_app.db import PARIS
 from events_app.demo_vocabulary import (
     ACCESSIBILITY,
@@ -692,6 +693,7 @@ class _Generator:
                     "status": "confirmed" if confirmed else "waitlisted",
                     "waitlist_position": None if confirmed else position - onsite - remote + 1,
                     "token": secrets.token_urlsafe(24),
+                    "checkin_code": new_checkin_code() if confirmed else None,
                     "consent_at": created_at,
                     "created_at": created_at,
                     "updated_at": created_at,

@@ -40,12 +40,20 @@ def sanitise_html(html: str) -> str:
     )
 
 
+# What makes html5ever's parse and serialisation differ from the text itself.
+_MARKUP = re.compile(r"[<>&\r\x00\ufeff]")
+
+
 def plain_text(value: str) -> str:
     """A plain-text field (a title, a venue) with any markup removed by the sanitiser.
 
     Entities are decoded afterwards, and cleaning repeats until nothing changes, so that an
     escaped tag (&lt;script&gt;) cannot come back to life once decoded. "a < b" stays as typed.
     """
+    if not _MARKUP.search(value):
+        # Nothing the sanitiser would touch (no markup, entity, carriage return or byte-order
+        # mark): what nearly every title and venue is, and a feed has a hundred thousand.
+        return value.strip()
     import html as html_module
 
     for _ in range(5):

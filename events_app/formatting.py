@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -11,6 +12,9 @@ from babel.numbers import format_decimal
 LOCALE = "fr_FR"
 
 
+# Babel formats a date in about 100 µs; a page or a mail digest shows the same few again and
+# again. Both are pure functions of hashable values.
+@lru_cache(maxsize=8192)
 def fr_time(moment: datetime, tz: str = "Europe/Paris") -> str:
     """« 9 h 30 », « 14 h »."""
     local = moment.astimezone(ZoneInfo(tz))
@@ -18,6 +22,7 @@ def fr_time(moment: datetime, tz: str = "Europe/Paris") -> str:
     return format_time(local, pattern, locale=LOCALE)
 
 
+@lru_cache(maxsize=8192)
 def fr_date(moment: datetime, tz: str = "Europe/Paris") -> str:
     """« mardi 8 décembre 2026 »."""
     return format_date(moment.astimezone(ZoneInfo(tz)), "EEEE d MMMM y", locale=LOCALE)

@@ -37,6 +37,8 @@ class CommuneEntry:
     population: int
     is_arrondissement: bool
     postal_codes: tuple[str, ...]
+    lat: float = 0.0
+    lon: float = 0.0
 
     @property
     def label(self) -> str:
@@ -61,6 +63,12 @@ class Gazetteer:
         self.postal_codes = sorted(self.by_postal_code)
         # One name per key for the fuzzy match (the communes sharing it come with it).
         self.unique_keys = list(self.by_key)
+        self.centres = frozenset(centre_key(entry.lat, entry.lon) for entry in self.entries)
+
+    def is_centre(self, lat: float, lon: float) -> bool:
+        """Whether a point is exactly the centre of a commune (as the geocoder places a venue
+        known only by its commune)."""
+        return centre_key(lat, lon) in self.centres
 
     def named(self, key: str) -> list[CommuneEntry]:
         """Every commune with exactly this key, most populous first."""
@@ -86,6 +94,11 @@ class Gazetteer:
         scores = {match: score for match, score, _index in found}
         entries.sort(key=lambda entry: (-scores[entry.key], -entry.population))
         return entries[:limit]
+
+
+def centre_key(lat: float, lon: float) -> tuple[float, float]:
+    # Six decimals, about 10 cm: a venue copied from a commune's centre keeps every one.
+    return round(lat, 6), round(lon, 6)
 
 
 _snapshots: WeakKeyDictionary[Engine, Gazetteer] = WeakKeyDictionary()
@@ -115,11 +128,15 @@ def gazetteer(db: Session) -> Gazetteer:
             Commune.department,
             Commune.population,
             Commune.is_arrondissement,
+            Commune.lat,
+            Commune.lon,
         )
     )
     snapshot = Gazetteer(
-        CommuneEntry(insee, name, key, department, population, arrondissement, tuple(codes[insee]))
-        for insee, name, key, department, population, arrondissement in rows
+        CommuneEntry(
+            insee, name, key, department, population, arrondissement, tuple(codes[insee]), lat, lon
+        )
+        for insee, name, key, department, population, arrondissement, lat, lon in rows
     )
     if snapshot.entries:
         # An empty table (before `migrate` loads it) is not kept: it will be read again.

@@ -6,7 +6,7 @@ import math
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -41,9 +41,17 @@ def geo_cell(lat: float, lon: float) -> int:
     return row * _GEO_CELL_COLUMNS + col
 
 
+# The combining marks of U+0300–U+036F (French accents among them), deleted by str.translate.
+_COMMON_MARKS: Final = {
+    code: None for code in range(0x300, 0x370) if unicodedata.combining(chr(code))
+}
+
+
 def fold_text(text: str) -> str:
     """Lower case without accents: how free text is stored and matched."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = unicodedata.normalize("NFKD", text.casefold()).translate(_COMMON_MARKS)
+    if decomposed.isascii():  # nearly always: no mark left to look for character by character
+        return decomposed
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -362,6 +370,13 @@ class Registration(Base):
     status: Mapped[str] = mapped_column(String(20))
     waitlist_position: Mapped[int | None] = mapped_column(Integer)
     token: Mapped[str] = mapped_column(String(64), unique=True)
+    # What staff scan at the door (SPEC §12): set when the seat is confirmed, never the manage
+    # token (a QR seen over a shoulder must not let anyone cancel the place). See
+    # events_app.checkins.
+    checkin_code: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
+    # When and by whom the person was marked present (a scan, the API or the attendance list).
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_in_by: Mapped[str | None] = mapped_column(String(254))
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the person's links were last mailed again (a second registration with the same

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.orm import Session
 
 from events_app.calendars import invite_ics
+from events_app.checkin_codes import checkin_qr_svg, format_checkin_code
 from events_app.db import utcnow
 from events_app.events import html_to_text, one_line, sanitise_html
 from events_app.formatting import fr_date, fr_datetime, fr_paris_time, fr_time, fr_zone
@@ -43,6 +44,8 @@ def mail_environment() -> Environment:
         fr_time=fr_time,
         fr_zone=fr_zone,
         fr_paris_time=fr_paris_time,
+        checkin_code=format_checkin_code,
+        checkin_qr=checkin_qr_svg,
     )
     env.globals.update(EVENT_TYPES=EVENT_TYPES, FORMATS=FORMATS)
     return env
@@ -187,6 +190,9 @@ class AlertDigest(MailContext):
     """The new events of one alert; hits are search hits (event, distance)."""
 
     hits: list[Any]
+    # Matching new events beyond those listed, and the search that shows them all.
+    more: int
+    search_url: str
     filters: str
     frequency: str
     manage_url: str

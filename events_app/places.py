@@ -16,9 +16,8 @@ import re
 import struct
 import sys
 import threading
-import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -30,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from events_app.errors import InvalidInput
 from events_app.gazetteer import gazetteer
-from events_app.models import Commune, CommunePostalCode
+from events_app.models import Commune, CommunePostalCode, fold_text
 
 FIELD = "near"
 MAX_INPUT_LENGTH = 200
@@ -105,8 +104,7 @@ _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss"})
 
 def normalise_name(text: str) -> str:
     """The search key of a place name: "Saint-Étienne", "st etienne" -> "saint etienne"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().translate(_LIGATURES))
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    bare = fold_text(text).translate(_LIGATURES)
     tokens = _SPACES.split(_SEPARATORS.sub(" ", bare).strip())
     return " ".join(_TOKEN_ALIASES.get(token, token) for token in tokens if token)
 
@@ -719,6 +717,22 @@ def suggest_places(db: Session, text: str, *, limit: int = 8) -> list[PlaceSugge
     for entry in index.with_prefix(key, limit):
         found.append(PlaceSuggestion(entry.label, "commune", entry.label))
     return found[:limit]
+
+
+# --- Approximate positions ---------------------------------------------------------------------
+
+
+def approximate_venues(
+    db: Session, points: Iterable[tuple[int, float | None, float | None]]
+) -> set[int]:
+    """The ids, among (id, lat, lon), of the venues placed at their commune's centre: known by
+    their commune or postal code only, not their address, so their pin is approximate."""
+    index = gazetteer(db)
+    return {
+        item_id
+        for item_id, lat, lon in points
+        if lat is not None and lon is not None and index.is_centre(lat, lon)
+    }
 
 
 # --- Distances ---------------------------------------------------------------------------------

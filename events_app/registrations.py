@@ -13,6 +13,7 @@ import csv
 import hmac
 import io
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from events_app.checkin_codes import new_checkin_code
 from events_app.db import PARIS, utcnow
 from events_app.duplicates import refresh_duplicates
 from events_app.errors import Conflict, InvalidInput, NotFound
@@ -159,6 +161,7 @@ def register(
     )
     if _has_seat(event, pool):
         registration.status = "confirmed"
+        registration.checkin_code = new_checkin_code()
         _take_seat(event, pool, +1)
     elif event.waitlist:
         registration.status = "waitlisted"
@@ -332,6 +335,7 @@ def cancel_registration(db: Session, *, token: str, notifier: Notifier) -> Regis
     position = registration.waitlist_position
     registration.status = "cancelled"
     registration.waitlist_position = None
+    registration.checkin_code = None  # a cancelled seat's code opens nothing any more
     registration.cancelled_at = now
     registration.updated_at = now
     pool = _pool(event, registration.attendance)
@@ -368,6 +372,7 @@ def _promote(db: Session, event: Event, attendance: str, notifier: Notifier) -> 
     while queue and _has_seat(event, pool) and event.status == "scheduled":
         first = queue.pop(0)
         first.status = "confirmed"
+        first.checkin_code = new_checkin_code()
         first.waitlist_position = None
         first.updated_at = utcnow()
         first.event = event
@@ -536,25 +541,34 @@ def _csv_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def registrants_csv(registrations: list[Registration]) -> bytes:
-    """CSV that opens cleanly in French Excel: `;` separated, UTF-8 with BOM, French headers."""
+def excel_csv(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """CSV that opens cleanly in French Excel: `;` separated, UTF-8 with BOM, French headers,
+    and no cell that Excel would run as a formula."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(CSV_HEADERS)
-    for r in registrations:
-        writer.writerow(
+    writer.writerow(headers)
+    for row in rows:
+        writer.writerow([_csv_cell(cell) for cell in row])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def registrants_csv(registrations: list[Registration]) -> bytes:
+    return excel_csv(
+        CSV_HEADERS,
+        (
             [
-                _csv_cell(r.first_name),
-                _csv_cell(r.last_name),
-                _csv_cell(r.email),
-                _csv_cell(r.phone or ""),
+                r.first_name,
+                r.last_name,
+                r.email,
+                r.phone or "",
                 REGISTRATION_STATUSES.get(r.status, r.status),
                 "" if r.waitlist_position is None else str(r.waitlist_position),
                 ATTENDANCE_MODES.get(r.attendance, r.attendance),
                 r.created_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"),
             ]
-        )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+            for r in registrations
+        ),
+    )
 
 
 def anonymise_registrations(db: Session, registrations: list[Registration]) -> int:
@@ -567,6 +581,7 @@ def anonymise_registrations(db: Session, registrations: list[Registration]) -> i
         registration.last_name = ""
         registration.email = f"efface-{registration.id}@anonyme.invalid"
         registration.phone = None
+        registration.checkin_code = None
         registration.seeker_id = None
         registration.anonymised_at = now
     ids = [registration.id for registration in registrations]

@@ -68,6 +68,12 @@ RADIUS_RULE = f"Le rayon doit être compris entre {MIN_RADIUS_KM} et {MAX_RADIUS
 SORTS = ("distance", "date")
 # A sort by date around a place reads the dates in batches of this many candidates.
 DATE_BATCH = 200
+# The results page counts matches exactly up to this many, and says « plus de » beyond: the
+# count reads at most COUNT_CAP + 1 rows whatever the size of the table.
+COUNT_CAP = 1000
+# Cursors carry this key when they point backwards: the page *before* an event (the link to
+# the previous page), read in reverse order from there.
+BEFORE = "b"
 
 
 def check_radius(radius_km: float) -> float:
@@ -112,6 +118,10 @@ class SearchResult:
     next_cursor: str | None
     place: ResolvedPlace | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The cursor of the previous page (None on the first one), and, when asked for, the number
+    # of matches up to COUNT_CAP + 1 (COUNT_CAP + 1 meaning "more than COUNT_CAP").
+    prev_cursor: str | None = None
+    count: int | None = None
 
 
 def encode_cursor(data: dict[str, Any]) -> str:
@@ -393,6 +403,8 @@ class Ranking:
     hits: list[tuple[int, float | None]]
     next_cursor: str | None
     place: ResolvedPlace | None = None
+    prev_cursor: str | None = None
+    count: int | None = None
 
 
 @dataclass
@@ -402,31 +414,77 @@ class SummaryResult:
     place: ResolvedPlace | None = None
 
 
-def rank_events(db: Session, query: SearchQuery) -> Ranking:
-    """The ids of a search's page, in order, and the cursor of the next one. Raises
-    InvalidInput for an unknown place, agency or a broken cursor."""
+def rank_events(db: Session, query: SearchQuery, *, count: bool = False) -> Ranking:
+    """The ids of a search's page, in order, and the cursors of the next and previous ones;
+    with count, the number of matches (see count_matches). Raises InvalidInput for an unknown
+    place, agency or a broken cursor."""
     cursor = decode_cursor(query.cursor) if query.cursor else None
+    backward = cursor is not None and cursor.get(BEFORE) == 1
     conditions = _filters(db, query)
+    place: ResolvedPlace | None = None
     if query.near is None:
-        after = _date_cursor(cursor) if cursor is not None else None
-        return _rank_by_date(db, select(Event.id).where(*conditions), query.limit, after)
-    place = resolve_place(db, query.near)
-    if query.sort == "date":
-        after = _date_cursor(cursor) if cursor is not None else None
-        ranking = _rank_near_by_date(db, conditions, place, query.radius_km, query.limit, after)
+        position = _date_cursor(cursor) if cursor is not None else None
+        ranking = _rank_by_date(
+            db, select(Event.id).where(*conditions), query.limit, position, backward=backward
+        )
     else:
-        ranking = _search_near(db, conditions, place, query.radius_km, query.limit, cursor)
-    ranking.place = place
+        place = resolve_place(db, query.near)
+        if query.sort == "date":
+            position = _date_cursor(cursor) if cursor is not None else None
+            ranking = _rank_near_by_date(
+                db, conditions, place, query.radius_km, query.limit, position, backward=backward
+            )
+        elif backward and cursor is not None:
+            ranking = _search_near_before(
+                db, conditions, place, query.radius_km, query.limit, cursor
+            )
+        else:
+            ranking = _search_near(
+                db,
+                conditions,
+                place,
+                query.radius_km,
+                query.limit,
+                cursor,
+                few=query.only_ids is not None,
+            )
+        ranking.place = place
+    if count:
+        ranking.count = _count_matches(db, conditions, place, query.radius_km)
     return ranking
 
 
-def search_events(db: Session, query: SearchQuery) -> SearchResult:
-    """Run a search and load its events (ORM rows, with agency and sectors)."""
-    ranking = rank_events(db, query)
-    events = _load(db, [event_id for event_id, _ in ranking.hits])
+def search_events(db: Session, query: SearchQuery, *, count: bool = False) -> SearchResult:
+    """Run a search and load its events (ORM rows, with agency and sectors); with count, the
+    number of matches too, up to COUNT_CAP + 1."""
+    ranking = rank_events(db, query, count=count)
+    return SearchResult(
+        hits_of(db, ranking.hits),
+        ranking.next_cursor,
+        ranking.place,
+        prev_cursor=ranking.prev_cursor,
+        count=ranking.count,
+    )
+
+
+def hits_of(
+    db: Session,
+    ranked: Sequence[tuple[int, float | None]],
+    loaded: dict[int, SearchHit] | None = None,
+) -> list[SearchHit]:
+    """The hits of ranked (id, distance) pairs, their events loaded. `loaded` keeps the events
+    already read (it is filled): a job that ranks many searches among the same events, such
+    as the alerts, reads each event once."""
+    known = {} if loaded is None else loaded
+    missing = [event_id for event_id, _ in ranked if event_id not in known]
+    events = _load(db, missing)
     copies = copies_of(db, list(events.values()))
-    hits = [SearchHit(events[e], d, copies[e]) for e, d in ranking.hits]
-    return SearchResult(hits, ranking.next_cursor, ranking.place)
+    known.update(
+        (event_id, SearchHit(event, None, copies[event_id])) for event_id, event in events.items()
+    )
+    return [
+        SearchHit(known[event_id].event, d, known[event_id].duplicates) for event_id, d in ranked
+    ]
 
 
 def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
@@ -437,19 +495,62 @@ def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
     return SummaryResult(hits, ranking.next_cursor, ranking.place)
 
 
+def _count_matches(
+    db: Session,
+    conditions: list[ColumnElement[bool]],
+    place: ResolvedPlace | None,
+    radius_km: float,
+) -> int:
+    """How many events match, counted up to COUNT_CAP + 1 and no further: a subquery with a
+    LIMIT, and around a place the candidates of the radius's box streamed until that many are
+    inside the circle (the exact distance is computed in Python, as for the page)."""
+    cap = COUNT_CAP + 1
+    connection = db.connection()
+    if place is None:
+        first = select(Event.id).where(*conditions).limit(cap).subquery()
+        return connection.scalar(select(func.count()).select_from(first)) or 0
+    online = select(Event.id).where(*conditions, Event.format == "online").limit(cap).subquery()
+    found = connection.scalar(select(func.count()).select_from(online)) or 0
+    if found >= cap:
+        return cap
+    candidates = select(Event.venue_lat, Event.venue_lon).where(
+        *conditions, Event.format != "online", _geo_condition(place.lat, place.lon, radius_km)
+    )
+    # Streamed (a server-side cursor on PostgreSQL): a dense area stops after about cap rows.
+    result = connection.execute(candidates.execution_options(stream_results=True, yield_per=500))
+    try:
+        for lat, lon in result:
+            if distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0) <= radius_km:
+                found += 1
+                if found >= cap:
+                    break
+    finally:
+        result.close()
+    return found
+
+
+def _beyond(position: tuple[datetime, int], backward: bool) -> ColumnElement[bool]:
+    """Events after (or, backward, before) a (start, id) position in the date order."""
+    starts, last_id = position
+    if backward:
+        return or_(Event.starts_at < starts, and_(Event.starts_at == starts, Event.id < last_id))
+    return or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
+
+
 def _date_page(
     db: Session,
     statement: Select[Any],
     limit: int,
     after: tuple[datetime, int] | None,
+    *,
+    backward: bool = False,
 ) -> tuple[list[tuple[int, datetime]], bool]:
-    """(id, start) of up to `limit` events after the cursor, by date; and whether more follow."""
+    """(id, start) of up to `limit` events after the cursor, by date; and whether more follow.
+    Backward: the `limit` events before it, nearest first (the caller reverses them)."""
     if after is not None:
-        starts, last_id = after
-        statement = statement.where(
-            or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
-        )
-    ordered = statement.add_columns(Event.starts_at).order_by(Event.starts_at, Event.id)
+        statement = statement.where(_beyond(after, backward))
+    order = (Event.starts_at.desc(), Event.id.desc()) if backward else (Event.starts_at, Event.id)
+    ordered = statement.add_columns(Event.starts_at).order_by(*order)
     rows = db.connection().execute(ordered.limit(limit + 1))
     page = [(event_id, starts) for event_id, starts in rows]
     return page[:limit], len(page) > limit
@@ -460,15 +561,33 @@ def _date_cursor_of(last: tuple[int, datetime]) -> dict[str, Any]:
     return {"s": starts.isoformat(), "i": event_id}
 
 
+def _before(first: tuple[int, datetime], **more: Any) -> str:
+    """The cursor of the page before an event."""
+    return encode_cursor({BEFORE: 1, **more, **_date_cursor_of(first)})
+
+
 def _rank_by_date(
-    db: Session, statement: Select[Any], limit: int, after: tuple[datetime, int] | None
+    db: Session,
+    statement: Select[Any],
+    limit: int,
+    after: tuple[datetime, int] | None,
+    *,
+    backward: bool = False,
 ) -> Ranking:
-    page, more = _date_page(db, statement, limit, after)
-    next_cursor = encode_cursor(_date_cursor_of(page[-1])) if more and page else None
-    return Ranking([(event_id, None) for event_id, _ in page], next_cursor)
+    page, more = _date_page(db, statement, limit, after, backward=backward)
+    if backward:
+        page.reverse()
+        next_cursor = encode_cursor(_date_cursor_of(page[-1])) if page else None
+        prev_cursor = _before(page[0]) if more and page else None
+    else:
+        next_cursor = encode_cursor(_date_cursor_of(page[-1])) if more and page else None
+        prev_cursor = _before(page[0]) if after is not None and page else None
+    return Ranking([(event_id, None) for event_id, _ in page], next_cursor, None, prev_cursor)
 
 
-def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
+def _geo_condition(
+    lat: float, lon: float, radius_km: float, *, by_cells: bool = True
+) -> ColumnElement[bool]:
     dlat = radius_km / KM_PER_DEG_LAT
     # Near the poles the longitude span explodes; France never gets there, but stay total.
     cos_lat = max(math.cos(math.radians(lat)), 0.01)
@@ -485,7 +604,7 @@ def _geo_condition(lat: float, lon: float, radius_km: float) -> ColumnElement[bo
         math.floor((lon - dlon + 180) / GEO_CELL_DEG),
         math.floor((lon + dlon + 180) / GEO_CELL_DEG) + 1,
     )
-    if len(rows) * len(cols) > MAX_CELLS:
+    if not by_cells or len(rows) * len(cols) > MAX_CELLS:
         return box
     base = geo_cell(-90.0, -180.0)
     cells = [base + r * 10_000 + c for r in rows for c in cols]
@@ -502,13 +621,17 @@ def _nearest(
     radius_km: float,
     limit: int,
     after: Ranked | None,
+    *,
+    few: bool = False,
 ) -> list[Ranked]:
     """(distance, start, id) of on-site and hybrid matches within radius_km, nearest first
     (then soonest: the events of one venue come by date), after the cursor: at least limit + 1
-    of them when there are that many, else all of them."""
+    of them when there are that many, else all of them. `few`: the conditions already name a
+    handful of ids, so one box around the whole radius reads them at once."""
     # Circles inside the cursor's distance hold nothing new: start beyond it.
     start = after[0] if after is not None else 0.0
-    circles = [radius_km * step for step in SEARCH_STEPS if radius_km * step > start]
+    steps = (1.0,) if few else SEARCH_STEPS
+    circles = [radius_km * step for step in steps if radius_km * step > start]
     ranked: list[Ranked] = []
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
@@ -519,7 +642,7 @@ def _nearest(
             select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
                 *conditions,
                 Event.format != "online",
-                _geo_condition(place.lat, place.lon, circle),
+                _geo_condition(place.lat, place.lon, circle, by_cells=not few),
             )
         )
         ranked = sorted(
@@ -535,6 +658,39 @@ def _nearest(
     return ranked
 
 
+# The box of a circle is cut with a flat degree (KM_PER_DEG_LAT) while distances are great
+# circles: reading the events before a distance d, the box of d with this margin holds every
+# one of them (capped at the radius's own box, which defines what matches).
+BOX_MARGIN = 1.02
+
+
+def _farthest(
+    db: Session,
+    conditions: list[ColumnElement[bool]],
+    place: ResolvedPlace,
+    radius_km: float,
+    limit: int,
+    before: Ranked | None,
+) -> list[Ranked]:
+    """The last limit + 1 (distance, start, id) of the on-site matches within radius_km
+    that come before `before` (all of them without it), in the nearest-first order."""
+    circle = radius_km if before is None else min(radius_km, before[0] * BOX_MARGIN + 0.01)
+    rows = db.connection().execute(
+        select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
+            *conditions,
+            Event.format != "online",
+            _geo_condition(place.lat, place.lon, circle),
+        )
+    )
+    ranked = sorted(
+        (d, starts, event_id)
+        for event_id, lat, lon, starts in rows
+        if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= radius_km
+        and (before is None or (d, starts, event_id) < before)
+    )
+    return ranked[-(limit + 1) :]
+
+
 def _rank_near_by_date(
     db: Session,
     conditions: list[ColumnElement[bool]],
@@ -542,28 +698,27 @@ def _rank_near_by_date(
     radius_km: float,
     limit: int,
     after: tuple[datetime, int] | None,
+    *,
+    backward: bool = False,
 ) -> Ranking:
     """Every match around a place, by date: online events, and on-site or hybrid ones whose
     venue is within the radius (the box narrows in SQL, the exact distance in Python, so the
-    dates are read in batches until the page is full)."""
+    dates are read in batches until the page is full). Backward: the page before `after`."""
     near = and_(Event.format != "online", _geo_condition(place.lat, place.lon, radius_km))
+    order = (Event.starts_at.desc(), Event.id.desc()) if backward else (Event.starts_at, Event.id)
     candidates = (
         select(Event.id, Event.starts_at, Event.format, Event.venue_lat, Event.venue_lon)
         .where(*conditions, or_(Event.format == "online", near))
-        .order_by(Event.starts_at, Event.id)
+        .order_by(*order)
         .limit(DATE_BATCH)
     )
     connection = db.connection()
-    hits: list[tuple[int, float | None]] = []
-    last_hit: tuple[int, datetime] | None = None
+    found: list[tuple[int, float | None, datetime]] = []
     position = after
-    while True:
+    while len(found) <= limit:
         statement = candidates
         if position is not None:
-            starts, last_id = position
-            statement = statement.where(
-                or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
-            )
+            statement = statement.where(_beyond(position, backward))
         rows = connection.execute(statement).all()
         for event_id, starts, format_, lat, lon in rows:
             position = (starts, event_id)
@@ -572,13 +727,30 @@ def _rank_near_by_date(
                 distance = distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)
                 if distance > radius_km:
                     continue
-            if last_hit is not None and len(hits) == limit:
-                # A match beyond a full page: there is a next one.
-                return Ranking(hits, encode_cursor(_date_cursor_of(last_hit)))
-            hits.append((event_id, distance))
-            last_hit = (event_id, starts)
+            found.append((event_id, distance, starts))
+            if len(found) > limit:
+                # A match beyond a full page: there is another page.
+                break
         if len(rows) < DATE_BATCH:
-            return Ranking(hits, None)
+            break
+    more = len(found) > limit
+    page = found[:limit]
+    if backward:
+        page.reverse()
+    hits: list[tuple[int, float | None]] = [(event_id, d) for event_id, d, _ in page]
+    if not page:
+        return Ranking(hits, None)
+    first, last = (page[0][0], page[0][2]), (page[-1][0], page[-1][2])
+    if backward:
+        return Ranking(
+            hits, encode_cursor(_date_cursor_of(last)), None, _before(first) if more else None
+        )
+    return Ranking(
+        hits,
+        encode_cursor(_date_cursor_of(last)) if more else None,
+        None,
+        _before(first) if after is not None else None,
+    )
 
 
 def _search_near(
@@ -588,12 +760,15 @@ def _search_near(
     radius_km: float,
     limit: int,
     cursor: dict[str, Any] | None,
+    *,
+    few: bool = False,
 ) -> Ranking:
     phase = cursor.get("p", "d") if cursor is not None else "d"
     if phase not in ("d", "o"):
         raise InvalidInput("cursor", "Curseur de pagination invalide.")
     hits: list[tuple[int, float | None]] = []
     next_cursor: str | None = None
+    prev_cursor: str | None = None
     online_after: tuple[datetime, int] | None = None
 
     if phase == "d":
@@ -601,11 +776,14 @@ def _search_near(
         if cursor is not None:
             starts, event_id = _date_cursor(cursor)
             after = (_cursor_field(cursor, "d", float), starts, event_id)
-        ranked = _nearest(db, conditions, place, radius_km, limit, after)
+        ranked = _nearest(db, conditions, place, radius_km, limit, after, few=few)
         hits = [(event_id, d) for d, _, event_id in ranked[:limit]]
         if len(ranked) > limit:
             d, starts, event_id = ranked[limit - 1]
             next_cursor = encode_cursor({"p": "d", "d": d, **_date_cursor_of((event_id, starts))})
+        if cursor is not None and ranked:
+            d, starts, event_id = ranked[0]
+            prev_cursor = _before((event_id, starts), p="d", d=d)
     elif cursor is not None and "s" in cursor:
         online_after = _date_cursor(cursor)
 
@@ -617,10 +795,59 @@ def _search_near(
             hits.extend((event_id, None) for event_id, _ in page)
             if more_online and page:
                 next_cursor = encode_cursor({"p": "o", **_date_cursor_of(page[-1])})
+            if cursor is not None and page and prev_cursor is None:
+                prev_cursor = _before(page[0], p="o")
         elif db.scalar(online.limit(1)) is not None:
             # The distance phase filled the page exactly; online events follow from the start.
             next_cursor = encode_cursor({"p": "o"})
-    return Ranking(hits, next_cursor)
+    return Ranking(hits, next_cursor, None, prev_cursor)
+
+
+def _search_near_before(
+    db: Session,
+    conditions: list[ColumnElement[bool]],
+    place: ResolvedPlace,
+    radius_km: float,
+    limit: int,
+    cursor: dict[str, Any],
+) -> Ranking:
+    """The page before a cursor of the distance order: online events before it by date,
+    then, going back further, the farthest on-site events of the radius."""
+    phase = cursor.get("p")
+    starts, event_id = _date_cursor(cursor)
+    # (event id, distance, start), nearest to the cursor first.
+    page: list[tuple[int, float | None, datetime]] = []
+    more = False
+    before: Ranked | None = None
+    if phase == "o":
+        online = select(Event.id).where(*conditions, Event.format == "online")
+        rows, more = _date_page(db, online, limit, (starts, event_id), backward=True)
+        page = [(found_id, None, found_starts) for found_id, found_starts in rows]
+    elif phase == "d":
+        before = (_cursor_field(cursor, "d", float), starts, event_id)
+    else:
+        raise InvalidInput("cursor", "Curseur de pagination invalide.")
+    remaining = limit - len(page)
+    if not more:
+        # Before every online event (or a distance): the on-site events, farthest first.
+        ranked = _farthest(db, conditions, place, radius_km, max(remaining, 0), before)
+        more = len(ranked) > remaining
+        taken = ranked[-remaining:] if remaining > 0 else []
+        page.extend((found_id, d, found_starts) for d, found_starts, found_id in reversed(taken))
+    page.reverse()
+    hits: list[tuple[int, float | None]] = [(found_id, d) for found_id, d, _ in page]
+    if not page:
+        return Ranking(hits, None)
+
+    def position(item: tuple[int, float | None, datetime]) -> dict[str, Any]:
+        found_id, d, found_starts = item
+        if d is None:
+            return {"p": "o", **_date_cursor_of((found_id, found_starts))}
+        return {"p": "d", "d": d, **_date_cursor_of((found_id, found_starts))}
+
+    first = position(page[0])
+    prev_cursor = encode_cursor({BEFORE: 1, **first}) if more else None
+    return Ranking(hits, encode_cursor(position(page[-1])), None, prev_cursor)
 
 
 def list_agency_events(

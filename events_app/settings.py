@@ -47,6 +47,13 @@ class Settings:
     )
     # Without SMTP_HOST, delivered mails are also written here as .eml files (development).
     mail_dir: Path | None = None
+    # The map of the results page: a tile server's URL template (Leaflet's {z}/{x}/{y}, and
+    # {s} for subdomains) and the attribution its licence requires (HTML). Empty: no map.
+    map_tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    map_tiles_attribution: str = (
+        '&copy; <a href="https://www.openstreetmap.org/copyright">'
+        "les contributeurs d'OpenStreetMap</a>"
+    )
 
     @property
     def host(self) -> str:
@@ -54,6 +61,19 @@ class Settings:
         from urllib.parse import urlsplit
 
         return urlsplit(self.base_url).hostname or "localhost"
+
+    @property
+    def map_tiles_origin(self) -> str | None:
+        """The origin the map's tiles come from (what the page's CSP allows), or None without
+        a map or for a URL that is not http(s). "{s}" subdomains become a wildcard."""
+        import re
+
+        # Scheme, host and port only: nothing that could add to the CSP header it goes into.
+        found = re.match(
+            r"(https?://(?:\*\.)?[A-Za-z0-9.-]*[A-Za-z0-9](?::\d{1,5})?)(?:/|$)",
+            self.map_tiles_url.replace("{s}.", "*."),
+        )
+        return found.group(1).lower() if found else None
 
     @property
     def secure_cookies(self) -> bool:
@@ -94,6 +114,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ft_client_secret=config("FT_CLIENT_SECRET", default=None),
         ft_token_url=config("FT_TOKEN_URL", default=Settings.ft_token_url),
         mail_dir=Path(config("MAIL_DIR", default=str(Path.cwd() / "mails"))).resolve(),
+        map_tiles_url=config("MAP_TILES_URL", default=Settings.map_tiles_url).strip(),
+        map_tiles_attribution=config(
+            "MAP_TILES_ATTRIBUTION", default=Settings.map_tiles_attribution
+        ),
     )
 
 

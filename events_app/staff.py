@@ -482,6 +482,7 @@ def mark_attendance(
     registration_id: int,
     present: bool,
     now: datetime | None = None,
+    by: str | None = None,
 ) -> Registration:
     """Mark a confirmed person present (attended) or absent, from the event's day on (Paris
     time). A mark can be changed again. The seat stays taken either way.
@@ -512,8 +513,12 @@ def mark_attendance(
         raise Conflict("La présence se note à partir du jour de l’événement.", field="registration")
     status = "attended" if present else "absent"
     if registration.status != status:
+        moment = now or utcnow()
         registration.status = status
-        registration.updated_at = now or utcnow()
+        registration.updated_at = moment
+        # The same record as a scan at the door (events_app.checkins): when and by whom.
+        registration.checked_in_at = moment if present else None
+        registration.checked_in_by = by[:254] if present and by else None
         db.flush()
     registration.event = event
     return registration

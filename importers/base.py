@@ -13,7 +13,6 @@ import hashlib
 import html
 import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -21,6 +20,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from events_app.models import fold_text
 from events_app.vocab import EVENT_TYPES, FORMATS, FT_TYPE_CODES, SECTORS
 
 DEFAULT_TIMEZONE: Final = "Europe/Paris"
@@ -196,9 +196,7 @@ def normalise(text: str) -> str:
     """Lowercase, accents removed, punctuation as single spaces: for matching labels.
 
     Cached: feeds repeat the same few labels (types, formats, sectors) on every row."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _NON_WORD.sub(" ", stripped.casefold()).strip()
+    return _NON_WORD.sub(" ", fold_text(text)).strip()
 
 
 def clean_text(value: str | None, *, multiline: bool = False) -> str | None:

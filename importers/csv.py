@@ -206,6 +206,48 @@ _REQUIRED: Final = (("title", "title", "titre"), ("start", "starts_at", "date de
 _SEP_LINE = re.compile(r"^\s*sep=(.)\s*$", re.IGNORECASE)
 
 
+# The template agencies download from the feeds page: one header per column as they would
+# type it, and an example row. Each header reads back as its column (tested), so the template
+# cannot drift from the parser.
+TEMPLATE: Final[tuple[tuple[str, str], ...]] = (
+    ("Identifiant", "ML-2027-001"),
+    ("Titre", "Job dating : métiers de la logistique"),
+    ("Type", "Job dating"),
+    ("Secteurs", "N ; H"),
+    ("Format", "Sur place"),
+    ("Date de début", "{day} 09:30"),
+    ("Date de fin", "{day} 12:00"),
+    ("Lieu", "Mission locale de Villeurbanne"),
+    ("Adresse", "12 rue Francis-de-Pressensé"),
+    ("Code postal", "69100"),
+    ("Ville", "Villeurbanne"),
+    ("Latitude", ""),
+    ("Longitude", ""),
+    ("Lien en ligne", ""),
+    ("Places", "30"),
+    ("Places à distance", ""),
+    ("Inscriptions ouvertes le", ""),
+    ("Clôture des inscriptions", "{closing} 18:00"),
+    ("Nombre d'offres", "12"),
+    ("Description", "Rencontrez cinq entreprises qui recrutent. Apportez votre CV."),
+    ("Organisateur", "Mission locale de Villeurbanne"),
+    ("Page de l'événement", ""),
+    ("Statut", ""),
+    ("Fuseau horaire", "Europe/Paris"),
+)
+
+
+def template(first_day: datetime) -> bytes:
+    """The CSV template, for French Excel (`;`, UTF-8 with BOM), its example on first_day."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow([header for header, _ in TEMPLATE])
+    day = first_day.strftime("%d/%m/%Y")
+    closing = (first_day - timedelta(days=1)).strftime("%d/%m/%Y")
+    writer.writerow([example.format(day=day, closing=closing) for _, example in TEMPLATE])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
 def _decode(data: bytes) -> str:
     return decode_bytes(data)
 

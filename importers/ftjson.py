@@ -25,7 +25,6 @@ before anything is yielded), then each element is decoded on its own with orjson
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -85,6 +84,24 @@ _ONLINE_PLACES: Final = frozenset(
 # A JSON string (kept whole, escapes included), an opening bracket, a closing bracket, or a
 # quote that opens a string never closed.
 _TOKEN = re.compile(rb'(")[^"\\]*+(?:\\.[^"\\]*+)*+"|([\[{])|([\]}])|(")', re.DOTALL)
+# Everything up to the next bracket, strings skipped whole: an element's inside is read in C,
+# bracket to bracket, rather than token by token in Python.
+_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_TO_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|' + _STRING + rb")*+", re.DOTALL)
+
+
+def _nested(depth: int) -> bytes:
+    """A regex for an object or list holding at most `depth` levels of others, strings whole."""
+    string = _STRING
+    inside = rb'(?:[^"\[\]{}]++|' + string + rb")*+"
+    for _ in range(depth):
+        bracketed = rb"(?:\{" + inside + rb"\}|\[" + inside + rb"\])"
+        inside = rb'(?:[^"\[\]{}]++|' + string + rb"|" + bracketed + rb")*+"
+    return rb"\{" + inside + rb"\}"
+
+
+# A whole element in one C match when its nesting is shallow, as France Travail's are.
+_SHALLOW_ELEMENT = re.compile(_nested(3), re.DOTALL)
 _COLON = re.compile(rb"\s*:")
 _COLON_INT = re.compile(rb"\s*:\s*(\d{1,12})\b")
 _WS = re.compile(rb"\s*")
@@ -124,6 +141,30 @@ def _key(data: bytes, start: int, end: int) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _element_end(data: bytes, start: int) -> int:
+    """The end of the object or list opening at `start` (past its closing bracket)."""
+    whole = _SHALLOW_ELEMENT.match(data, start)
+    if whole is not None:
+        return whole.end()
+    stack = [data[start]]
+    position = start + 1
+    size = len(data)
+    while stack:
+        position = _TO_BRACKET.match(data, position).end()  # type: ignore[union-attr]
+        if position >= size:
+            raise _Unreadable("document JSON tronqué (crochets ou accolades non refermés)")
+        char = data[position]
+        if char in _PAIRS:
+            if stack.pop() != _PAIRS[char]:
+                raise _Unreadable(f"crochet ou accolade inattendu à l'octet {position}")
+        elif char in (_OPEN_BRACE, _OPEN_BRACKET):
+            stack.append(char)
+        else:  # a quote the skip could not take: a string never closed
+            raise _Unreadable(f"chaîne de caractères non terminée à l'octet {position}")
+        position += 1
+    return position
+
+
 def _scan(data: bytes) -> _Layout:
     """Find the root, its top-level lists and their elements' spans; raise _Unreadable."""
     begin = _WS.match(data, 3 if data.startswith(b"\xef\xbb\xbf") else 0)
@@ -135,16 +176,17 @@ def _scan(data: bytes) -> _Layout:
         preview = data[position : position + 30].decode("utf-8", "replace")
         raise _Unreadable(f"ce n'est pas un document JSON (il commence par « {preview} »)")
     root_is_object = first == _OPEN_BRACE
+    root_start = position
     stack: list[int] = []
     arrays: list[_Array] = []
     keys: set[str] = set()
     current: _Array | None = None
     level = -1  # the depth at which `current`'s elements open
-    element_start = -1
     last_key: str | None = None
     total: int | None = None
     root_end = -1
-    for match in _TOKEN.finditer(data, position):
+    while (match := _TOKEN.search(data, position)) is not None:
+        position = match.end()
         kind = match.lastindex
         if root_end >= 0:
             raise _Unreadable("contenu inattendu après la fin du document JSON")
@@ -161,10 +203,11 @@ def _scan(data: bytes) -> _Layout:
         elif kind == 2:
             opener = data[match.start()]
             if current is not None and depth == level:
-                if opener == _OPEN_BRACE:
-                    element_start = match.start()
-                else:
-                    current.irregular = True
+                if opener == _OPEN_BRACE:  # an element: read to its end at once
+                    position = _element_end(data, match.start())
+                    current.elements.append((match.start(), position))
+                    continue
+                current.irregular = True
             elif opener == _OPEN_BRACKET and current is None:
                 if depth == 0 and not root_is_object:
                     current, level = _Array(key=None, start=match.start()), 1
@@ -177,10 +220,7 @@ def _scan(data: bytes) -> _Layout:
                 raise _Unreadable(f"crochet ou accolade inattendu à l'octet {match.start()}")
             stack.pop()
             depth = len(stack)
-            if current is not None and depth == level and element_start >= 0:
-                current.elements.append((element_start, match.end()))
-                element_start = -1
-            elif current is not None and depth == level - 1:
+            if current is not None and depth == level - 1:
                 current.end = match.end()
                 arrays.append(current)
                 current = None
@@ -193,7 +233,7 @@ def _scan(data: bytes) -> _Layout:
     tail = _WS.match(data, root_end)
     if tail is None or tail.end() != len(data):
         raise _Unreadable("contenu inattendu après la fin du document JSON")
-    return _Layout(root_is_object, (position, root_end), arrays, keys, total)
+    return _Layout(root_is_object, (root_start, root_end), arrays, keys, total)
 
 
 def _regular(data: bytes, array: _Array) -> bool:
@@ -333,7 +373,7 @@ def _row(
                 yield Unchanged(index, external_id)
                 return
     try:
-        result = _map(index, item)
+        result = _map(index, item, digest)
     except Exception as exc:  # a parser never raises: an unforeseen shape rejects one row
         yield RowError(index, None, f"élément illisible : {exc!r}")
         return
@@ -350,7 +390,7 @@ def _row(
         )
         return
     seen[result.external_id] = index
-    yield dataclasses.replace(result, raw_hash=digest) if digest is not None else result
+    yield result
 
 
 def _text(row: dict[str, Any], *keys: str) -> str | None:
@@ -403,7 +443,7 @@ def _section(label: str, value: Any) -> str:
     return f"<p><strong>{label} :</strong></p>{body}" if body else ""
 
 
-def _map(index: int, row: dict[str, Any]) -> ImportedEvent | list[RowError]:
+def _map(index: int, row: dict[str, Any], digest: str | None) -> ImportedEvent | list[RowError]:
     errors: list[FieldError] = []
     warnings: list[str] = []
 
@@ -567,6 +607,7 @@ def _map(index: int, row: dict[str, Any]) -> ImportedEvent | list[RowError]:
             source_url=source_url,
             organiser=_text(row, "libelleOrganisateurPrincipal", "organismeOrganisateur"),
             warnings=tuple(warnings),
+            raw_hash=digest,
         )
     )
 

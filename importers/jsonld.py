@@ -27,8 +27,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import extruct
-
 from importers.base import (
     DEFAULT_DURATION,
     DEFAULT_TIMEZONE,
@@ -134,6 +132,10 @@ def _documents(data: bytes) -> list[Any]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         return [json.loads(stripped)]
+    # Imported here: extruct pulls in lxml and mf2py (over a second), which every CLI command
+    # and worker would pay at start while few feeds are pages.
+    import extruct
+
     found = extruct.extract(text, syntaxes=["json-ld", "microdata"], uniform=True, errors="ignore")
     return [*found.get("json-ld", []), *found.get("microdata", [])]
 

@@ -14,9 +14,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.db import utcnow
@@ -357,15 +357,24 @@ def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: dateti
                 "updated_at": now,
             }
         )
-    # Core inserts (mapper events do not run: the derived columns are set above).
-    ids = db.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), records).all()
+    # Core inserts (mapper events do not run: the derived columns are set above), then the new
+    # ids by external id, unique in a feed. Not RETURNING in parameter order: SQLAlchemy can
+    # only keep that order on SQLite by inserting one row per statement.
+    connection = db.connection()  # Core executemany: the ORM's bulk path costs a lot per row
+    connection.execute(insert(cast(Table, Event.__table__)), records)
+    found = connection.execute(
+        select(Event.external_id, Event.id).where(
+            Event.feed_id == feed.id, Event.external_id.in_([row.external_id for row in rows])
+        )
+    )
+    ids = {external_id: event_id for external_id, event_id in found}
     sector_rows = [
-        {"event_id": event_id, "sector": sector}
-        for event_id, row in zip(ids, rows, strict=True)
+        {"event_id": ids[row.external_id], "sector": sector}
+        for row in rows
         for sector in row.sectors
     ]
     if sector_rows:
-        db.execute(insert(EventSector), sector_rows)
+        connection.execute(insert(cast(Table, EventSector.__table__)), sector_rows)
     return len(rows)
 
 

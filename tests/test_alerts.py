@@ -262,6 +262,39 @@ def test_no_repeats_and_nothing_when_nothing_is_new(
         assert _sent(db, db.get(Alert, alert.id)) == {first, second}  # type: ignore[arg-type]
 
 
+def test_a_long_digest_lists_the_first_counts_the_rest_and_never_sends_them_later(
+    committed: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alerts, "MAX_EVENTS_PER_MAIL", 2)
+    with committed.transaction() as db:
+        alert = _alert(db, settings, [("q", "forum")])
+        ids = [_event(db, title=f"Forum {n}", starts_at=in_days(n + 3)) for n in range(4)]
+        _event(db, title="Atelier CV")  # new, but not a match
+    with committed.transaction() as db:
+        assert send_alerts(db, settings, mail_environment(), now=utcnow()) == 1
+    with committed.transaction() as db:
+        assert send_alerts(db, settings, mail_environment(), now=utcnow()) == 0  # none left over
+        [mail] = _alert_mails(db)
+        assert "Forum 0" in mail.body_text and "Forum 1" in mail.body_text
+        assert "Forum 2" not in mail.body_text and "Atelier" not in mail.body_text
+        assert "Et 2 autres événements : http://testserver/evenements?q=forum" in mail.body_text
+        assert _sent(db, db.get(Alert, alert.id)) == set(ids)  # type: ignore[arg-type]
+
+
+def test_an_alert_whose_place_no_longer_resolves_waits_and_the_others_are_sent(
+    committed: Database, settings: Settings
+) -> None:
+    with committed.transaction() as db:
+        broken = _alert(db, settings, [("near", "Lyon"), ("radius_km", "20")])
+        fine = _alert(db, settings, [("q", "forum")], address="bea@exemple.fr")
+        # Stored when « Lyon » resolved; the gazetteer no longer knows it (renamed, merged).
+        broken.filters = [["near", "Xyzzyville-sur-Rien"], ["radius_km", "20"]]
+        _event(db, venue=LYON, title="Forum Lyon")
+    with committed.transaction() as db:
+        assert send_alerts(db, settings, mail_environment(), now=utcnow()) == 1
+        assert len(_sent(db, fine)) == 1 and _sent(db, broken) == set()
+
+
 def test_mail_escapes_titles(committed: Database, settings: Settings) -> None:
     with committed.transaction() as db:
         _alert(db, settings, [])
@@ -378,6 +411,7 @@ def test_signed_in_alert_needs_no_opt_in_and_goes_with_the_account(
     )
     assert response.status_code == 303, response.text
     assert last_mail(client, "alert_confirm") is None
+    assert 'href="/compte/alertes"' in client.get("/compte").text
     page = client.get("/compte/alertes")
     assert page.status_code == 200 and "Chaque semaine".lower() in page.text.lower()
     data = client.get("/compte/donnees.json").json()
@@ -483,3 +517,9 @@ def test_cli_job_sends_through_smtp(
     assert message["Bcc"] is None
     html = next(p for p in message.walk() if p.get_content_type() == "text/html")
     assert "<b>" not in html.get_payload(decode=True).decode()
+
+
+def test_the_privacy_page_says_what_an_alert_keeps_and_for_how_long(client: TestClient) -> None:
+    page = client.get("/donnees-personnelles").text
+    assert "Si vous créez une alerte" in page
+    assert "effacée au bout de 7 jours" in page and "jusqu'à ce que vous la supprimiez" in page

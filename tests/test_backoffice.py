@@ -40,6 +40,8 @@ from events_app.staff import (
     mark_attendance,
     set_registration_closed,
 )
+from importers import PARSERS
+from importers.base import ImportedEvent
 from tests.factories import in_days, make_agency, make_event
 from tests.helpers import sign_up as seeker_sign_up
 
@@ -1387,3 +1389,26 @@ def test_no_form_input_gives_a_server_error(client: TestClient, committed: Datab
                 action, data={**data, "csrftoken": token}, follow_redirects=False
             )
             assert response.status_code < 500, (action, value[:20])
+
+
+def test_the_feeds_page_links_to_the_formats_and_a_csv_template(
+    client: TestClient, committed: Database
+) -> None:
+    setup_agencies(committed)
+    for page in ("/organisme/flux/formats", "/organisme/flux/modele.csv"):
+        response = client.get(page, follow_redirects=False)
+        assert response.status_code == 303  # staff only, like the rest of the back office
+    sign_in(client)
+    feeds = client.get("/organisme/flux").text
+    assert (
+        'href="/organisme/flux/formats"' in feeds and 'href="/organisme/flux/modele.csv"' in feeds
+    )
+    formats = client.get("/organisme/flux/formats")
+    assert formats.status_code == 200
+    assert "Tableur (CSV)" in formats.text and "dateEvenement" in formats.text
+    template = client.get("/organisme/flux/modele.csv")
+    assert template.status_code == 200
+    assert template.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "attachment" in template.headers["content-disposition"]
+    [event] = [item for item in PARSERS["csv"](template.content)]
+    assert isinstance(event, ImportedEvent) and event.starts_at > datetime.now(UTC)

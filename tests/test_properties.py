@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import codecs
 import csv
+import html
 import io
 import json
 import math
 import re
 import string
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import nh3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from events_app import events, models
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput
 from events_app.events import create_event
@@ -797,3 +801,41 @@ def test_no_document_makes_a_parser_or_the_validation_raise(db: Session, documen
         assert all(isinstance(item, ImportedEvent | RowError) for item in items), fmt
         collected = collect(iter(items), geocoder)
         collected.close()
+
+
+# --- Text cleaning: the fast paths give what the slow ones give ---------------------------------
+
+
+def _plain_text_slowly(value: str) -> str:
+    for _ in range(5):
+        cleaned = html.unescape(nh3.clean(value, tags=set()))
+        if cleaned == value:
+            break
+        value = cleaned
+    return value.strip()
+
+
+def _fold_text_slowly(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+TEXT = st.text(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from("éèêëàâîïôöùûüçœæÉÈÀÇ\u00a0\u2028\u034f\u0301\ufeff\x85<>&;\r\n\t \"'"),
+    ),
+    max_size=40,
+)
+
+
+@given(value=TEXT)
+@example(value="\ufeffSalon")  # html5ever drops a leading byte-order mark
+@example(value="Salon &amp; forum")
+def test_plain_text_matches_the_sanitiser_on_any_text(value: str) -> None:
+    assert events.plain_text(value) == _plain_text_slowly(value)
+
+
+@given(value=TEXT)
+def test_fold_text_matches_the_character_by_character_fold(value: str) -> None:
+    assert models.fold_text(value) == _fold_text_slowly(value)

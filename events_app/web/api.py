@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from events_app.agencies import authenticate_agency
+from events_app.checkins import check_in
 from events_app.errors import InvalidInput
 from events_app.events import create_event, get_event
 from events_app.models import Registration
@@ -39,6 +40,8 @@ from events_app.search import (
     list_agency_events,
     search_event_summaries,
 )
+from events_app.stats import AgencyStats, agency_stats
+from events_app.vocab import EVENT_TYPES
 from events_app.web.alerts import create_alert_api
 from events_app.web.common import (
     MAX_DB_ID,
@@ -64,6 +67,8 @@ from events_app.web.schemas import (
     AlertIn,
     AlreadyRegisteredOut,
     CancelParams,
+    CheckinIn,
+    CheckinOut,
     EventDetailOut,
     EventIn,
     EventOut,
@@ -80,11 +85,18 @@ from events_app.web.schemas import (
     RegistrationOut,
     SearchPage,
     SearchParams,
+    StatsFiguresOut,
+    StatsMonthOut,
+    StatsOut,
+    StatsParams,
+    StatsTypeOut,
     cancel_message,
     dump,
     event_fields,
     person_of,
     search_query,
+    stats_days,
+    validate,
 )
 from events_app.web.shared_cache import SharedAnswers
 
@@ -209,6 +221,16 @@ def search_pages_of(app: Starlette, redis_url: str | None = None) -> SearchPages
         pages = SearchPages(shared=shared)
         app.state.search_pages = pages
     return pages
+
+
+async def close_search_pages(app: Starlette) -> None:
+    """Forget the app's SearchPages and close its Redis connections (at shutdown)."""
+    pages: SearchPages | None = getattr(app.state, "search_pages", None)
+    if pages is None:
+        return
+    del app.state.search_pages
+    if pages.shared is not None:
+        await pages.shared.close()
 
 
 async def list_events(request: Request) -> Response:
@@ -417,6 +439,59 @@ async def agency_registrants(request: Request) -> Response:
         ),
         headers={"Cache-Control": "no-store"},
     )
+
+
+# Who checked a person in, when it was done through the API (a token is the agency's, not a
+# person's).
+API_CHECKER = "API de l'organisme"
+
+
+async def agency_checkin(request: Request) -> Response:
+    token = bearer_token(request)
+    event_id = path_id(request)
+    await in_transaction(request, lambda db: authenticate_agency(db, token))
+    code = validate(CheckinIn, await json_body(request)).code
+
+    def work(db: Session) -> CheckinOut:
+        agency = authenticate_agency(db, token)
+        done = check_in(db, event_id=event_id, agency_id=agency.id, code=code, by=API_CHECKER)
+        registration = done.registration
+        return CheckinOut.model_construct(
+            registration_id=registration.id,
+            first_name=registration.first_name,
+            last_name=registration.last_name,
+            attended=True,
+            already=done.already,
+            checked_in_at=done.checked_in_at,
+            checked_in_by=registration.checked_in_by,
+        )
+
+    body = await in_transaction(request, work, lock=True)
+    return _json(body, headers={"Cache-Control": "no-store"})
+
+
+def stats_out(stats: AgencyStats) -> StatsOut:
+    return StatsOut.model_construct(
+        totals=StatsFiguresOut.of(stats.totals),
+        by_type=[
+            StatsTypeOut.of(figures, type=kind, label=EVENT_TYPES.get(kind, kind))
+            for kind, figures in stats.by_type
+        ],
+        by_month=[StatsMonthOut.of(figures, month=month) for month, figures in stats.by_month],
+    )
+
+
+async def agency_stats_api(request: Request) -> Response:
+    token = bearer_token(request)
+    date_from, date_to = stats_days(request.query_params)
+
+    def work(db: Session) -> StatsOut:
+        agency = authenticate_agency(db, token)
+        return stats_out(
+            agency_stats(db, agency_id=agency.id, date_from=date_from, date_to=date_to)
+        )
+
+    return _json(await in_transaction(request, work), headers={"Cache-Control": "no-store"})
 
 
 async def openapi(request: Request) -> Response:
@@ -630,6 +705,40 @@ ENDPOINTS: list[Endpoint] = [
             ),
             404: NOT_FOUND_OWN_EVENT,
         },
+    ),
+    Endpoint(
+        "/agency/events/{id}/checkins",
+        "POST",
+        agency_checkin,
+        name="api:agency_checkin",
+        operation_id="checkIn",
+        summary="Pointer une personne à l'entrée, par son code d'entrée (QR code)",
+        description="Ouvert de la veille de l'événement au lendemain (jours de Paris). Un "
+        "second pointage du même code répond 200 avec `already: true` et l'heure du premier.",
+        bearer=True,
+        body=CheckinIn,
+        examples={"code": {"summary": "Un code lu", "value": {"code": "7KQ2-M9XD-4TPA"}}},
+        answers={
+            200: Answer("La personne, pointée présente", CheckinOut, headers=(NO_STORE,)),
+            404: error(
+                "Événement inconnu ou d'un autre organisme, code inconnu, d'un autre événement "
+                "ou d'une inscription annulée"
+            ),
+            409: error("Pointage fermé (hors de la veille au lendemain, ou événement annulé)"),
+        },
+    ),
+    Endpoint(
+        "/agency/stats",
+        "GET",
+        agency_stats_api,
+        name="api:agency_stats",
+        operation_id="getAgencyStats",
+        summary="Le bilan de l'organisme : au total, par type d'événement et par mois",
+        description="Les événements non annulés qui commencent entre `from` et `to` (jours de "
+        "Paris, inclus) ; sans eux, tous les événements de l'organisme.",
+        bearer=True,
+        query=StatsParams,
+        answers={200: Answer("Les chiffres", StatsOut, headers=(NO_STORE,))},
     ),
     Endpoint(
         "/events/{id}/registrations",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import dataclasses
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -15,11 +19,14 @@ from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
 from events_app.agencies import agency_name
+from events_app.alerts import UNCONFIRMED_DAYS
 from events_app.calendars import add_to_calendar_links
 from events_app.duplicates import Copy, copies_of
 from events_app.errors import Conflict, InvalidInput, RateLimited
 from events_app.events import get_event, registration_state, remote_seats_left, seats_left
+from events_app.formatting import fr_date
 from events_app.models import Event, Registration
+from events_app.places import AmbiguousPlace, UnknownPlace, approximate_venues
 from events_app.registrations import (
     ALREADY_REGISTERED,
     Person,
@@ -30,7 +37,13 @@ from events_app.registrations import (
     register,
     resend_links,
 )
-from events_app.search import SearchQuery, SearchResult, search_events
+from events_app.search import (
+    COUNT_CAP,
+    SearchQuery,
+    SearchResult,
+    search_events,
+)
+from events_app.settings import Settings
 from events_app.structured_data import event_jsonld
 from events_app.web.calendars import feed_links
 from events_app.web.common import (
@@ -42,8 +55,9 @@ from events_app.web.common import (
     path_id,
     settings_of,
 )
-from events_app.web.params import parse_search_query
+from events_app.web.params import canonical_key, parse_search_query
 from events_app.web.schemas import event_url, person_of
+from events_app.web.security import content_security_policy
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")
 # Values that pass person_of, put in place of a field already found wrong, so that the next
@@ -63,16 +77,15 @@ def _templates(request: Request) -> Jinja2Templates:
     return templates
 
 
-def _next_page_url(request: Request, cursor: str) -> str:
-    items = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-    items.append(("cursor", cursor))
+def _page_url(request: Request, cursor: str | None, **replace: str) -> str:
+    """This search's URL with another cursor (None: the first page) or other values."""
+    items = [
+        (k, v) for k, v in request.query_params.multi_items() if k != "cursor" and k not in replace
+    ]
+    items.extend(replace.items())
+    if cursor is not None:
+        items.append(("cursor", cursor))
     return f"{request.url.path}?{QueryParams(items)}"
-
-
-def _first_page_query(request: Request) -> str:
-    return str(
-        QueryParams([(k, v) for k, v in request.query_params.multi_items() if k != "cursor"])
-    )
 
 
 async def home(request: Request) -> Response:
@@ -80,6 +93,93 @@ async def home(request: Request) -> Response:
     return _templates(request).TemplateResponse(
         request, "public/home.html", {"hits": result.hits, "form": {}}
     )
+
+
+# A search's count is kept this long per worker: the next and previous pages (and the same
+# search asked again) reuse it instead of counting again. A few seconds' staleness in « 123
+# événements » is harmless; the list itself is always computed.
+COUNT_CACHE_SECONDS = 60.0
+COUNT_CACHE_ENTRIES = 4096
+
+
+@dataclass
+class RecentCounts:
+    ttl: float = COUNT_CACHE_SECONDS
+    max_entries: int = COUNT_CACHE_ENTRIES
+    clock: Callable[[], float] = time.monotonic
+    _entries: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
+
+    @staticmethod
+    def key(query: SearchQuery) -> str:
+        # The count does not depend on the order or the page.
+        return canonical_key(dataclasses.replace(query, sort="distance", cursor=None), paging=False)
+
+    def get(self, key: str) -> int | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self.clock():
+            return None
+        return entry[1]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def put(self, key: str, count: int) -> None:
+        self._entries[key] = (self.clock() + self.ttl, count)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def counts_of(app: Starlette) -> RecentCounts:
+    """The application's RecentCounts, created on first use (each app, each test, its own)."""
+    counts: RecentCounts | None = getattr(app.state, "search_counts", None)
+    if counts is None:
+        counts = RecentCounts()
+        app.state.search_counts = counts
+    return counts
+
+
+@dataclass(frozen=True)
+class _ResultsPage:
+    result: SearchResult
+    approximate: set[int]
+    radius_km: float
+
+
+def _map_data(settings: Settings, page: _ResultsPage) -> dict[str, Any] | None:
+    """What static/js/results-map.js draws: the tiles, the search circle, a pin per event
+    of the page that has a place. None when the map is off (MAP_TILES_URL empty)."""
+    if settings.map_tiles_origin is None:
+        return None
+    place = page.result.place
+    pins = [
+        {
+            "id": hit.event.id,
+            "title": hit.event.title,
+            "url": f"/evenements/{hit.event.id}",
+            "lat": hit.event.venue_lat,
+            "lon": hit.event.venue_lon,
+            "city": hit.event.venue_city or "",
+            "when": fr_date(hit.event.starts_at, hit.event.timezone),
+            "approximate": hit.event.id in page.approximate,
+        }
+        for hit in page.result.hits
+        if hit.event.format != "online" and hit.event.venue_lat is not None
+    ]
+    circle = None
+    if place is not None:
+        circle = {
+            "lat": place.lat,
+            "lon": place.lon,
+            "radius_m": page.radius_km * 1000,
+            "label": place.label,
+        }
+    return {
+        "tiles": settings.map_tiles_url,
+        "attribution": settings.map_tiles_attribution,
+        "circle": circle,
+        "pins": pins,
+    }
 
 
 async def search_page(request: Request) -> Response:
@@ -94,34 +194,74 @@ async def search_page(request: Request) -> Response:
         "to": request.query_params.get("to", ""),
         "available": request.query_params.get("available", ""),
         "agency": request.query_params.get("agency", ""),
+        "sort": request.query_params.get("sort", ""),
     }
+    settings = settings_of(request)
     error: InvalidInput | None = None
-    result: SearchResult | None = None
+    page: _ResultsPage | None = None
+    # A place several communes share, or a misspelt one: each candidate is a link that runs
+    # the same search with it (never a silent pick).
+    place_links: list[tuple[str, str]] = []
     agency: str | None = None
     try:
         query = parse_search_query(request.query_params)
+        counts = counts_of(request.app)
+        count_key = counts.key(query)
+        known = counts.get(count_key)
 
-        def work(db: Session) -> tuple[SearchResult, str | None]:
-            return search_events(db, query), agency_name(db, query.agency)
+        def work(db: Session) -> tuple[_ResultsPage, str | None]:
+            result = search_events(db, query, count=known is None)
+            venues = [(h.event.id, h.event.venue_lat, h.event.venue_lon) for h in result.hits]
+            results = _ResultsPage(result, approximate_venues(db, venues), query.radius_km)
+            return results, agency_name(db, query.agency)
 
-        result, agency = await in_transaction(request, work)
+        loaded, agency = await in_transaction(request, work)
+        page = loaded
+        if known is None and loaded.result.count is not None:
+            counts.put(count_key, loaded.result.count)
+        else:
+            loaded.result.count = known
     except InvalidInput as exc:
         error = exc
+        if isinstance(exc, AmbiguousPlace):
+            choices = exc.choices
+        elif isinstance(exc, UnknownPlace):
+            choices = exc.suggestions
+        else:
+            choices = []
+        place_links = [(label, _page_url(request, None, near=label)) for label in choices]
+    result = page.result if page else None
     context = {
         "form": form,
         "error": error,
         "errors": {error.field: error.message} if error and error.field else {},
+        "place_links": place_links,
+        "place_ambiguous": isinstance(error, AmbiguousPlace),
         "hits": result.hits if result else [],
+        "approximate": page.approximate if page else set(),
         "place": result.place if result else None,
-        "next_url": _next_page_url(request, result.next_cursor)
+        "count": result.count if result else None,
+        "count_cap": COUNT_CAP,
+        "next_url": _page_url(request, result.next_cursor)
         if result and result.next_cursor
         else None,
+        "prev_url": _page_url(request, result.prev_cursor)
+        if result and result.prev_cursor
+        else None,
         "is_continuation": bool(request.query_params.get("cursor")),
-        "first_query": _first_page_query(request),
-        "subscribe": feed_links(settings_of(request), request.query_params, agency_name=agency),
+        "first_url": _page_url(request, None),
+        "subscribe": feed_links(settings, request.query_params, agency_name=agency),
+        "map": _map_data(settings, page) if page else None,
     }
+    headers = None
+    if context["map"] is not None and settings.map_tiles_origin is not None:
+        headers = {"Content-Security-Policy": content_security_policy(settings.map_tiles_origin)}
     return _templates(request).TemplateResponse(
-        request, "public/events/search.html", context, status_code=400 if error else 200
+        request,
+        "public/events/search.html",
+        context,
+        status_code=400 if error else 200,
+        headers=headers,
     )
 
 
@@ -134,6 +274,7 @@ def _event_page(
     notice: str | None = None,
     status_code: int = 200,
     copies: Sequence[Copy] = (),
+    approximate: bool = False,
 ) -> Response:
     return _templates(request).TemplateResponse(
         request,
@@ -154,6 +295,7 @@ def _event_page(
                 agency_name=event.agency.name,
             ),
             "copies": copies,
+            "approximate_position": approximate,
             "structured_data": event_jsonld(event, url=event_url(settings_of(request), event.id)),
         },
         status_code=status_code,
@@ -164,7 +306,7 @@ async def event_page(request: Request) -> Response:
     event_id = path_id(request)
     seeker_id = current_seeker_id(request)
 
-    def work(db: Session) -> tuple[Event, dict[str, Any], list[Copy]]:
+    def work(db: Session) -> tuple[Event, dict[str, Any], list[Copy], bool]:
         event = get_event(db, event_id)
         copies = copies_of(db, [event])[event.id]
         seeker = seeker_of_session(db, seeker_id, request.session.get("seeker_stamp"))
@@ -176,10 +318,14 @@ async def event_page(request: Request) -> Response:
                 "email": seeker.email,
                 "phone": seeker.phone or "",
             }
-        return event, prefill, copies
+        return event, prefill, copies, _approximate(db, event)
 
-    event, prefill, copies = await in_transaction(request, work)
-    return _event_page(request, event, form=prefill, copies=copies)
+    event, prefill, copies, approximate = await in_transaction(request, work)
+    return _event_page(request, event, form=prefill, copies=copies, approximate=approximate)
+
+
+def _approximate(db: Session, event: Event) -> bool:
+    return bool(approximate_venues(db, [(event.id, event.venue_lat, event.venue_lon)]))
 
 
 def person_errors(payload: Mapping[str, Any]) -> dict[str, str]:
@@ -208,6 +354,7 @@ class _EventAgain:
 
     event: Event
     refusal: InvalidInput | Conflict | RateLimited | None = None
+    approximate: bool = False
 
 
 async def register_form(request: Request) -> Response:
@@ -236,7 +383,8 @@ async def register_form(request: Request) -> Response:
     def work(db: Session) -> RegistrationOutcome | _EventAgain:
         # One unit of work whatever the answer: the registration, or the event page again.
         if person is None:
-            return _EventAgain(get_event(db, event_id), early)
+            event = get_event(db, event_id)
+            return _EventAgain(event, early, _approximate(db, event))
         seeker = seeker_of_session(db, seeker_id, stamp)
         try:
             with db.begin_nested():
@@ -248,9 +396,11 @@ async def register_form(request: Request) -> Response:
                     seeker_id=seeker.id if seeker is not None else None,
                 )
         except (InvalidInput, Conflict) as exc:
-            return _EventAgain(get_event(db, event_id), exc)
+            event = get_event(db, event_id)
+            return _EventAgain(event, exc, _approximate(db, event))
         if not outcome.created:
-            return _EventAgain(get_event(db, event_id))
+            event = get_event(db, event_id)
+            return _EventAgain(event, None, _approximate(db, event))
         return outcome
 
     answer = await in_transaction(request, work, lock=person is not None)
@@ -262,7 +412,9 @@ async def register_form(request: Request) -> Response:
         )
     refusal = answer.refusal
     if refusal is None:
-        response = _event_page(request, answer.event, notice=ALREADY_REGISTERED)
+        response = _event_page(
+            request, answer.event, notice=ALREADY_REGISTERED, approximate=answer.approximate
+        )
         response.background = deliver_mail_soon(request)
         return response
     errors = {refusal.field or "form": refusal.message}
@@ -271,7 +423,12 @@ async def register_form(request: Request) -> Response:
         if refusal.field == "attendance":
             errors.setdefault("attendance", refusal.message)
     return _event_page(
-        request, answer.event, form=form, errors=errors, status_code=refusal.status_code
+        request,
+        answer.event,
+        form=form,
+        errors=errors,
+        status_code=refusal.status_code,
+        approximate=answer.approximate,
     )
 
 
@@ -365,7 +522,10 @@ async def privacy_page(request: Request) -> Response:
     return _templates(request).TemplateResponse(
         request,
         "public/privacy.html",
-        {"retention_days": settings_of(request).retention_days},
+        {
+            "retention_days": settings_of(request).retention_days,
+            "alert_unconfirmed_days": UNCONFIRMED_DAYS,
+        },
     )
 
 

@@ -880,6 +880,10 @@ class RegistrationOut(_Output):
     cancelled_at: Moment | None
     manage_url: str = Field(description="La page de la personne.")
     cancel_url: str = Field(description="POST sur cette adresse : annule.")
+    checkin_code: str | None = Field(
+        description="Le code d'entrée (celui du QR code), tant que la place est confirmée ; "
+        "null en liste d'attente ou une fois l'inscription annulée."
+    )
     event: EventOut
 
     @classmethod
@@ -898,6 +902,9 @@ class RegistrationOut(_Output):
             cancelled_at=registration.cancelled_at,
             manage_url=manage_url(settings, registration.token),
             cancel_url=cancel_url(settings, registration.token),
+            checkin_code=registration.checkin_code
+            if registration.status in ("confirmed", "attended", "absent")
+            else None,
             event=EventOut.of(registration.event, settings),
         )
 
@@ -908,6 +915,88 @@ class AlreadyRegisteredOut(_Output):
     id: int
     status: Literal["already_registered"]
     message: str = Field(description="En français.")
+
+
+# --- the day of the event (SPEC §12): check-in and the agency's figures -------------------
+
+
+class CheckinIn(_Input):
+    code: Annotated[str, Field(min_length=1, max_length=64), NoNul] = Field(
+        description="Le code d'entrée lu sur le QR code ou tapé (espaces, tirets et casse "
+        "indifférents)."
+    )
+
+
+class CheckinOut(_Output):
+    registration_id: int
+    first_name: str
+    last_name: str
+    attended: Literal[True]
+    already: bool = Field(description="true : la personne était déjà pointée.")
+    checked_in_at: Moment = Field(description="Le premier pointage.")
+    checked_in_by: str | None = Field(description="Qui l'a pointée.")
+
+
+class StatsParams(BaseModel):
+    """GET /api/v1/agency/stats: the events starting within these Paris days."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    from_: Day = Field(None, alias="from", description="Premier jour (Europe/Paris).")
+    to: Day = Field(None, description="Dernier jour, inclus (Europe/Paris).")
+
+    @model_validator(mode="after")
+    def ordered_days(self) -> Self:
+        if self.from_ and self.to and self.from_ > self.to:
+            message = "La date de début doit précéder la date de fin."
+            raise PydanticCustomError("fr_from", "{message}", {"message": message})
+        return self
+
+
+def stats_days(params: QueryParams) -> tuple[date | None, date | None]:
+    try:
+        model = StatsParams.model_validate(_query_values(StatsParams, params))
+    except ValidationError as exc:
+        raise french_error(exc, body=False) from None
+    return model.from_, model.to
+
+
+class StatsFiguresOut(_Output):
+    events: int = Field(description="Événements non annulés.")
+    seats: int = Field(description="Places offertes (sur place et à distance ; sans limite : 0).")
+    registrations: int = Field(description="Personnes ayant une place (ni attente, ni annulées).")
+    attended: int = Field(description="Personnes pointées présentes.")
+    no_shows: int = Field(description="Personnes ayant une place, non présentes, événement fini.")
+    fill_rate: float | None = Field(
+        ge=0, description="Places prises / places offertes (0 à 1) ; null sans places limitées."
+    )
+
+    @classmethod
+    def of(cls, figures: Any, **extra: Any) -> Self:
+        return cls.model_construct(
+            **extra,
+            events=figures.events,
+            seats=figures.seats,
+            registrations=figures.registrations,
+            attended=figures.attended,
+            no_shows=figures.no_shows,
+            fill_rate=figures.fill_rate,
+        )
+
+
+class StatsTypeOut(StatsFiguresOut):
+    type: EventType
+    label: str
+
+
+class StatsMonthOut(StatsFiguresOut):
+    month: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="AAAA-MM, à Paris.")
+
+
+class StatsOut(_Output):
+    totals: StatsFiguresOut
+    by_type: list[StatsTypeOut]
+    by_month: list[StatsMonthOut] = Field(description="Chaque mois du premier au dernier.")
 
 
 # --- alerts (POST /api/v1/alerts): the shape here; the rules (a known place…) in alerts.py -----
@@ -987,5 +1076,7 @@ OUTPUT_MODELS: tuple[type[BaseModel], ...] = (
     AlreadyRegisteredOut,
     RegistrantPage,
     HealthOut,
+    CheckinOut,
+    StatsOut,
 )
-INPUT_MODELS: tuple[type[BaseModel], ...] = (EventIn, EventPatch, RegistrationIn)
+INPUT_MODELS: tuple[type[BaseModel], ...] = (EventIn, EventPatch, RegistrationIn, CheckinIn)

@@ -7,19 +7,26 @@ from typing import Any
 
 import orjson
 from limits import parse
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events_app.errors import RateLimited
 
+
+def content_security_policy(*image_origins: str) -> str:
+    """The CSP of every page; a page with a map adds its tile server's origin to img-src
+    (Settings.map_tiles_origin), and only that page."""
+    images = " ".join(("'self'", "data:", *image_origins))
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
 SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        b"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-    ),
+    (b"content-security-policy", content_security_policy().encode()),
     (b"x-content-type-options", b"nosniff"),
     # Manage and feed URLs carry secrets: never send them to other sites as a referrer.
     (b"referrer-policy", b"same-origin"),
@@ -181,8 +188,13 @@ class RateLimiter:
     """
 
     def __init__(self, storage_uri: str | None = None) -> None:
-        storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(self.storage)
+
+    def close(self) -> None:
+        """Close the Redis connections (at the app's shutdown); memory needs nothing."""
+        if isinstance(self.storage, RedisStorage):
+            self.storage.storage.close()
 
     def check(self, request: Request, bucket: str, rule: str, *keys: str) -> None:
         client = request.client.host if request.client else "unknown"

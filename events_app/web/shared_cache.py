@@ -39,3 +39,6 @@ class SharedAnswers:
             await self.redis.set(self.prefix + key, body, px=max(1, int(ttl * 1000)))
         except RedisError as exc:
             log.warning("shared cache unavailable: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        await self.redis.aclose()

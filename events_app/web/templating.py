@@ -8,6 +8,7 @@ from functools import cache
 from starlette.templating import Jinja2Templates
 
 from events_app import vocab
+from events_app.checkin_codes import checkin_qr_svg, format_checkin_code
 from events_app.events import sanitise_html
 from events_app.formatting import (
     fr_date,
@@ -53,6 +54,8 @@ def build_templates() -> Jinja2Templates:
         # Descriptions are sanitised when stored; cleaning again on output costs little and
         # protects pages from any row written before or around that rule.
         clean_html=sanitise_html,
+        checkin_code=format_checkin_code,
+        checkin_qr=checkin_qr_svg,
     )
     env.globals.update(
         EVENT_TYPES=vocab.EVENT_TYPES,

@@ -95,6 +95,8 @@
           }
           results.innerHTML = newResults.innerHTML;
           results.removeAttribute("aria-busy");
+          // The map (results-map.js) redraws from the new list's data.
+          document.dispatchEvent(new CustomEvent("results:updated"));
           lastQuery = query;
           if (window.history && window.history.replaceState) {
             window.history.replaceState(null, "", url);

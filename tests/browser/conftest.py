@@ -14,8 +14,12 @@ every page on PostgreSQL).
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
+import threading
+import zlib
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,10 +107,66 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
+def _tile_png(size: int = 256) -> bytes:
+    """A plain map-like tile: a pale ground with a faint grid every 32 pixels."""
+    ground, grid = b"\xf2\xef\xe9", b"\xd9\xd4\xca"
+    rows = []
+    for y in range(size):
+        line = b"".join(grid if x % 32 == 0 or y % 32 == 0 else ground for x in range(size))
+        rows.append(b"\x00" + line)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="session")
+def tile_server() -> Iterator[str]:
+    """A tile server on 127.0.0.1 (the tests never reach OpenStreetMap's): every
+    /{z}/{x}/{y}.png is the same tile. Yields the MAP_TILES_URL template."""
+    tile = _tile_png()
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(tile)))
+            self.send_header("Cache-Control", "max-age=3600")
+            self.end_headers()
+            self.wfile.write(tile)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
-def server(committed: Database, database_url: str) -> Iterator[str]:
-    """The app under uvicorn (one worker) on the test database; yields its base URL."""
-    with running_server(database_url, workers=1, RATE_LIMIT_REGISTRATION="1000/minute") as url:
+def server(committed: Database, database_url: str, tile_server: str) -> Iterator[str]:
+    """The app under uvicorn (one worker) on the test database; yields its base URL. The map's
+    tiles come from the local tile server."""
+    with running_server(
+        database_url,
+        workers=1,
+        RATE_LIMIT_REGISTRATION="1000/minute",
+        MAP_TILES_URL=tile_server,
+        MAP_TILES_ATTRIBUTION="Tuiles de test",
+    ) as url:
         yield url
 
 

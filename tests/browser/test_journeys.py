@@ -141,7 +141,7 @@ def test_seeker_finds_registers_and_cancels(
     page.get_by_role("checkbox", name="Commerce, vente et grande distribution", exact=True).check()
     page.get_by_role("checkbox", name="Job dating", exact=True).check()
     page.locator(".search-form").get_by_role("button", name="Rechercher").click()
-    expect(page.locator("#results-count")).to_contain_text("1 événement affiché")
+    expect(page.locator("#results-count")).to_contain_text("1 événement correspond")
     assert card_titles(page) == [data.target_title]
     expect(page.locator("#results-list .distance")).to_contain_text("km")
     assert "sector=D" in page.url and "type=job_dating" in page.url
@@ -422,7 +422,7 @@ def test_filters_update_results_without_reloading(committed: Database, pages: Pa
     data = seed(committed)
     page = pages.new()
     page.goto("/evenements?near=Montreuil&radius_km=10")
-    expect(page.locator("#results-count")).to_contain_text("2 événements affichés")
+    expect(page.locator("#results-count")).to_contain_text("2 événements correspondent")
     assert sorted(card_titles(page)) == sorted(
         ["Job dating de la grande distribution", "Job dating des chauffeurs-livreurs"]
     )
@@ -431,7 +431,7 @@ def test_filters_update_results_without_reloading(committed: Database, pages: Pa
     page.evaluate("() => { window.stillTheSamePage = true; }")
 
     page.get_by_role("checkbox", name="Commerce, vente et grande distribution", exact=True).check()
-    expect(live).to_contain_text("1 événement affiché")
+    expect(live).to_contain_text("1 événement correspond")
     assert card_titles(page) == [data.target_title]
     assert page.evaluate("() => window.stillTheSamePage === true")  # no navigation
     assert "sector=D" in page.url and "near=Montreuil" in page.url
@@ -508,6 +508,8 @@ def test_pages_have_no_accessibility_violations(
         violations += axe(page, f"agency-new-event-errors{suffix}")
         page.goto("/organisme/flux")
         violations += axe(page, f"agency-feeds{suffix}")
+        page.goto("/organisme/flux/formats")
+        violations += axe(page, f"agency-feed-formats{suffix}")
         page.goto("/organisme/jeton")
         violations += axe(page, f"agency-token{suffix}")
         assert no_horizontal_scroll(page) or width > 360

@@ -487,3 +487,22 @@ def test_a_rejected_row_carries_its_id_when_it_has_one() -> None:
         (2, "capacity", "R-7"),
         (3, "starts_at", None),
     }
+
+
+def test_the_template_reads_back_as_one_full_event_and_every_header_is_a_column() -> None:
+    first_day = datetime(2027, 3, 15, tzinfo=PARIS)
+    data = csvfeed.template(first_day)
+    assert data.startswith("\ufeff".encode())  # French Excel needs the BOM to read UTF-8
+    headers = data.decode("utf-8-sig").splitlines()[0].split(";")
+    columns = [csvfeed._column(header) for header in headers]
+    assert len(set(columns)) == len(columns)  # no column twice
+    # Every column the parser reads, the separate clock-time columns aside.
+    assert set(columns) == set(csvfeed._COLUMNS) - {"start_time", "end_time"}
+    [event] = events(data)
+    assert event.external_id == "ML-2027-001"
+    assert event.title == "Job dating : métiers de la logistique"
+    assert event.starts_at == datetime(2027, 3, 15, 8, 30, tzinfo=UTC)
+    assert event.ends_at == datetime(2027, 3, 15, 11, 0, tzinfo=UTC)
+    assert event.capacity == 30 and event.job_offers == 12
+    assert event.venue is not None and event.venue.postal_code == "69100"
+    assert event.registration_closes_at == datetime(2027, 3, 14, 17, 0, tzinfo=UTC)

@@ -533,3 +533,36 @@ def test_an_element_whose_raw_text_hashes_as_stored_is_not_mapped_again() -> Non
     items = list(ftjson.parse(twice, known))
     assert items[0] == Unchanged(1, "A")
     assert isinstance(items[1], RowError) and items[1].field == "external_id"
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (b'{"content":[{"titre":"x}]}', "chaîne de caractères non terminée à l'octet 21"),
+        (b'{"content":[{"titre":[1}]}', "crochet ou accolade inattendu à l'octet 23"),
+        (b'{"content":[{"titre":{"a":1}}', "document JSON tronqué"),
+        (b'{"content":[{"titre":"a"}]} {}', "contenu inattendu après la fin"),
+    ],
+    ids=["unterminated-string", "mismatched-bracket", "truncated", "trailing-content"],
+)
+def test_a_broken_document_is_refused_whole_with_its_reason(document: bytes, reason: str) -> None:
+    [error] = list(ftjson.parse(document))
+    assert isinstance(error, RowError) and error.line == 0
+    assert reason in error.reason
+
+
+def test_brackets_and_escaped_quotes_inside_strings_do_not_split_an_element() -> None:
+    row = {"id": 7, "titre": 'Salon "{[ ]}" \\ }', "dateEvenement": "2027-01-05T09:00:00Z"}
+    document = json.dumps({"content": [row, {**row, "id": 8}]}).encode()
+    found = events(json.loads(document))
+    assert [event.external_id for event in found] == ["7", "8"]
+    assert found[0].title == 'Salon "{[ ]}" \\ }'
+
+
+def test_deeply_nested_elements_are_read_whole() -> None:
+    deep: Any = {"z": "]}"}
+    for _ in range(8):
+        deep = {"a": [deep, "{"]}
+    row = {"id": 9, "titre": "Forum", "dateEvenement": "2027-01-05T09:00:00Z", "extra": deep}
+    found = events({"content": [row, {**row, "id": 10}]})
+    assert [event.external_id for event in found] == ["9", "10"]

@@ -16,12 +16,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.add_column(
-            sa.Column("all_day", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    # A plain ADD COLUMN on both engines. Not batch_alter_table: on SQLite it would copy the
+    # events table into a new one, which drops the full-text triggers of 0002 with the old table.
+    op.add_column(
+        "events", sa.Column("all_day", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.drop_column("all_day")
+    op.drop_column("events", "all_day")  # SQLite 3.35+ drops a column in place, triggers kept

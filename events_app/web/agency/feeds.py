@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from events_app.agencies import rotate_api_token
+from events_app.db import PARIS
 from events_app.errors import (
     Conflict,
     InvalidInput,
@@ -25,6 +27,7 @@ from events_app.web.agency.session import HOME, _notice, _render, _staff_only, _
 from events_app.web.common import (
     in_transaction,
 )
+from importers import csv as csv_import
 
 RUN_STATUSES = {
     "running": "En cours",
@@ -99,6 +102,23 @@ async def add_feed_form(request: Request) -> Response:
             request, form=form, errors=form_error(exc), status_code=exc.status_code
         )
     return RedirectResponse(f"{HOME}/flux?fait=flux", status_code=303)
+
+
+@_staff_only
+async def formats_page(request: Request) -> Response:
+    staff = await in_transaction(request, _who(request).staff)
+    return _render(request, "feeds/formats.html", {"staff": staff, "nav": "feeds"})
+
+
+@_staff_only
+async def csv_template(request: Request) -> Response:
+    """The spreadsheet template, its example event a month ahead."""
+    first_day = datetime.now(PARIS) + timedelta(days=30)
+    return Response(
+        csv_import.template(first_day),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="modele-evenements.csv"'},
+    )
 
 
 # --- API token ---------------------------------------------------------------------------------

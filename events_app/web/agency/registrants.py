@@ -50,6 +50,7 @@ async def attendance_form(request: Request) -> Response:
             agency_id=staff.agency_id,
             registration_id=registration_id,
             present=present,
+            by=staff.name or staff.email,
         )
 
     try:

@@ -13,6 +13,7 @@ from events_app.web.agency.auth import (
     sign_in_page,
     sign_out,
 )
+from events_app.web.agency.checkin import scan_form, scan_page
 from events_app.web.agency.events import (
     cancel_event_form,
     dashboard,
@@ -25,8 +26,16 @@ from events_app.web.agency.events import (
     new_event_page,
     registrations_state_form,
 )
-from events_app.web.agency.feeds import add_feed_form, feeds_page, rotate_token_form, token_page
+from events_app.web.agency.feeds import (
+    add_feed_form,
+    csv_template,
+    feeds_page,
+    formats_page,
+    rotate_token_form,
+    token_page,
+)
 from events_app.web.agency.registrants import attendance_form, registrants_csv_export
+from events_app.web.agency.stats import stats_csv_export, stats_page
 
 routes: list[BaseRoute] = [
     Route("/organisme/connexion", sign_in_page, methods=["GET"], name="agency:sign_in"),
@@ -91,7 +100,18 @@ routes: list[BaseRoute] = [
         methods=["GET"],
         name="agency:registrants_csv",
     ),
+    Route("/organisme/evenements/{id}/pointage", scan_page, methods=["GET"], name="agency:scan"),
+    Route(
+        "/organisme/evenements/{id}/pointage",
+        scan_form,
+        methods=["POST"],
+        name="agency:scan_post",
+    ),
+    Route("/organisme/bilan", stats_page, methods=["GET"], name="agency:stats"),
+    Route("/organisme/bilan.csv", stats_csv_export, methods=["GET"], name="agency:stats_csv"),
     Route("/organisme/flux", feeds_page, methods=["GET"], name="agency:feeds"),
+    Route("/organisme/flux/formats", formats_page, methods=["GET"], name="agency:formats"),
+    Route("/organisme/flux/modele.csv", csv_template, methods=["GET"], name="agency:csv_template"),
     Route("/organisme/flux", add_feed_form, methods=["POST"], name="agency:add_feed"),
     Route("/organisme/jeton", token_page, methods=["GET"], name="agency:token"),
     Route("/organisme/jeton", rotate_token_form, methods=["POST"], name="agency:rotate_token"),
