@@ -83,3 +83,10 @@ def authenticate_agency(db: Session, token: str | None) -> Agency:
     if agency is None:
         raise Unauthorized("Jeton d'accès invalide.")
     return agency
+
+
+def agency_name(db: Session, slug: str | None) -> str | None:
+    """The display name of the agency with this slug (None without one, or unknown)."""
+    if not slug:
+        return None
+    return db.scalar(select(Agency.name).where(Agency.slug == slug))

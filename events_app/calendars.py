@@ -16,9 +16,10 @@ Two choices here are deliberate:
 
 The personal feed of a seeker (calendar_feeds.personal_feed_events, personal_ics) holds
 their registrations, each with its own state (a cancelled registration reads STATUS:CANCELLED
-for that person, a waitlisted one TENTATIVE), and the events matching their saved
-preferences. It keeps the UIDs of the other feeds and of the invitations, so a calendar shows
-each event once.
+for that person, a waitlisted one TENTATIVE and « [Liste d'attente] » in its SUMMARY), and
+the events matching their saved preferences, as suggestions: « Suggestion : » in the SUMMARY,
+TRANSP:TRANSPARENT and no STATUS:CONFIRMED. It keeps the UIDs of the other feeds and of the
+invitations, so a calendar shows each event once.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ SUMMARY_PREFIX = {"cancelled": "[Annulé] ", "postponed": "[Reporté] "}
 PARTSTAT = {"waitlisted": "TENTATIVE", "cancelled": "DECLINED"}
 
 PERSONAL_NAME = "Mes événements emploi"
+# An event of the personal feed that only matches the preferences: not a registration.
+SUGGESTION_PREFIX = "Suggestion : "
 REGISTRATION_PREFIX = {"waitlisted": "[Liste d'attente] ", "cancelled": "[Inscription annulée] "}
 
 
@@ -65,8 +68,9 @@ REGISTRATION_PREFIX = {"waitlisted": "[Liste d'attente] ", "cancelled": "[Inscri
 PersonalEntry = tuple[Event, Registration | None]
 
 
-def feed_name(query: SearchQuery) -> str:
-    """A short French name for a feed, from its filters (what the calendar app shows)."""
+def feed_name(query: SearchQuery, *, agency_name: str | None = None) -> str:
+    """A short French name for a feed, from its filters (what the calendar app shows). The
+    agency is named by its display name when given (a slug means nothing to a person)."""
     parts: list[str] = []
     if query.q:
         parts.append(f"« {query.q} »")
@@ -78,7 +82,7 @@ def feed_name(query: SearchQuery) -> str:
     if query.near:
         parts.append(f"près de {query.near} ({query.radius_km:g} km)")
     if query.agency:
-        parts.append(query.agency)
+        parts.append(agency_name or query.agency)
     if query.available:
         parts.append("places disponibles")
     if not parts:
@@ -321,7 +325,7 @@ def _vevent(
     *,
     dtstamp: datetime,
     sequence: int,
-    status: str,
+    status: str | None,
     last_modified: datetime | None = None,
     summary_prefix: str | None = None,
     lead: Sequence[str] = (),
@@ -348,7 +352,8 @@ def _vevent(
     vevent.add("SEQUENCE", sequence)
     vevent.add("CREATED", event.created_at.astimezone(UTC))
     vevent.add("LAST-MODIFIED", (last_modified or event.updated_at).astimezone(UTC))
-    vevent.add("STATUS", status)
+    if status is not None:
+        vevent.add("STATUS", status)
     vevent.add("SUMMARY", summary_prefix + event.title)
     vevent.add("DESCRIPTION", _description(event, settings, lead))
     location = _location(event)
@@ -488,15 +493,18 @@ def _personal_vevent(
 ) -> VEvent:
     prefix = SUMMARY_PREFIX.get(event.status, "")
     if registration is None:
-        # A suggestion, not a commitment: it does not make the person busy.
+        # A suggestion, not a commitment: named so, it does not make the person busy, and it
+        # has no STATUS:CONFIRMED (nothing is confirmed for them); a cancelled or postponed
+        # event still says so.
+        status = personal_status(event, None)
         return _vevent(
             event,
             settings,
             zones,
             dtstamp=event.updated_at,
             sequence=event.revision,
-            status=personal_status(event, None),
-            summary_prefix=prefix,
+            status=None if status == "CONFIRMED" else status,
+            summary_prefix=SUGGESTION_PREFIX + prefix,
             private=True,
             transparent=True,
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import nh3
+from markdown_it import MarkdownIt
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -17,7 +20,7 @@ from events_app.db import utcnow
 from events_app.duplicates import refresh_duplicates
 from events_app.errors import InvalidInput, NotFound
 from events_app.models import Event, EventSector
-from events_app.places import resolve_place
+from events_app.places import PARIS_ZONE, resolve_place, venue_zone
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 50_000
@@ -75,18 +78,138 @@ def one_line_text(value: str) -> str:
     return one_line(plain_text(value))
 
 
-def html_to_text(html: str) -> str:
-    """Plain text of sanitised HTML, for calendars and mails."""
-    block = nh3.clean(
-        html.replace("</p>", "\n\n").replace("<br>", "\n").replace("</li>", "\n"), tags=set()
-    )
-    import html as html_module
+# What an agency may type in a description (the back office says it beside the field):
+# paragraphs (a blank line), line breaks, **bold**, *italic*, lists (« - » or « 1. ») and links
+# ([text](https://…) or <https://…>). Raw HTML typed among Markdown is shown as typed, escaped.
+MARKDOWN_RULES = ["emphasis", "list", "link", "autolink", "newline", "escape", "entity"]
+# Text with such a tag is HTML (a feed's, an API client's, an event saved before Markdown).
+_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*[\s/>]|/[a-zA-Z]|!--)")
 
-    lines = [line.strip() for line in html_module.unescape(block).splitlines()]
-    text = "\n".join(lines)
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
-    return text.strip()
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("zero", {"breaks": True, "html": False}).enable(MARKDOWN_RULES)
+
+
+def description_html(text: str) -> str:
+    """An agency's description as stored: HTML as sent (with tags), or else the Markdown
+    subset rendered; sanitised either way (sanitise_html)."""
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        return ""
+    if not _HTML_TAG.search(text):
+        # markdown-it ends each block (and each <br> of breaks=True) with a line feed: no
+        # meaning in HTML, so left out for a compact, stable stored form.
+        text = _markdown().render(text).replace("\n", "")
+    return sanitise_html(text)
+
+
+class _Writer(HTMLParser):
+    """Sanitised description HTML written as plain text (mails, calendars) or as the Markdown
+    subset that gives it back (the back office's form)."""
+
+    def __init__(self, markdown: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.markdown = markdown
+        self.out: list[str] = []
+        self.lists: list[list[int]] = []  # per open list: [is_ordered, items so far]
+        self.href: list[str | None] = []
+        self.link_text: list[int] = []
+
+    def _block(self) -> None:
+        text = "".join(self.out)
+        if text and not text.endswith("\n\n"):
+            self.out.append("\n" if text.endswith("\n") else "\n\n")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("p", "h3", "h4"):
+            self._block()
+            if tag != "p" and self.markdown:
+                self.out.append("**")
+        elif tag == "br":
+            self.out.append("\n")
+        elif tag in ("ul", "ol"):
+            if not self.lists:
+                self._block()
+            self.lists.append([tag == "ol", 0])
+        elif tag == "li":
+            current = self.lists[-1] if self.lists else [False, 0]
+            current[1] += 1
+            if "".join(self.out) and not "".join(self.out).endswith("\n"):
+                self.out.append("\n")
+            indent = "   " * max(len(self.lists) - 1, 0)
+            bullet = f"{current[1]}. " if current[0] else ("- " if self.markdown else "• ")
+            self.out.append(indent + bullet)
+        elif tag in ("strong", "b") and self.markdown:
+            self.out.append("**")
+        elif tag in ("em", "i") and self.markdown:
+            self.out.append("*")
+        elif tag == "a":
+            self.href.append(dict(attrs).get("href"))
+            self.link_text.append(len(self.out))
+            if self.markdown:
+                self.out.append("[")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("p", "h3", "h4"):
+            if tag != "p" and self.markdown:
+                self.out.append("**")
+            self._block()
+        elif tag in ("ul", "ol"):
+            if self.lists:
+                self.lists.pop()
+            if not self.lists:
+                self._block()
+        elif tag in ("strong", "b") and self.markdown:
+            self.out.append("**")
+        elif tag in ("em", "i") and self.markdown:
+            self.out.append("*")
+        elif tag == "a" and self.href:
+            href = self.href.pop()
+            start = self.link_text.pop()
+            label = "".join(self.out[start:]).lstrip("[")
+            if self.markdown:
+                self.out.append(f"]({href})" if href else "]")
+            elif href and href.removeprefix("mailto:") != label.strip():
+                self.out.append(f" ({href.removeprefix('mailto:')})")
+
+    def handle_data(self, data: str) -> None:
+        text = " ".join(data.split()) if not data.strip() else re.sub(r"\s+", " ", data)
+        if not text.strip() and (not self.out or self.out[-1].endswith("\n")):
+            return
+        if self.markdown:
+            text = re.sub(r"([\\*_\[\]<`])", r"\\\1", text)
+        self.out.append(text)
+
+    def result(self) -> str:
+        lines = [
+            line.strip()
+            if not line.lstrip().startswith(("- ", "• ")) and not re.match(r"\s*\d+\. ", line)
+            else line.rstrip()
+            for line in "".join(self.out).split("\n")
+        ]
+        text = "\n".join(lines)
+        while "\n\n\n" in text:
+            text = text.replace("\n\n\n", "\n\n")
+        return text.strip()
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of sanitised HTML, for mails and calendars: paragraphs apart, list items
+    bulleted (« • », or numbered), each link followed by its address."""
+    writer = _Writer(markdown=False)
+    writer.feed(sanitise_html(html))
+    writer.close()
+    return writer.result()
+
+
+def html_to_markdown(html: str) -> str:
+    """Sanitised description HTML as the Markdown subset of description_html, for the back
+    office's form (what the agency typed, or near enough for HTML that came from elsewhere)."""
+    writer = _Writer(markdown=True)
+    writer.feed(sanitise_html(html))
+    writer.close()
+    return writer.result()
 
 
 class EventFacts(Protocol):
@@ -184,8 +307,9 @@ def get_event(db: Session, event_id: int, *, agency_id: int | None = None) -> Ev
 # apply_event_fields checks what needs the stored event (end after start…).
 
 
-def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime:
-    """An ISO 8601 date-time; without an offset it is read in the event's time zone."""
+def parse_datetime(value: Any, field: str, tz: str | None = "Europe/Paris") -> datetime:
+    """An ISO 8601 date-time; without an offset it is read in `tz`, or left naive (tz=None)
+    for apply_event_fields to read in the event's own time zone."""
     if isinstance(value, datetime):
         parsed = value
     elif not isinstance(value, str):
@@ -197,7 +321,7 @@ def parse_datetime(value: Any, field: str, tz: str = "Europe/Paris") -> datetime
             raise InvalidInput(
                 field, f"Date invalide pour « {field} » : attendu 2026-12-08T09:30:00+01:00."
             ) from exc
-    if parsed.tzinfo is None:
+    if parsed.tzinfo is None and tz is not None:
         parsed = parsed.replace(tzinfo=ZoneInfo(tz))
     if not 2000 <= parsed.year <= 2100:
         raise InvalidInput(field, f"Date hors limites pour « {field} ».")
@@ -218,7 +342,7 @@ def sanitise_event_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if not out["title"]:
             raise InvalidInput("title", "Le titre est obligatoire.")
     if "description" in out:
-        out["description"] = sanitise_html((out["description"] or "").strip())
+        out["description"] = description_html(out["description"] or "")
     if "accessibility_notes" in out:
         notes = (out["accessibility_notes"] or "").strip()
         out["accessibility_notes"] = (plain_text(notes) or None) if notes else None
@@ -259,6 +383,7 @@ CALENDAR_FIELDS = {
     "type",
     "format",
     "sectors",
+    "timezone",
 }
 # Changes that registrants are told about by email.
 PRACTICAL_FIELDS = {
@@ -286,6 +411,34 @@ def _geocode_venue(db: Session, venue: dict[str, Any]) -> None:
     venue["lat"], venue["lon"] = place.lat, place.lon
 
 
+MOMENT_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
+
+
+def _event_zone(
+    db: Session,
+    event: Event,
+    fields: dict[str, Any],
+    values: dict[str, Any],
+    old_venue: tuple[str | None, str | None],
+) -> str:
+    """The event's time zone after these fields: the one sent, else the zone of its venue's
+    overseas département (places.venue_zone) for a new event, for a `timezone` sent as null,
+    or when the venue moves and the zone was its old venue's; else the zone it had."""
+    sent = fields.get("timezone")
+    if sent:
+        return str(sent)
+    new_venue = (
+        values.get("venue_postal_code", event.venue_postal_code),
+        values.get("venue_city", event.venue_city),
+    )
+    if event.id is None or "timezone" in fields:
+        return venue_zone(db, *new_venue)
+    current_zone = event.timezone or PARIS_ZONE
+    if "venue" in fields and current_zone == venue_zone(db, *old_venue):
+        return venue_zone(db, *new_venue)
+    return current_zone
+
+
 def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set[str]:
     """Set cleaned fields on an event, check cross-field rules; return the changed columns.
 
@@ -295,6 +448,7 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
     """
     fields = sanitise_event_fields(fields)
     values: dict[str, Any] = {}
+    old_venue = (event.venue_postal_code, event.venue_city)
     for key, value in fields.items():
         if key == "description":
             values["description_html"] = value
@@ -303,8 +457,15 @@ def apply_event_fields(db: Session, event: Event, fields: dict[str, Any]) -> set
             _geocode_venue(db, value)
             for sub, column in _VENUE_COLUMNS.items():
                 values[column] = value.get(sub)
-        elif key != "sectors":
+        elif key not in ("sectors", "timezone"):
             values[key] = value
+    values["timezone"] = _event_zone(db, event, fields, values, old_venue)
+    # Date-times sent without an offset (the back office's form, API clients) are wall-clock
+    # times of the event's zone.
+    for name in MOMENT_FIELDS:
+        moment = values.get(name)
+        if isinstance(moment, datetime) and moment.tzinfo is None:
+            values[name] = moment.replace(tzinfo=ZoneInfo(values["timezone"]))
 
     def current(name: str) -> Any:
         return values[name] if name in values else getattr(event, name, None)

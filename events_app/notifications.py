@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from events_app.calendars import invite_ics
 from events_app.checkin_codes import checkin_qr_svg, format_checkin_code
 from events_app.db import utcnow
-from events_app.events import html_to_text, one_line
+from events_app.events import html_to_text, one_line, sanitise_html
 from events_app.formatting import fr_date, fr_datetime, fr_paris_time, fr_time, fr_zone
 from events_app.models import Agency, AgencyStaff, Alert, Event, OutboxMessage, Registration, Seeker
 from events_app.resources import TEMPLATES_DIR
@@ -129,7 +129,9 @@ class RegistrationMail(MailContext):
     event: Event
     manage_url: str
     event_url: str
+    # The event's description as plain text (.txt) and as sanitised HTML (.html).
     description: str
+    description_html: str
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,7 @@ class Notifier:
             manage_url=self.manage_url(registration),
             event_url=self.event_url(event),
             description=html_to_text(event.description_html or ""),
+            description_html=sanitise_html(event.description_html or ""),
         )
         message = kind.queue(
             self.db,

@@ -62,6 +62,37 @@ DEPARTMENTS: Final[dict[str, str]] = {
 }  # fmt: skip
 
 
+# The clock of each overseas département and collectivité, by the first three digits of its
+# postal codes (Saint-Barthélemy 97133 and Saint-Martin 97150 share Guadeloupe's, and its hour).
+OVERSEAS_ZONES: Final[dict[str, str]] = {
+    "971": "America/Guadeloupe",
+    "972": "America/Martinique",
+    "973": "America/Cayenne",
+    "974": "Indian/Reunion",
+    "975": "America/Miquelon",
+    "976": "Indian/Mayotte",
+    "986": "Pacific/Wallis",
+    "987": "Pacific/Tahiti",
+    "988": "Pacific/Noumea",
+}
+PARIS_ZONE: Final = "Europe/Paris"
+
+
+def venue_zone(db: Session, postal_code: str | None, city: str | None) -> str:
+    """The time zone of a venue: its overseas département's (from the postal code, else from
+    the commune the gazetteer finds), else Europe/Paris (online events, unknown places)."""
+    code = "".join((postal_code or "").split())
+    if len(code) == 5 and code.isdigit():
+        return OVERSEAS_ZONES.get(code[:3], PARIS_ZONE)
+    if city and city.strip():
+        try:
+            place = resolve_place(db, city)
+        except InvalidInput:
+            return PARIS_ZONE
+        return OVERSEAS_ZONES.get(place.department or "", PARIS_ZONE)
+    return PARIS_ZONE
+
+
 # --- Names -------------------------------------------------------------------------------------
 
 _SEPARATORS = re.compile(r"[-‐‑–—'’`´.,;:/()\[\]\"_]+")

@@ -16,9 +16,9 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app.checkin_codes import new_checkin_code
@@ -28,6 +28,7 @@ from events_app.errors import Conflict, InvalidInput, NotFound
 from events_app.events import PRACTICAL_FIELDS, registration_state, update_event
 from events_app.models import Event, OutboxMessage, Registration
 from events_app.notifications import Notifier
+from events_app.passwords import clean_email
 from events_app.vocab import ATTENDANCE_MODES, REGISTRATION_STATUSES
 
 
@@ -177,6 +178,48 @@ def register(
     return RegistrationOutcome(registration, created=True)
 
 
+# A lost-link request mails at most this many registrations (the soonest events first).
+MAX_LINKS_PER_REQUEST = 20
+
+
+def resend_links(
+    db: Session, *, email: str, notifier: Notifier, now: datetime | None = None
+) -> int:
+    """« J'ai perdu mon lien »: mail the address the link of each of its live registrations
+    (confirmed or waitlisted, to an event neither over nor cancelled), one `links_resent`
+    mail each, and none for a registration mailed its links less than LINKS_RESEND_INTERVAL
+    ago (as when someone registers the same address again).
+
+    Returns how many were mailed, which the caller must not show: the page answers the same
+    whether or not the address has any registration. Raises InvalidInput("email") for a
+    malformed address only.
+    """
+    address = clean_email(email)
+    moment = now or utcnow()
+    due = db.scalars(
+        select(Registration)
+        .join(Event, Event.id == Registration.event_id)
+        .where(
+            Registration.email == address,
+            Registration.status.in_(("confirmed", "waitlisted")),
+            Event.status != "cancelled",
+            Event.ends_at > moment,
+            or_(
+                Registration.links_resent_at.is_(None),
+                Registration.links_resent_at <= moment - LINKS_RESEND_INTERVAL,
+            ),
+        )
+        .options(joinedload(Registration.event).joinedload(Event.agency))
+        .order_by(Event.starts_at, Registration.id)
+        .limit(MAX_LINKS_PER_REQUEST)
+    ).all()
+    for registration in due:
+        registration.links_resent_at = moment
+        notifier.links_resent(registration)
+    db.flush()
+    return len(due)
+
+
 def _last_position(db: Session, event_id: int, attendance: str) -> int:
     last = db.scalar(
         select(func.max(Registration.waitlist_position)).where(
@@ -206,6 +249,70 @@ def get_registration(db: Session, token: str) -> Registration:
     if registration is None or not hmac.compare_digest(registration.token, token):
         raise NotFound("Inscription introuvable.", field="token")
     return registration
+
+
+# --- what the registration's own page shows --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManageState:
+    """What the manage page of a registration (/inscriptions/{token}) shows, for one pair
+    (registration × event). Every pair, with `event` being « scheduled » (to come), « cancelled »
+    (by the organiser) or « past » (started or over), and the registration confirmed (or
+    marked present or absent), waitlisted or cancelled by the person:
+
+    ============  ===========  ========================================  ==========  ======
+    registration  event        state shown                               calendar    cancel
+    ============  ===========  ========================================  ==========  ======
+    confirmed     scheduled    « Confirmée »                             add         yes
+    waitlisted    scheduled    « Liste d'attente – position N »          add         leave
+    cancelled     scheduled    « Annulée »                               none        no
+    confirmed     cancelled    banner with the organiser's message,      .ics        no
+                               « Événement annulé par l'organisateur »   CANCELLED
+    waitlisted    cancelled    same as above                             .ics        no
+                                                                         CANCELLED
+    cancelled     cancelled    banner, « Annulée »                       none        no
+    confirmed     past         « Confirmée », « L'événement a eu lieu »  none        no
+    waitlisted    past         « Liste d'attente », no seat was freed    none        no
+    cancelled     past         « Annulée »                               none        no
+    ============  ===========  ========================================  ==========  ======
+
+    add: « Ajouter à mon agenda » (the .ics file, Google, Outlook). `.ics CANCELLED`: the
+    event's own .ics, which carries STATUS:CANCELLED, offered to take the event out of a
+    calendar it was added to. « leave »: the waitlisted person may leave the queue, never
+    « libérer votre place » (they hold none). A postponed event reads as scheduled (the page
+    says it is postponed).
+    """
+
+    event_state: Literal["scheduled", "cancelled", "past"]
+    state_label: str
+    # "add": the add-to-calendar menu; "cancelled_ics": the event's .ics (STATUS:CANCELLED).
+    calendar: Literal["add", "cancelled_ics"] | None
+    can_cancel: bool
+
+
+def manage_state(
+    registration: Registration, event: Event, now: datetime | None = None
+) -> ManageState:
+    """The manage page's state for a registration and its event (see ManageState)."""
+    now = now or utcnow()
+    status = registration.status
+    live = status in ("confirmed", "waitlisted")
+    label = REGISTRATION_STATUSES.get(status, status)
+    if status == "waitlisted" and registration.waitlist_position:
+        label += f" – position {registration.waitlist_position}"
+    if event.status == "cancelled":
+        if live:
+            label = "Événement annulé par l'organisateur"
+        return ManageState("cancelled", label, "cancelled_ics" if live else None, False)
+    if event.starts_at <= now:
+        if status == "waitlisted":
+            label = "Liste d'attente : aucune place ne s'est libérée"
+        return ManageState("past", label, None, False)
+    calendar: Literal["add", "cancelled_ics"] | None = None
+    if live:
+        calendar = "add"
+    return ManageState("scheduled", label, calendar, live)
 
 
 def cancel_registration(db: Session, *, token: str, notifier: Notifier) -> Registration:

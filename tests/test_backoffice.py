@@ -6,6 +6,7 @@ and the separation of staff and seeker sessions; then the domain rules HTTP cann
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import time
@@ -498,6 +499,38 @@ def test_form_accepts_french_dates_where_browsers_show_a_text_box(
     assert body["starts_at"][11:16] == "14:00" and body["ends_at"][11:16] == "16:30"
 
 
+def test_a_markdown_description_is_shown_formatted_and_edited_as_typed(
+    client: TestClient, committed: Database
+) -> None:
+    setup_agencies(committed)
+    sign_in(client)
+    form = client.get("/organisme/evenements/nouveau").text
+    assert "**gras** et *italique*" in form and "[texte du lien](https://adresse)" in form
+    typed = (
+        "Venez **avec votre CV**.\n\n- CV à jour\n- lettre\n\n"
+        "Programme : [le site](https://exemple.fr/programme)"
+    )
+    event_id = create_via_form(client, description=typed)
+    page = client.get(f"/evenements/{event_id}").text
+    assert "<strong>avec votre CV</strong>" in page and "**" not in page
+    assert "<ul><li>CV à jour</li><li>lettre</li></ul>" in page
+    assert '<a href="https://exemple.fr/programme"' in page
+    edit_page = client.get(f"/organisme/evenements/{event_id}/modifier").text
+    assert "Venez **avec votre CV**." in edit_page and "- CV à jour" in edit_page
+    assert edit(client, event_id).status_code == 303
+    with committed.transaction() as db:
+        event = db.get(Event, event_id)
+        assert event is not None and event.revision == 1
+    # The confirmation mail: plain text in its text part, the formatted HTML in the other.
+    register_via_api(client, event_id, 1)
+    [mail] = outbox(committed, "confirmed")
+    assert "À propos de l'événement :" in mail.body_text
+    assert "• CV à jour\n• lettre" in mail.body_text
+    assert "le site (https://exemple.fr/programme)" in mail.body_text
+    assert "**" not in mail.body_text and "<" not in mail.body_text
+    assert "<strong>avec votre CV</strong>" in (mail.body_html or "")
+
+
 def test_html_in_the_description_is_sanitised(client: TestClient, committed: Database) -> None:
     setup_agencies(committed)
     sign_in(client)
@@ -690,6 +723,57 @@ def test_close_and_reopen_registrations(client: TestClient, committed: Database)
         assert event is not None and event.revision == 1  # not a calendar change
 
 
+def test_cancelling_an_event_asks_for_confirmation_first(
+    client: TestClient, committed: Database
+) -> None:
+    agencies = setup_agencies(committed)
+    event_id = new_event(committed, agencies.agency_id, capacity=1)
+    register_via_api(client, event_id, 1)
+    sign_in(client)
+    detail = client.get(f"/organisme/evenements/{event_id}").text
+    # The native dialog, filled in and opened by static/js/confirm.js, asks the same question.
+    assert 'data-confirm="confirmer-annulation"' in detail
+    assert '<dialog id="confirmer-annulation"' in detail
+    assert 'form="annuler-evenement" name="confirm" value="1"' in detail
+    assert "js/confirm.js" in detail
+    message = "La salle <b>est</b> indisponible."
+    asked = post_form(
+        client,
+        f"/organisme/evenements/{event_id}/annulation",
+        {"message": message},
+        page=f"/organisme/evenements/{event_id}",
+    )
+    # Without JavaScript: a page asks, and nothing is cancelled yet.
+    assert asked.status_code == 200
+    assert "Annuler l’événement&#8239;?" in asked.text and "définitive" in asked.text
+    assert "La salle &lt;b&gt;est&lt;/b&gt; indisponible." in asked.text
+    assert 'name="confirm" value="1"' in asked.text
+    assert client.get(f"/api/v1/events/{event_id}").json()["status"] == "scheduled"
+    assert outbox(committed, "event_cancelled") == []
+    # Its « Oui » sends the message it was shown.
+    token = re.search(r'name="csrftoken" value="([^"]+)"', asked.text)
+    assert token is not None
+    hidden = re.search(r'name="message" value="([^"]*)"', asked.text)
+    assert hidden is not None and html.unescape(hidden.group(1)) == message
+    done = client.post(
+        f"/organisme/evenements/{event_id}/annulation",
+        data={"csrftoken": token.group(1), "message": message, "confirm": "1"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert client.get(f"/api/v1/events/{event_id}").json()["status"] == "cancelled"
+    [mail] = outbox(committed, "event_cancelled")
+    assert "La salle <b>est</b> indisponible." in mail.body_text
+    # Asked again for an event already cancelled: back to its page.
+    again = post_form(
+        client,
+        f"/organisme/evenements/{event_id}/annulation",
+        {"message": ""},
+        page=f"/organisme/evenements/{event_id}",
+    )
+    assert again.status_code == 303
+
+
 def test_cancel_with_a_message_tells_every_registrant(
     client: TestClient, committed: Database
 ) -> None:
@@ -701,7 +785,7 @@ def test_cancel_with_a_message_tells_every_registrant(
     response = post_form(
         client,
         f"/organisme/evenements/{event_id}/annulation",
-        {"message": "La salle est indisponible ; une autre date suivra."},
+        {"message": "La salle est indisponible ; une autre date suivra.", "confirm": "1"},
         page=f"/organisme/evenements/{event_id}",
     )
     assert response.status_code == 303
@@ -935,6 +1019,7 @@ def test_another_agency_gets_404_on_every_event_page_and_action(
         (f"/organisme/evenements/{event_id}/modifier", new_event_form(title="Piraté")),
         (f"/organisme/evenements/{event_id}/modifier", {"title": "x" * 300}),
         (f"/organisme/evenements/{event_id}/annulation", {"message": "Piraté"}),
+        (f"/organisme/evenements/{event_id}/annulation", {"message": "Piraté", "confirm": "1"}),
         (f"/organisme/evenements/{event_id}/inscriptions", {"closed": "1"}),
         (f"/organisme/evenements/{event_id}/duplication", {"starts_at": "2031-01-01T10:00"}),
         (f"/organisme/evenements/{event_id}/duplication", {"starts_at": "n'importe quoi"}),

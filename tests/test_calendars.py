@@ -9,6 +9,7 @@ each of them (icalendar's own add_missing_timezones() output fails this in ical.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
@@ -391,6 +392,33 @@ def test_feed_name_sums_up_the_filters() -> None:
     assert (
         name == f"{DEFAULT_NAME} : Forum, salon · Agriculture et pêche · près de Montreuil (30 km)"
     )
+
+
+def test_agency_feeds_are_named_after_the_agency_not_its_slug(
+    cal_client: TestClient, committed: Database
+) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db, slug="ft-montreuil", name="France Travail Montreuil")
+        event_id = make_event(db, agency).id
+    expected = f"{DEFAULT_NAME} : France Travail Montreuil"
+    feed = cal_client.get("/calendar.ics?agency=ft-montreuil")
+    assert feed.status_code == 200
+    calendar = icalendar.Calendar.from_ical(feed.content)
+    # X-WR-CALNAME is the name Outlook and Apple Calendar give the subscription.
+    assert str(calendar["X-WR-CALNAME"]) == str(calendar["NAME"]) == expected
+    assert "ft-montreuil" not in str(calendar["X-WR-CALNAME"])
+    # The event page's subscribe links name it the same way (Outlook on the web's `name`).
+    page = cal_client.get(f"/evenements/{event_id}").text
+    outlook = re.search(r'href="(https://outlook\.live\.com/calendar/0/addfromweb[^"]+)"', page)
+    assert outlook is not None
+    query = parse_qs(urlsplit(outlook.group(1).replace("&amp;", "&")).query)
+    assert query["name"] == [expected]
+    # And so does the search page filtered on the agency.
+    search = cal_client.get("/evenements?agency=ft-montreuil").text
+    outlook = re.search(r'href="(https://outlook\.live\.com/calendar/0/addfromweb[^"]+)"', search)
+    assert outlook is not None
+    query = parse_qs(urlsplit(outlook.group(1).replace("&amp;", "&")).query)
+    assert query["name"] == [expected]
 
 
 def test_feed_events_cover_the_window_and_walk_every_page(db: Session) -> None:

@@ -148,8 +148,9 @@ def test_feed_holds_registrations_with_their_state_and_matching_events(
             1,
         ), parser
         assert "Votre inscription : Confirmée." in mine.description, parser
+        # A suggestion is named so, and nothing is confirmed for the person.
         suggested = items[uid(settings, matching)]
-        assert (suggested.status, suggested.summary) == ("CONFIRMED", "Atelier santé"), parser
+        assert (suggested.status, suggested.summary) == (None, "Suggestion : Atelier santé"), parser
         assert suggested.start_utc == in_days(9).astimezone(UTC), parser
     calendar = icalendar.Calendar.from_ical(response.content)
     assert str(calendar["X-WR-CALNAME"]) == PERSONAL_NAME
@@ -172,7 +173,7 @@ def test_feed_holds_registrations_with_their_state_and_matching_events(
         assert mine.summary == "[Inscription annulée] Job dating logistique", parser
         assert mine.sequence == 2, parser
         assert "Votre inscription : Annulée." in mine.description, parser
-        assert items[uid(settings, matching)].status == "CONFIRMED", parser
+        assert items[uid(settings, matching)].status is None, parser
     assert ical_property(after.content, uid(settings, registered), "TRANSP") == "TRANSPARENT"
 
     # Registered again: one entry, the live registration's.
@@ -231,7 +232,7 @@ def test_waitlisted_and_cancelled_events(
         cancelled = items[uid(settings, dropped)]
         assert (cancelled.status, cancelled.summary, cancelled.sequence) == (
             "CANCELLED",
-            "[Annulé] Salon annulé",
+            "Suggestion : [Annulé] Salon annulé",
             2,
         ), parser
 
@@ -303,7 +304,7 @@ def test_conditional_requests_and_changes(
     edited = client.get(path, headers={"If-None-Match": new_etag})
     assert edited.status_code == 200
     [parsed] = read_icalendar(edited.content)
-    assert (parsed.summary, parsed.sequence) == ("Titre modifié", 2)
+    assert (parsed.summary, parsed.sequence) == ("Suggestion : Titre modifié", 2)
 
 
 def test_unchanged_feed_is_served_from_memory_after_three_small_queries(
@@ -389,6 +390,21 @@ def test_account_page_shows_the_address_and_subscribe_links(
     assert query["name"] == [PERSONAL_NAME]
     assert 'action="/compte/agenda/regenerer"' in page.text
     assert "renseignez vos préférences" in page.text  # none saved yet
+
+
+def test_account_page_lists_registrations_before_suggestions(
+    client: TestClient, committed: Database
+) -> None:
+    with committed.transaction() as db:
+        agency, _ = make_agency(db)
+        event_id = make_event(db, agency, title="Atelier CV", sectors=["J"]).id
+    sign_up(client)
+    register_on_site(client, event_id)
+    save_preferences(client, sectors=["J"])
+    page = client.get("/compte").text
+    registrations = page.index('<h2 id="mes-inscriptions">Mes inscriptions</h2>')
+    suggestions = page.index('<h2 id="pour-vous">')
+    assert registrations < suggestions
 
 
 def test_each_person_gets_their_own_feed(

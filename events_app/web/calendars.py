@@ -37,6 +37,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from events_app.accounts import seeker_by_feed_token
+from events_app.agencies import agency_name
 from events_app.calendar_feeds import (
     DataVersion,
     PersonalVersion,
@@ -344,12 +345,19 @@ def feed_url(settings: Settings, params: QueryParams | None = None) -> str:
     return f"{settings.base_url}/calendar.ics" + (f"?{query}" if query else "")
 
 
-def feed_links(settings: Settings, params: QueryParams | None = None) -> dict[str, str]:
+def feed_links(
+    settings: Settings, params: QueryParams | None = None, *, agency_name: str | None = None
+) -> dict[str, str]:
     """The "S'abonner" links of a search page: subscribe_links() of its feed, named after its
-    filters (or the default name when they are invalid: the page shows that error)."""
+    filters (or the default name when they are invalid: the page shows that error), the
+    agency by its display name when given."""
     url = feed_url(settings, params)
     try:
-        name = feed_name(parse_search_query(params)) if params is not None else DEFAULT_NAME
+        name = (
+            feed_name(parse_search_query(params), agency_name=agency_name)
+            if params is not None
+            else DEFAULT_NAME
+        )
     except InvalidInput:
         name = DEFAULT_NAME
     return subscribe_links(url, name=name)
@@ -398,24 +406,29 @@ async def _render_feed(
     # Read here, on the event loop, like every other use of the cache (it is not thread-safe).
     known = cache.version_of(key)
 
-    def load(db: Session) -> tuple[DataVersion, list[Event] | None]:
+    def load(db: Session) -> tuple[DataVersion, list[Event] | None, str | None]:
         version = events_version(db)
         if version == known:
-            return version, None
-        return version, list_feed_events(db, query, now=now)
+            return version, None, None
+        return version, list_feed_events(db, query, now=now), agency_name(db, query.agency)
 
-    version, events = await in_transaction(request, load)
+    def reload(db: Session) -> tuple[list[Event], str | None]:
+        return list_feed_events(db, query, now=now), agency_name(db, query.agency)
+
+    version, events, agency = await in_transaction(request, load)
     if events is None:
         reused = cache.reusable(key, version)
         if reused is not None:
             return reused
-        events = await in_transaction(request, lambda db: list_feed_events(db, query, now=now))
+        fresh, agency = await in_transaction(request, reload)
+        events = fresh
+    feed_events: list[Event] = events
 
     def render() -> CalendarDocument:
         body = feed_ics(
-            events,
+            feed_events,
             settings,
-            name=feed_name(query),
+            name=feed_name(query, agency_name=agency),
             url=feed_url(settings, QueryParams(canonical_params(query, paging=False))),
         )
         return CalendarDocument.build(

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from events_app.accounts import seeker_of_session
+from events_app.agencies import agency_name
 from events_app.alerts import UNCONFIRMED_DAYS
 from events_app.calendars import add_to_calendar_links
 from events_app.duplicates import Copy, copies_of
@@ -32,7 +33,9 @@ from events_app.registrations import (
     RegistrationOutcome,
     cancel_registration,
     get_registration,
+    manage_state,
     register,
+    resend_links,
 )
 from events_app.search import (
     COUNT_CAP,
@@ -199,22 +202,25 @@ async def search_page(request: Request) -> Response:
     # A place several communes share, or a misspelt one: each candidate is a link that runs
     # the same search with it (never a silent pick).
     place_links: list[tuple[str, str]] = []
+    agency: str | None = None
     try:
         query = parse_search_query(request.query_params)
         counts = counts_of(request.app)
         count_key = counts.key(query)
         known = counts.get(count_key)
 
-        def work(db: Session) -> _ResultsPage:
+        def work(db: Session) -> tuple[_ResultsPage, str | None]:
             result = search_events(db, query, count=known is None)
             venues = [(h.event.id, h.event.venue_lat, h.event.venue_lon) for h in result.hits]
-            return _ResultsPage(result, approximate_venues(db, venues), query.radius_km)
+            results = _ResultsPage(result, approximate_venues(db, venues), query.radius_km)
+            return results, agency_name(db, query.agency)
 
-        page = await in_transaction(request, work)
-        if known is None and page.result.count is not None:
-            counts.put(count_key, page.result.count)
+        loaded, agency = await in_transaction(request, work)
+        page = loaded
+        if known is None and loaded.result.count is not None:
+            counts.put(count_key, loaded.result.count)
         else:
-            page.result.count = known
+            loaded.result.count = known
     except InvalidInput as exc:
         error = exc
         if isinstance(exc, AmbiguousPlace):
@@ -244,7 +250,7 @@ async def search_page(request: Request) -> Response:
         else None,
         "is_continuation": bool(request.query_params.get("cursor")),
         "first_url": _page_url(request, None),
-        "subscribe": feed_links(settings, request.query_params),
+        "subscribe": feed_links(settings, request.query_params, agency_name=agency),
         "map": _map_data(settings, page) if page else None,
     }
     headers = None
@@ -284,7 +290,9 @@ def _event_page(
             "retention_days": settings_of(request).retention_days,
             "calendar_links": add_to_calendar_links(event, settings_of(request)),
             "subscribe": feed_links(
-                settings_of(request), QueryParams({"agency": event.agency.slug})
+                settings_of(request),
+                QueryParams({"agency": event.agency.slug}),
+                agency_name=event.agency.name,
             ),
             "copies": copies,
             "approximate_position": approximate,
@@ -435,8 +443,25 @@ async def registration_page(request: Request) -> Response:
             "event": registration.event,
             "just_created": request.query_params.get("nouvelle") == "1",
             "just_cancelled": request.query_params.get("annulee") == "1",
+            "state": manage_state(registration, registration.event),
             "calendar_links": add_to_calendar_links(registration.event, settings_of(request)),
         },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def cancel_confirm_page(request: Request) -> Response:
+    """The confirmation asked before cancelling, as a page of its own (without JavaScript the
+    manage page's button leads here; with it, the same question is a dialog). A GET: mail
+    scanners that follow it cancel nothing."""
+    token = str(request.path_params["token"])
+    registration = await in_transaction(request, lambda db: get_registration(db, token))
+    if not manage_state(registration, registration.event).can_cancel:
+        return RedirectResponse(f"/inscriptions/{token}", status_code=303)
+    return _templates(request).TemplateResponse(
+        request,
+        "public/registrations/cancel_confirm.html",
+        {"registration": registration, "event": registration.event},
         headers={"Cache-Control": "no-store"},
     )
 
@@ -450,6 +475,42 @@ async def cancel_form(request: Request) -> Response:
     await in_transaction(request, work, lock=True)
     return RedirectResponse(
         f"/inscriptions/{token}?annulee=1", status_code=303, background=deliver_mail_soon(request)
+    )
+
+
+LOST_LINK_PATH = "/inscriptions/lien-perdu"
+
+
+async def lost_link_page(request: Request) -> Response:
+    return _templates(request).TemplateResponse(
+        request,
+        "public/registrations/lost_link.html",
+        {"sent": request.query_params.get("envoye") == "1", "form": {}, "errors": {}},
+    )
+
+
+async def lost_link_form(request: Request) -> Response:
+    """Mail the links of every live registration of an address; the same answer whether or
+    not there is any (nobody learns who registered with an address they typed)."""
+    settings = settings_of(request)
+    raw = await request.form()
+    email = raw.get("email")
+    form = {"email": email if isinstance(email, str) else ""}
+    try:
+        check_rate(request, "lost_links", settings.rate_limit_signin)
+        await in_transaction(
+            request,
+            lambda db: resend_links(db, email=form["email"], notifier=notifier(request, db)),
+        )
+    except (InvalidInput, RateLimited) as exc:
+        return _templates(request).TemplateResponse(
+            request,
+            "public/registrations/lost_link.html",
+            {"sent": False, "form": form, "errors": {exc.field or "form": exc.message}},
+            status_code=exc.status_code,
+        )
+    return RedirectResponse(
+        f"{LOST_LINK_PATH}?envoye=1", status_code=303, background=deliver_mail_soon(request)
     )
 
 
@@ -473,7 +534,16 @@ routes: list[BaseRoute] = [
     Route("/evenements", search_page, methods=["GET"], name="public:search"),
     Route("/evenements/{id}", event_page, methods=["GET"], name="public:event"),
     Route("/evenements/{id}/inscription", register_form, methods=["POST"], name="public:register"),
+    # Before /inscriptions/{token}, which would take « lien-perdu » for a token.
+    Route(LOST_LINK_PATH, lost_link_page, methods=["GET"], name="public:lost_link"),
+    Route(LOST_LINK_PATH, lost_link_form, methods=["POST"], name="public:lost_link_post"),
     Route("/inscriptions/{token}", registration_page, methods=["GET"], name="public:registration"),
+    Route(
+        "/inscriptions/{token}/annulation",
+        cancel_confirm_page,
+        methods=["GET"],
+        name="public:cancel_registration_confirm",
+    ),
     Route(
         "/inscriptions/{token}/annulation",
         cancel_form,

@@ -12,7 +12,9 @@ Models stay at the edge: handlers turn them into plain values (`event_fields`, `
 
 from __future__ import annotations
 
+import functools
 import math
+import zoneinfo
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self, TypeVar
@@ -177,7 +179,8 @@ def _enum(vocab: Mapping[str, str]) -> WithJsonSchema:
 
 def _parse_moment(value: Any, info: Any) -> datetime:
     try:
-        return parse_datetime(value, info.field_name)
+        # Without an offset it stays naive: the domain reads it in the event's time zone.
+        return parse_datetime(value, info.field_name, tz=None)
     except InvalidInput as exc:
         raise _fail(exc.message) from None
 
@@ -207,7 +210,31 @@ Sectors = Annotated[list[Sector], Field(min_length=1, max_length=len(SECTORS))]
 InputMoment = Annotated[
     datetime,
     BeforeValidator(_parse_moment),
-    Field(description="ISO 8601 ; sans décalage, l'heure de Paris. Années 2000 à 2100."),
+    Field(
+        description="ISO 8601 ; sans décalage, l'heure du fuseau de l'événement (`timezone`). "
+        "Années 2000 à 2100."
+    ),
+]
+
+
+def _zone(value: str) -> str:
+    if value not in _zone_names():
+        raise _fail(
+            f"Fuseau horaire inconnu : « {value[:64]} ». Indiquez un nom IANA, par exemple "
+            "Europe/Paris ou America/Guadeloupe."
+        )
+    return value
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+TimeZone = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"examples": ["Europe/Paris", "America/Guadeloupe"]}),
+    AfterValidator(_zone),
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_CAPACITY, strict=True)]
 # Answers write instants with their offset, as datetime.isoformat() does (+00:00, never Z).
@@ -290,6 +317,12 @@ class EventPatch(_Input):
     registration_closes_at: InputMoment | None = None
     job_offers: Count | None = None
     accessibility_notes: Annotated[str, Field(max_length=2000), NoNul] | None = None
+    timezone: TimeZone | None = Field(
+        None,
+        description="Fuseau horaire IANA de l'événement. Par défaut (ou null), celui du "
+        "département d'outre-mer du lieu (971 America/Guadeloupe, 972 America/Martinique, "
+        "973 America/Cayenne, 974 Indian/Reunion, 976 Indian/Mayotte…), sinon Europe/Paris.",
+    )
 
 
 class EventIn(EventPatch):

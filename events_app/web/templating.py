@@ -20,6 +20,7 @@ from events_app.formatting import (
     fr_time,
     fr_zone,
 )
+from events_app.places import OVERSEAS_ZONES
 from events_app.resources import STATIC_DIR, TEMPLATES_DIR
 
 
@@ -63,6 +64,8 @@ def build_templates() -> Jinja2Templates:
         EVENT_STATUSES=vocab.EVENT_STATUSES,
         REGISTRATION_STATUSES=vocab.REGISTRATION_STATUSES,
         SERVICE_NAME="Événements emploi",
+        # The zones the event form offers beyond Paris (events_app.places).
+        OVERSEAS_ZONES=list(dict.fromkeys(OVERSEAS_ZONES.values())),
         static_url=static_url,
     )
     return templates

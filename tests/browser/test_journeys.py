@@ -14,6 +14,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from events_app.db import Database
+from events_app.events import get_event
+from events_app.models import Agency
+from events_app.notifications import Notifier
+from events_app.registrations import Person, cancel_event, register
+from events_app.settings import Settings
 from events_app.staff import create_staff
 from tests.browser.conftest import AxeCheck, Pages, no_horizontal_scroll
 from tests.factories import in_days, make_agency, make_event
@@ -172,7 +177,15 @@ def test_seeker_finds_registers_and_cancels(
     manage_url = page.url.split("?")[0]
     page.goto(manage_url)
     expect(page.locator("dl")).to_contain_text("Confirmée")
+    # Cancelling asks first, in a dialog: « Non » changes nothing, « Oui » cancels.
     page.get_by_role("button", name="Annuler mon inscription").click()
+    dialog = page.get_by_role("dialog", name=re.compile(r"^Annuler votre inscription"))
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Non, garder mon inscription").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("dl")).to_contain_text("Confirmée")
+    page.get_by_role("button", name="Annuler mon inscription").click()
+    dialog.get_by_role("button", name="Oui, annuler mon inscription").click()
     expect(page.get_by_role("status")).to_contain_text("Votre inscription est annulée")
     expect(page.locator("dl")).to_contain_text("Annulée")
     expect(page.get_by_role("button", name="Annuler mon inscription")).to_have_count(0)
@@ -273,6 +286,19 @@ def test_keyboard_only_journey(committed: Database, pages: Pages) -> None:
 
     tab_to(page, "form[action$='/annulation'] button")
     assert focus_is_visible(page)
+    page.keyboard.press("Enter")
+    # The confirmation dialog takes the focus on its safe answer; Échap closes it.
+    dialog = page.locator("dialog#confirmer-annulation")
+    expect(dialog).to_be_visible()
+    assert page.evaluate("() => document.activeElement.hasAttribute('data-close')")
+    assert focus_is_visible(page)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    tab_to(page, "form[action$='/annulation'] button")
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("() => document.activeElement.textContent.startsWith('Oui')")
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_contain_text("Votre inscription est annulée")
 
@@ -487,4 +513,142 @@ def test_pages_have_no_accessibility_violations(
         page.goto("/organisme/jeton")
         violations += axe(page, f"agency-token{suffix}")
         assert no_horizontal_scroll(page) or width > 360
+    assert violations == [], "\n".join(map(str, violations))
+
+
+# --- issue 16: the organiser-cancelled event's registration, the confirmations -------------
+
+
+def test_registration_of_an_event_the_organiser_cancelled_on_a_phone(
+    committed: Database, pages: Pages, axe: AxeCheck, settings: Settings
+) -> None:
+    data = seed(committed)
+    with committed.transaction(lock=True) as db:
+        notifier = Notifier(db, settings)
+        registration = register(
+            db,
+            event_id=data.target_id,
+            person=Person("Inès", "Roux", "ines.roux@example.org"),
+            notifier=notifier,
+        ).registration
+        token = registration.token
+        cancel_event(
+            db,
+            get_event(db, data.target_id),
+            notifier=notifier,
+            message="La salle est inondée : nous vous écrirons pour une autre date.",
+        )
+    page = pages.new(360, 740)
+    page.goto(f"/inscriptions/{token}")
+    banner = page.locator("#evenement-annule")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("annulé par l'organisateur")
+    expect(banner).to_contain_text("La salle est inondée")
+    expect(page.locator("#etat")).to_have_text("Événement annulé par l'organisateur")
+    expect(page.get_by_text("Confirmée", exact=True)).to_have_count(0)
+    expect(page.get_by_text("Ajouter à mon agenda")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Annuler"))).to_have_count(0)
+    ics = page.get_by_role("link", name=re.compile("Mettre à jour mon agenda"))
+    expect(ics).to_be_visible()
+    href = ics.get_attribute("href") or ""
+    body = httpx.get(pages.base_url + href, timeout=10).text
+    assert "STATUS:CANCELLED" in body and "STATUS:CONFIRMED" not in body
+    assert no_horizontal_scroll(page)
+    violations = axe(page, "registration-event-cancelled-mobile")
+
+    # « J'ai perdu mon lien », on the same phone.
+    page.goto("/inscriptions/lien-perdu")
+    violations += axe(page, "lost-link-mobile")
+    page.get_by_label("Adresse e-mail").fill("ines.roux@example.org")
+    page.get_by_role("button", name="Recevoir mes liens").click()
+    expect(page.get_by_role("status")).to_contain_text("Si des inscriptions à venir")
+    violations += axe(page, "lost-link-sent-mobile")
+    assert no_horizontal_scroll(page)
+    assert violations == [], "\n".join(map(str, violations))
+
+
+def test_cancellations_ask_in_a_dialog_or_on_a_page(
+    committed: Database, pages: Pages, axe: AxeCheck
+) -> None:
+    data = seed(committed)
+    violations = []
+    # A seeker: the dialog with JavaScript.
+    page = pages.new(360, 740)
+    page.goto(f"/evenements/{data.target_id}")
+    register_through_form(page)
+    expect(page.get_by_role("status")).to_contain_text("Votre inscription est confirmée")
+    manage_url = page.url.split("?")[0]
+    page.get_by_role("button", name="Annuler mon inscription").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    violations += axe(page, "registration-cancel-dialog-mobile")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+
+    # Without JavaScript: the same question on a page of its own.
+    nojs = pages.new(360, 740, java_script_enabled=False)
+    nojs.goto(manage_url)
+    nojs.get_by_role("button", name="Annuler mon inscription").click()
+    expect(nojs).to_have_url(re.compile(r"/inscriptions/[^/]+/annulation\??$"))
+    expect(nojs.get_by_role("heading", level=2)).to_have_text(
+        re.compile(r"^Annuler votre inscription\W+\?$")
+    )
+    # axe needs scripts: the same page, opened by a page that runs them.
+    page.goto(manage_url + "/annulation")
+    violations += axe(page, "registration-cancel-confirm-mobile")
+    nojs.get_by_role("link", name="Non, garder mon inscription").click()
+    expect(nojs.locator("#etat")).to_have_text("Confirmée")
+    nojs.get_by_role("button", name="Annuler mon inscription").click()
+    nojs.get_by_role("button", name="Oui, annuler mon inscription").click()
+    expect(nojs.get_by_role("status")).to_contain_text("Votre inscription est annulée")
+
+    # An agency: « définitive », so asked first too.
+    agency = pages.new(1280, 900)
+    agency.goto("/organisme/connexion")
+    agency.get_by_label("Adresse e-mail").fill(STAFF_EMAIL)
+    agency.get_by_label("Mot de passe", exact=True).fill(STAFF_PASSWORD)
+    agency.get_by_role("button", name="Se connecter").click()
+    agency.goto(f"/organisme/evenements/{data.target_id}")
+    agency.get_by_label("Message aux personnes inscrites (facultatif)").fill("Salle indisponible.")
+    agency.get_by_role("button", name="Annuler l’événement").click()
+    dialog = agency.get_by_role("dialog", name=re.compile(r"^Annuler l’événement"))
+    expect(dialog).to_be_visible()
+    violations += axe(agency, "agency-cancel-dialog")
+    dialog.get_by_role("button", name="Non, garder l’événement").click()
+    expect(dialog).to_be_hidden()
+    expect(agency.locator(".badge-status")).to_have_text("Programmé")
+    agency.get_by_role("button", name="Annuler l’événement").click()
+    dialog.get_by_role("button", name="Oui, annuler définitivement").click()
+    expect(agency.locator(".badge-status")).to_have_text("Annulé")
+
+    # The agency's confirmation page, without JavaScript.
+    with committed.transaction() as db:
+        other = make_event(db, db.get(Agency, data.agency_id), title="Atelier CV").id
+    nojs_agency = pages.new(360, 740, java_script_enabled=False)
+    nojs_agency.goto("/organisme/connexion")
+    nojs_agency.get_by_label("Adresse e-mail").fill(STAFF_EMAIL)
+    nojs_agency.get_by_label("Mot de passe", exact=True).fill(STAFF_PASSWORD)
+    nojs_agency.get_by_role("button", name="Se connecter").click()
+    nojs_agency.goto(f"/organisme/evenements/{other}")
+    nojs_agency.get_by_role("button", name="Annuler l’événement").click()
+    expect(nojs_agency.get_by_role("heading", level=1)).to_have_text(
+        re.compile(r"^Annuler l’événement\W+\?$")
+    )
+    assert no_horizontal_scroll(nojs_agency)
+    # axe needs scripts: the same confirmation page, reached by a page that runs them with the
+    # dialog let through.
+    agency.set_viewport_size({"width": 360, "height": 740})
+    with committed.transaction() as db:
+        third = make_event(db, db.get(Agency, data.agency_id), title="Atelier lettre").id
+    agency.goto(f"/organisme/evenements/{third}")
+    agency.evaluate(
+        "() => document.querySelector('#annuler-evenement button[type=submit]')"
+        ".setAttribute('data-confirmed', '')"
+    )
+    agency.get_by_role("button", name="Annuler l’événement").click()
+    expect(agency.get_by_role("heading", level=1)).to_have_text(
+        re.compile(r"^Annuler l’événement\W+\?$")
+    )
+    violations += axe(agency, "agency-cancel-confirm-mobile")
+    nojs_agency.get_by_role("button", name="Oui, annuler définitivement").click()
+    expect(nojs_agency.locator(".badge-status")).to_have_text("Annulé")
     assert violations == [], "\n".join(map(str, violations))

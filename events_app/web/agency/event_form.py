@@ -3,19 +3,19 @@ field dict (parse_event_form), validated by the same domain functions as the API
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 
-from events_app.db import PARIS
 from events_app.errors import (
     DomainError,
     InvalidInput,
 )
+from events_app.events import html_to_markdown
 from events_app.models import Event
 from events_app.web.agency.session import _text
 from events_app.web.schemas import event_fields
@@ -42,6 +42,7 @@ EVENT_FORM_TEXT = (
     "registration_closes_at",
     "job_offers",
     "accessibility_notes",
+    "timezone",
     # The place and coordinates the form was shown with (see parse_event_form).
     "shown_place",
     "shown_lat",
@@ -71,6 +72,7 @@ FIELD_LABELS = {
     "registration_closes_at": "Clôture des inscriptions",
     "job_offers": "Offres d’emploi",
     "accessibility_notes": "Accessibilité",
+    "timezone": "Fuseau horaire",
 }
 # API field -> the form input the error is shown beside.
 FORM_FIELD = {
@@ -85,7 +87,6 @@ FORM_FIELD = {
 }
 _ISO_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$")
 _FRENCH_LOCAL = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(?:à\s+)?(\d{1,2})\s*[h:]\s*(\d{2})?$")
-_HTML_TAG = re.compile(r"<[a-zA-Z/!]")
 
 
 def form_error(exc: DomainError) -> dict[str, str]:
@@ -147,20 +148,6 @@ def _coordinate(raw: str, field: str, label: str) -> float | None:
         ) from exc
 
 
-def _description_html(raw: str) -> str:
-    """HTML as typed, or plain text (no tag at all) turned into paragraphs and line breaks.
-    Either way the domain sanitises it."""
-    text = raw.replace("\r\n", "\n").strip()
-    if not text or _HTML_TAG.search(text):
-        return text
-    paragraphs = (p.strip() for p in re.split(r"\n\s*\n", text))
-    return "".join(
-        "<p>" + "<br>".join(html.escape(line.strip()) for line in p.split("\n")) + "</p>"
-        for p in paragraphs
-        if p
-    )
-
-
 def _place_key(values: Mapping[str, Any]) -> str:
     return f"{values['venue_postal_code'].strip()}|{values['venue_city'].strip().casefold()}"
 
@@ -193,7 +180,8 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
         lat = lon = None
     payload: dict[str, Any] = {
         "title": values["title"],
-        "description": _description_html(values["description"]),
+        # Markdown (or HTML), rendered and sanitised by the domain (events.description_html).
+        "description": values["description"],
         "type": values["type"] or None,
         "sectors": list(values["sectors"]) or None,
         "format": values["format"] or None,
@@ -229,6 +217,8 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
             values["job_offers"], "job_offers", "Indiquez un nombre entier d’offres, ou rien."
         ),
         "accessibility_notes": values["accessibility_notes"] or None,
+        # Empty: the zone of the venue's overseas département, else Paris (the domain's rule).
+        "timezone": values["timezone"].strip() or None,
     }
     if payload["type"] is None:
         raise InvalidInput("type", "Choisissez le type d’événement.")
@@ -241,11 +231,11 @@ def parse_event_form(values: Mapping[str, Any]) -> dict[str, Any]:
     return event_fields(payload, partial=False)
 
 
-def _local_input(moment: datetime | None) -> str:
-    """The value of a datetime-local input, in Paris time."""
+def _local_input(moment: datetime | None, tz: str = "Europe/Paris") -> str:
+    """The value of a datetime-local input, in the event's time zone."""
     if moment is None:
         return ""
-    local = moment.astimezone(PARIS)
+    local = moment.astimezone(ZoneInfo(tz))
     return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second else "%Y-%m-%dT%H:%M")
 
 
@@ -255,12 +245,14 @@ def event_form_values(event: Event) -> dict[str, Any]:
     lon = "" if event.venue_lon is None else str(event.venue_lon)
     values: dict[str, Any] = {
         "title": event.title,
-        "description": event.description_html or "",
+        # Shown as the Markdown the agency types; unchanged_description() tells whether it
+        # came back as shown.
+        "description": html_to_markdown(event.description_html or ""),
         "type": event.type,
         "format": event.format,
         "sectors": list(event.sectors),
-        "starts_at": _local_input(event.starts_at),
-        "ends_at": _local_input(event.ends_at),
+        "starts_at": _local_input(event.starts_at, event.timezone),
+        "ends_at": _local_input(event.ends_at, event.timezone),
         "venue_name": event.venue_name or "",
         "venue_address": event.venue_address or "",
         "venue_postal_code": event.venue_postal_code or "",
@@ -271,10 +263,11 @@ def event_form_values(event: Event) -> dict[str, Any]:
         "capacity": "" if event.capacity is None else str(event.capacity),
         "remote_capacity": "" if event.remote_capacity is None else str(event.remote_capacity),
         "waitlist": event.waitlist,
-        "registration_opens_at": _local_input(event.registration_opens_at),
-        "registration_closes_at": _local_input(event.registration_closes_at),
+        "registration_opens_at": _local_input(event.registration_opens_at, event.timezone),
+        "registration_closes_at": _local_input(event.registration_closes_at, event.timezone),
         "job_offers": "" if event.job_offers is None else str(event.job_offers),
         "accessibility_notes": event.accessibility_notes or "",
+        "timezone": event.timezone,
         "shown_lat": lat,
         "shown_lon": lon,
     }
@@ -291,3 +284,12 @@ NEW_EVENT_VALUES: dict[str, Any] = {
 
 
 # --- Sign-in, sign-out, password ---------------------------------------------------------------
+
+
+def unchanged_description(fields: dict[str, Any], values: Mapping[str, Any], event: Event) -> None:
+    """Leave the description out of an edit when it comes back as the form showed it: the
+    Markdown shown for HTML that came from elsewhere (a feed, the API) would not render to the
+    very same bytes, and an untouched field must change nothing (nor the revision)."""
+    shown = html_to_markdown(event.description_html or "")
+    if values["description"].replace("\r\n", "\n").strip() == shown:
+        fields.pop("description", None)

@@ -45,6 +45,7 @@ from events_app.web.agency.event_form import (
     form_error,
     parse_event_form,
     read_event_form,
+    unchanged_description,
 )
 from events_app.web.agency.session import (
     HOME,
@@ -142,12 +143,14 @@ async def edit_event_form(request: Request) -> Response:
     def work(db: Session) -> None:
         staff = who.staff(db)
         # Ownership first: another agency learns nothing from validation messages.
-        get_event(db, event_id, agency_id=staff.agency_id)
+        event = get_event(db, event_id, agency_id=staff.agency_id)
+        fields = parse_event_form(values)
+        unchanged_description(fields, values, event)
         edit_event(
             db,
             event_id=event_id,
             agency_id=staff.agency_id,
-            fields=parse_event_form(values),
+            fields=fields,
             notifier=notifier(request, db),
         )
 
@@ -244,15 +247,46 @@ async def cancel_event_form(request: Request) -> Response:
     event_id = path_id(request)
     raw = await request.form()
     message = _text(raw, "message").strip()
+    confirmed = _text(raw, "confirm") == "1"
 
-    def work(db: Session) -> None:
-        staff = who.staff(db)
-        get_event(db, event_id, agency_id=staff.agency_id)
+    def check_message() -> None:
         if len(message) > MAX_CANCEL_MESSAGE:
             raise InvalidInput(
                 "cancel_message",
                 f"Le message dépasse {MAX_CANCEL_MESSAGE} caractères\u00a0: raccourcissez-le.",
             )
+
+    if not confirmed:
+        # « Définitive »: first the question, on a page of its own (with JavaScript, the event
+        # page asks it in a dialog and sends confirm=1 at once).
+        try:
+            check_message()
+        except InvalidInput as exc:
+            return await _event_page(
+                request,
+                event_id,
+                errors=form_error(exc),
+                form={"cancel_message": message},
+                status_code=exc.status_code,
+            )
+        view = await in_transaction(request, _load_event_view(who, event_id))
+        if view.event.status == "cancelled":
+            return RedirectResponse(f"{HOME}/evenements/{event_id}", status_code=303)
+        return _render(
+            request,
+            "events/cancel_confirm.html",
+            {
+                "staff": view.staff,
+                "event": view.event,
+                "registrants": view.registrants,
+                "message": message,
+            },
+        )
+
+    def work(db: Session) -> None:
+        staff = who.staff(db)
+        get_event(db, event_id, agency_id=staff.agency_id)
+        check_message()
         cancel_agency_event(
             db,
             event_id=event_id,
