@@ -35,7 +35,7 @@ from events_app.mail import MailBackend, backend_from_settings
 from events_app.notifications import mail_environment
 from events_app.resources import STATIC_DIR
 from events_app.settings import DEFAULT_SECRET_KEY, Settings, load_settings
-from events_app.web import accounts, agency, alerts, api, calendars, public
+from events_app.web import accounts, agency, alerts, api, calendars, public, search_pages
 from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
     TOO_LARGE_MESSAGE,
@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Every connection is closed in the event loop that opened it; the next start
             # (another TestClient, another loop) opens its own.
             await session_store.close()
-            await api.close_search_pages(_app)
+            await search_pages.close_search_pages(_app)
             rate_limiter.close()
             database.dispose()
 

@@ -12,7 +12,8 @@ from events_app.events import get_event
 from events_app.models import Event
 from events_app.search import SearchQuery, search_event_summaries
 from events_app.settings import Settings
-from events_app.web.schemas import EventOut, SearchPage, dump
+from events_app.web.answers import EventOut, SearchPage
+from events_app.web.schemas import dump
 from tests.factories import in_days, make_agency, make_event
 
 SETTINGS = Settings(database_url="sqlite:///unused", base_url="http://testserver")

@@ -35,6 +35,7 @@ from events_app import events, models
 from events_app.db import utcnow
 from events_app.errors import Conflict, InvalidInput
 from events_app.events import create_event
+from events_app.fulltext import text_terms
 from events_app.models import Agency, Commune, CommunePostalCode, Event, Registration
 from events_app.notifications import Notifier
 from events_app.places import (
@@ -50,11 +51,11 @@ from events_app.search import (
     paris_day_start,
     search_event_summaries,
     search_events,
-    text_terms,
 )
 from events_app.settings import Settings, load_settings
 from events_app.vocab import FORMATS
-from events_app.web.schemas import EventOut, dump, event_fields
+from events_app.web.answers import EventOut
+from events_app.web.schemas import dump, event_fields
 from importers import PARSERS
 from importers.base import ImportedEvent, Notice, RowError
 from importers.csv import _COLUMNS

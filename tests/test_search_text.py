@@ -6,8 +6,9 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from events_app.events import update_event
+from events_app.fulltext import text_terms
 from events_app.models import Event
-from events_app.search import SearchQuery, search_events, text_terms
+from events_app.search import SearchQuery, search_events
 from events_app.web.schemas import event_fields
 from tests.factories import make_agency, make_event
 

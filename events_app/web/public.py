@@ -45,6 +45,7 @@ from events_app.search import (
 )
 from events_app.settings import Settings
 from events_app.structured_data import event_jsonld
+from events_app.web.answers import event_url
 from events_app.web.calendars import feed_links
 from events_app.web.common import (
     check_rate,
@@ -56,7 +57,7 @@ from events_app.web.common import (
     settings_of,
 )
 from events_app.web.params import canonical_key, parse_search_query
-from events_app.web.schemas import event_url, person_of
+from events_app.web.schemas import person_of
 from events_app.web.security import content_security_policy
 
 PERSON_FORM_FIELDS = ("first_name", "last_name", "email", "phone", "attendance", "consent")

@@ -51,7 +51,7 @@ SQLITE_FTS_DROP = (
 )
 # PostgreSQL: the same folded words as a stored tsvector, with a GIN index. Accents are folded
 # and the query's words stemmed (French Snowball) by the app, the same way for both engines,
-# so that a search gives the same events on either (see events_app.search.text_terms). Stored,
+# so that a search gives the same events on either (see events_app.fulltext.text_terms). Stored,
 # not an expression index: the planner can then walk the dates and test each row cheaply for a
 # common word (0.2-0.6 ms at 100,000 events against 28 ms recomputing it), and it keeps the
 # GIN index for rare ones.

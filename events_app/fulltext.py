@@ -1,0 +1,77 @@
+"""Free-text search (`q`): French stems matched against each event's words, through SQLite's
+FTS5 table or PostgreSQL's stored tsvector (migration 0002), both kept by the database."""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import snowballstemmer
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    column,
+    false,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+)
+from sqlalchemy.orm import Session
+
+from events_app.models import Event, search_words
+
+# A Snowball stemmer keeps its word in itself: one thread at a time (searches run in a pool).
+_stemmer = snowballstemmer.stemmer("french")
+_stemmer_lock = threading.Lock()
+_EVENTS_FTS = table("events_fts", column("rowid"))
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+_SEARCH_VECTOR: ColumnElement[Any] = literal_column("events.search_vector")
+# SQLite has no statistics on full-text matches, so the search weighs the two plans itself.
+# Driven by the full-text index, a search reads every match (about 5 µs each: its row, then a
+# sort by date); driven by the dates, it tests each event's words as they come (about 1 µs
+# each) and stops at the page's 20 matches, after about 20 × events ÷ matches rows. The first
+# costs less below about 2 × √events matches: a rare word is found through the index, a common
+# one through the dates, and neither grows with the size of the table as much as its matches.
+FTS_MIN_DRIVE = 200
+
+
+def text_terms(q: str) -> list[str]:
+    """The stems a text search asks for: each word of q, folded, cut to its French stem.
+
+    An event matches when each stem begins one of the words of its title, venue or city
+    (events.search_key), so that « recrutement » (stem « recrut ») finds « recruteurs »
+    and « salons » finds « salon ». SQLite's FTS5 and PostgreSQL's GIN full-text index answer
+    it, and both give the same events (tests/test_search_text.py).
+    """
+    with _stemmer_lock:
+        return sorted({_stemmer.stemWord(word) for word in search_words(q)})
+
+
+def text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
+    if not terms:
+        # Punctuation only: no word can match.
+        return false()
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        # events.search_vector: the stored tsvector of search_key (migration 0002). The
+        # planner weighs its GIN index against the date order itself (its statistics know how
+        # common each word is).
+        tsquery = " & ".join(f"{term}:*" for term in terms)
+        return _SEARCH_VECTOR.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
+    fts_query = " ".join(f'"{term}"*' for term in terms)
+    matching = select(_EVENTS_FTS.c.rowid).where(
+        literal_column("events_fts").op("MATCH")(fts_query)
+    )
+    events = connection.scalar(select(func.max(Event.id))) or 0
+    threshold = max(FTS_MIN_DRIVE, int(2 * math.sqrt(events)))
+    first = matching.limit(threshold).subquery()
+    found = connection.scalar(select(func.count()).select_from(first))
+    if found is not None and found < threshold:
+        return Event.id.in_(matching)
+    # A common word: the same test on the words themselves (search_key holds them separated
+    # by single spaces), which SQLite can apply while it walks the dates.
+    spaced = literal(" ") + Event.search_key
+    return and_(*(spaced.like(f"% {term}%") for term in terms))
