@@ -4,55 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from datetime import date
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from events_app.errors import InvalidInput
 from events_app.search import DEFAULT_RADIUS_KM, SearchQuery
 from events_app.web.schemas import search_query
-
-TRUE = {"1", "true", "yes", "on", "oui"}
-FALSE = {"0", "false", "no", "off", "non", ""}
-MIN_YEAR, MAX_YEAR = 1900, 2999
-
-
-def _multi(params: QueryParams, name: str, allowed: dict[str, str], label: str) -> tuple[str, ...]:
-    values: list[str] = []
-    for raw in params.getlist(name):
-        for item in raw.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if item not in allowed:
-                raise InvalidInput(name, f"{label} inconnu : « {item[:50]} ».")
-            if item not in values:
-                values.append(item)
-    return tuple(values)
-
-
-def _date(params: QueryParams, name: str) -> date | None:
-    raw = (params.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError as exc:
-        raise InvalidInput(name, f"Date invalide pour « {name} » : attendu AAAA-MM-JJ.") from exc
-    # Year 1 or 9999 would overflow once turned into an instant in Paris (then UTC).
-    if not MIN_YEAR <= day.year <= MAX_YEAR:
-        raise InvalidInput(name, f"Date hors limites pour « {name} » : de {MIN_YEAR} à {MAX_YEAR}.")
-    return day
-
-
-def _text(params: QueryParams, name: str, max_len: int = 200) -> str | None:
-    raw = (params.get(name) or "").strip()
-    if len(raw) > max_len:
-        raise InvalidInput(name, f"Le paramètre « {name} » dépasse {max_len} caractères.")
-    if "\x00" in raw:
-        raise InvalidInput(name, f"Le paramètre « {name} » contient un caractère interdit.")
-    return raw or None
 
 
 def parse_search_query(params: QueryParams, *, default_limit: int = 20) -> SearchQuery:
