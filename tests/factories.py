@@ -20,6 +20,17 @@ PARIS = ZoneInfo("Europe/Paris")
 _counter = {"n": 0}
 
 
+# A France Travail agency in Montreuil (93), placed by its own coordinates.
+MONTREUIL_VENUE: dict[str, Any] = {
+    "name": "Agence France Travail Montreuil",
+    "address": "1 place Jean-Jaurès",
+    "postal_code": "93100",
+    "city": "Montreuil",
+    "lat": 48.8615,
+    "lon": 2.4432,
+}
+
+
 def make_agency(
     db: Session, *, slug: str | None = None, name: str | None = None
 ) -> tuple[Agency, str]:

@@ -12,17 +12,9 @@ from sqlalchemy import delete, select
 from events_app.db import Database
 from events_app.models import Alert, OutboxMessage
 from tests.browser.conftest import AxeCheck, Pages, no_horizontal_scroll
-from tests.factories import in_days, make_agency, make_event
+from tests.factories import MONTREUIL_VENUE, in_days, make_agency, make_event
 
 ADDRESS = "lea.martin@exemple.fr"
-VENUE = {
-    "name": "Agence France Travail Montreuil",
-    "address": "1 place Jean-Jaurès",
-    "postal_code": "93100",
-    "city": "Montreuil",
-    "lat": 48.8615,
-    "lon": 2.4432,
-}
 
 
 def _alert(committed: Database) -> Alert:
@@ -83,7 +75,9 @@ def test_an_alert_is_made_confirmed_and_ended_without_javascript(
 ) -> None:
     with committed.transaction() as db:
         agency, _ = make_agency(db, name="Agence France Travail Montreuil")
-        make_event(db, agency, title="Forum de l'alternance", venue=VENUE, starts_at=in_days(9))
+        make_event(
+            db, agency, title="Forum de l'alternance", venue=MONTREUIL_VENUE, starts_at=in_days(9)
+        )
     # The journey itself, as a browser without JavaScript makes it (axe needs JavaScript).
     _walk(pages.new(java_script_enabled=False), committed, None, "")
     # The same pages checked by axe, wide and on a phone.

@@ -11,16 +11,9 @@ from playwright.sync_api import Page, expect
 
 from events_app.db import Database
 from tests.browser.conftest import AxeCheck, Pages, no_horizontal_scroll, save_screenshot
-from tests.factories import in_days, make_agency, make_event
+from tests.factories import MONTREUIL_VENUE, in_days, make_agency, make_event
 
-VENUE = {
-    "name": "Agence France Travail Montreuil",
-    "address": "1 place Jean-Jaurès",
-    "postal_code": "93100",
-    "city": "Montreuil",
-    "lat": 48.8615,
-    "lon": 2.4432,
-}
+VENUE = MONTREUIL_VENUE
 # Known by its commune only: placed at the centre of Saint-Denis (93) by the gazetteer.
 SAINT_DENIS = {
     "name": "Salle des fêtes",
