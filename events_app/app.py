@@ -229,7 +229,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Middleware(ServerSessionMiddleware, https_only=settings.secure_cookies),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
@@ -241,3 +241,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: server_error,
         },
     )
+    # Links in pages come from route names: {{ path_for("public:event", id=event.id) }} is the
+    # path (relative, as the pages always linked), checked against the routes at render time.
+    templates.env.globals["path_for"] = app.url_path_for
+    return app
