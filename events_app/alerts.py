@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 
@@ -194,20 +194,24 @@ def erase_unconfirmed(db: Session, *, now: datetime | None = None) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _of(seeker: Seeker) -> ColumnElement[bool]:
+    """A person's alerts: made while signed in, or to the account's address."""
+    return (Alert.seeker_id == seeker.id) | (Alert.email == seeker.email)
+
+
+def alerts_of(db: Session, seeker: Seeker) -> list[Alert]:
+    """« Mes alertes »: every alert of an account or its address, oldest first."""
+    return list(db.scalars(select(Alert).where(_of(seeker)).order_by(Alert.id)))
+
+
 def delete_alerts_of(db: Session, seeker: Seeker) -> int:
     """Every alert of an account or its address (account deletion)."""
-    result = db.execute(
-        delete(Alert).where((Alert.seeker_id == seeker.id) | (Alert.email == seeker.email))
-    )
+    result = db.execute(delete(Alert).where(_of(seeker)))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
 def export_alerts(db: Session, seeker: Seeker) -> list[dict[str, Any]]:
-    alerts = db.scalars(
-        select(Alert)
-        .where((Alert.seeker_id == seeker.id) | (Alert.email == seeker.email))
-        .order_by(Alert.id)
-    )
+    alerts = alerts_of(db, seeker)
     return [
         {
             "email": a.email,

@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -25,6 +24,7 @@ from events_app.alerts import (
     UNCONFIRMED_DAYS,
     AlertInput,
     alert_by_token,
+    alerts_of,
     clean_alert,
     confirm_alert,
     create_alert,
@@ -232,12 +232,7 @@ async def account_alerts(request: Request) -> Response:
         seeker = _signed_in(request, db)
         if seeker is None:
             return None
-        alerts = db.scalars(
-            select(Alert)
-            .where((Alert.seeker_id == seeker.id) | (Alert.email == seeker.email))
-            .order_by(Alert.id)
-        )
-        return [_view(alert) for alert in alerts]
+        return [_view(alert) for alert in alerts_of(db, seeker)]
 
     alerts = await in_transaction(request, work)
     if alerts is None:
