@@ -214,7 +214,7 @@ def html_to_markdown(html: str) -> str:
 
 class EventFacts(Protocol):
     """What the registration state and the seat counts read of an event: an `Event` row, or
-    the lean `EventSummary` a search page is served from (events_app.search)."""
+    the lean `EventSummary` a search page is served from (events_app.summaries)."""
 
     @property
     def status(self) -> str: ...

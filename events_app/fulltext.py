@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Hashable
 from typing import Any
 
 import snowballstemmer
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
+    bindparam,
     column,
     false,
     func,
@@ -50,28 +53,44 @@ def text_terms(q: str) -> list[str]:
         return sorted({_stemmer.stemWord(word) for word in search_words(q)})
 
 
-def text_condition(db: Session, terms: list[str]) -> ColumnElement[bool]:
+def text_filter(db: Session, terms: list[str]) -> tuple[Hashable, dict[str, Any]]:
+    """How a search's text condition is asked (its part of the statements' shape, see
+    text_clause) and the values of its parameters."""
     if not terms:
         # Punctuation only: no word can match.
-        return false()
+        return ("q", "none"), {}
     connection = db.connection()
     if connection.dialect.name == "postgresql":
         # events.search_vector: the stored tsvector of search_key (migration 0002). The
         # planner weighs its GIN index against the date order itself (its statistics know how
         # common each word is).
-        tsquery = " & ".join(f"{term}:*" for term in terms)
-        return _SEARCH_VECTOR.op("@@")(func.to_tsquery(_SIMPLE, tsquery))
+        return ("q", "tsquery"), {"q_tsquery": " & ".join(f"{term}:*" for term in terms)}
     fts_query = " ".join(f'"{term}"*' for term in terms)
-    matching = select(_EVENTS_FTS.c.rowid).where(
-        literal_column("events_fts").op("MATCH")(fts_query)
-    )
     events = connection.scalar(select(func.max(Event.id))) or 0
     threshold = max(FTS_MIN_DRIVE, int(2 * math.sqrt(events)))
-    first = matching.limit(threshold).subquery()
-    found = connection.scalar(select(func.count()).select_from(first))
+    first = _fts_matches().limit(threshold).subquery()
+    found = connection.scalar(select(func.count()).select_from(first), {"q_fts": fts_query})
     if found is not None and found < threshold:
-        return Event.id.in_(matching)
+        return ("q", "fts"), {"q_fts": fts_query}
     # A common word: the same test on the words themselves (search_key holds them separated
     # by single spaces), which SQLite can apply while it walks the dates.
-    spaced = literal(" ") + Event.search_key
-    return and_(*(spaced.like(f"% {term}%") for term in terms))
+    return ("q", "like", len(terms)), {f"q_like_{n}": f"% {term}%" for n, term in enumerate(terms)}
+
+
+def text_clause(part: Hashable) -> ColumnElement[bool]:
+    """The condition of a text_filter part, its values left as named parameters."""
+    match part:
+        case ("q", "tsquery"):
+            return _SEARCH_VECTOR.op("@@")(func.to_tsquery(_SIMPLE, bindparam("q_tsquery")))
+        case ("q", "fts"):
+            return Event.id.in_(_fts_matches())
+        case ("q", "like", int(count)):
+            spaced = literal(" ") + Event.search_key
+            return and_(*(spaced.like(bindparam(f"q_like_{n}")) for n in range(count)))
+    return false()
+
+
+def _fts_matches() -> Select[Any]:
+    return select(_EVENTS_FTS.c.rowid).where(
+        literal_column("events_fts").op("MATCH")(bindparam("q_fts"))
+    )

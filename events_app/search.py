@@ -18,40 +18,24 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    exists,
-    func,
-    literal_column,
-    or_,
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from events_app import search_statements as statements
 from events_app.db import PARIS, utcnow
 from events_app.duplicates import Copy, copies_of
 from events_app.errors import InvalidInput
-from events_app.fulltext import text_condition, text_terms
-from events_app.models import (
-    GEO_CELL_DEG,
-    Agency,
-    Event,
-    EventSector,
-    geo_cell,
-)
+from events_app.fulltext import text_filter, text_terms
+from events_app.models import Agency, Event
 from events_app.places import ResolvedPlace, distance_km, resolve_place
+from events_app.search_statements import Shape
+from events_app.summaries import EventSummary, load_summaries
 
-# Above this many cells (a radius of about 100 km) the IN list stops paying; a plain bounding
-# box takes over, read through the date index (only very large radii get there).
-MAX_CELLS = 1600
-KM_PER_DEG_LAT = 111.2
 # The circles a place search tries, as fractions of the radius asked for (see the docstring).
 SEARCH_STEPS = (1 / 16, 1 / 4, 1.0)
 # One rule for every radius a person gives: a search, an account's preferences, an alert.
@@ -171,52 +155,56 @@ def paris_day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
 
-def _filters(db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
+@dataclass(frozen=True)
+class Filters:
+    """A search's conditions: their shape (which filters, in which form: the key under which
+    their statements are built once, events_app.search_statements) and their values."""
+
+    shape: Shape
+    params: dict[str, Any]
+
+    def with_(self, **params: Any) -> dict[str, Any]:
+        return {**self.params, **params}
+
+
+def _filters(db: Session, query: SearchQuery) -> Filters:
+    shape: list[Hashable] = []
+    params: dict[str, Any] = {}
     if query.only_ids is not None:
-        conditions.append(Event.id.in_(query.only_ids))
+        shape.append("only_ids")
+        params["only_ids"] = list(query.only_ids)
     if query.date_from is None:
         # By default: what has not ended yet.
-        conditions.append(Event.ends_at >= utcnow())
+        shape.append("not_ended")
+        params["now"] = utcnow()
     else:
-        conditions.append(Event.starts_at >= paris_day_start(query.date_from))
+        shape.append("from")
+        params["date_from"] = paris_day_start(query.date_from)
     if query.date_to is not None:
-        conditions.append(Event.starts_at < paris_day_start(query.date_to + timedelta(days=1)))
+        shape.append("to")
+        params["date_to"] = paris_day_start(query.date_to + timedelta(days=1))
     if query.q:
-        conditions.append(text_condition(db, text_terms(query.q)))
+        text_part, text_params = text_filter(db, text_terms(query.q))
+        shape.append(text_part)
+        params.update(text_params)
     if query.sectors:
-        wanted = [*query.sectors, "all"]
-        conditions.append(
-            exists().where(EventSector.event_id == Event.id, EventSector.sector.in_(wanted))
-        )
-    if query.types:
-        conditions.append(Event.type.in_(query.types))
-    if query.formats:
-        conditions.append(Event.format.in_(query.formats))
+        shape.append("sectors")
+        params["sectors"] = [*query.sectors, "all"]
+    for name, values in (("types", query.types), ("formats", query.formats)):
+        if values:
+            shape.append(name)
+            params[name] = list(values)
     if query.available:
-        conditions.append(Event.status == "scheduled")
-        conditions.append(
-            or_(
-                Event.capacity.is_(None),
-                Event.seats_taken < Event.capacity,
-                and_(
-                    Event.remote_capacity.is_not(None),
-                    Event.remote_seats_taken < Event.remote_capacity,
-                ),
-            )
-        )
+        shape.append("available")
     if query.agency:
         agency_id = db.scalar(select(Agency.id).where(Agency.slug == query.agency))
         if agency_id is None:
             raise InvalidInput("agency", f"Organisme inconnu : « {query.agency} ».")
-        conditions.append(Event.agency_id == agency_id)
+        shape.append("agency")
+        params["agency_id"] = agency_id
     else:
-        # One result per event: the copies published by other agencies stay out (stored
-        # groups, see events_app.duplicates); an agency's own list shows all of its events.
-        conditions.append(
-            or_(Event.duplicate_group_id.is_(None), Event.duplicate_group_id == Event.id)
-        )
-    return conditions
+        shape.append("one_per_group")
+    return Filters(tuple(shape), params)
 
 
 def _load(db: Session, ids: Sequence[int]) -> dict[int, Event]:
@@ -228,112 +216,6 @@ def _load(db: Session, ids: Sequence[int]) -> dict[int, Event]:
         .options(joinedload(Event.agency), selectinload(Event.sector_rows))
     ).unique()
     return {event.id: event for event in rows}
-
-
-@dataclass(frozen=True, slots=True)
-class AgencyRef:
-    id: int
-    name: str
-    slug: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventSummary:
-    """What a result list shows of an event, read with one Core query (no ORM identity map,
-    no description): the API's search page is served from these. Same attribute names as
-    `Event`, so the serialiser and events.registration_state read either."""
-
-    id: int
-    title: str
-    type: str
-    format: str
-    starts_at: datetime
-    ends_at: datetime
-    timezone: str
-    venue_name: str | None
-    venue_address: str | None
-    venue_postal_code: str | None
-    venue_city: str | None
-    venue_lat: float | None
-    venue_lon: float | None
-    online_url: str | None
-    capacity: int | None
-    remote_capacity: int | None
-    seats_taken: int
-    remote_seats_taken: int
-    waitlist: bool
-    registration_opens_at: datetime | None
-    registration_closes_at: datetime | None
-    registration_closed: bool
-    job_offers: int | None
-    status: str
-    revision: int
-    agency: AgencyRef
-    sectors: list[str]
-    # The same event published by other agencies, as stored with its group.
-    duplicate_copies: list[dict[str, Any]] | None = None
-
-
-_SUMMARY_COLUMNS = (
-    Event.id,
-    Event.title,
-    Event.type,
-    Event.format,
-    Event.starts_at,
-    Event.ends_at,
-    Event.timezone,
-    Event.venue_name,
-    Event.venue_address,
-    Event.venue_postal_code,
-    Event.venue_city,
-    Event.venue_lat,
-    Event.venue_lon,
-    Event.online_url,
-    Event.capacity,
-    Event.remote_capacity,
-    Event.seats_taken,
-    Event.remote_seats_taken,
-    Event.waitlist,
-    Event.registration_opens_at,
-    Event.registration_closes_at,
-    Event.registration_closed,
-    Event.job_offers,
-    Event.status,
-    Event.revision,
-)
-
-
-def _load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
-    """One statement: the events, their agency, and their sectors joined in one string."""
-    if not ids:
-        return {}
-    connection = db.connection()
-    if connection.dialect.name == "postgresql":
-        joined = func.string_agg(EventSector.sector, literal_column("','"))
-    else:
-        joined = func.group_concat(EventSector.sector, literal_column("','"))
-    sectors = (
-        select(joined).where(EventSector.event_id == Event.id).correlate(Event).scalar_subquery()
-    )
-    statement = (
-        select(
-            *_SUMMARY_COLUMNS, Agency.id, Agency.name, Agency.slug, sectors, Event.duplicate_copies
-        )
-        .join(Agency, Agency.id == Event.agency_id)
-        .where(Event.id.in_(ids))
-    )
-    summaries: dict[int, EventSummary] = {}
-    width = len(_SUMMARY_COLUMNS)
-    row: Any
-    for row in connection.execute(statement):
-        agency_id, agency_name, agency_slug, joined_sectors, copies = row[width:]
-        summaries[row[0]] = EventSummary(  # type: ignore[call-arg]
-            *row[:width],
-            AgencyRef(agency_id, agency_name, agency_slug),
-            sorted(joined_sectors.split(",")) if joined_sectors else [],
-            copies,
-        )
-    return summaries
 
 
 @dataclass
@@ -364,9 +246,7 @@ def rank_events(db: Session, query: SearchQuery, *, count: bool = False) -> Rank
     place: ResolvedPlace | None = None
     if query.near is None:
         position = _date_cursor(cursor) if cursor is not None else None
-        ranking = _rank_by_date(
-            db, select(Event.id).where(*conditions), query.limit, position, backward=backward
-        )
+        ranking = _rank_by_date(db, conditions, query.limit, position, backward=backward)
     else:
         place = resolve_place(db, query.near)
         if query.sort == "date":
@@ -430,36 +310,34 @@ def hits_of(
 def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
     """The same search as search_events, its events read as EventSummary: the API's page."""
     ranking = rank_events(db, query)
-    events = _load_summaries(db, [event_id for event_id, _ in ranking.hits])
+    events = load_summaries(db, [event_id for event_id, _ in ranking.hits])
     hits = [(events[event_id], d) for event_id, d in ranking.hits]
     return SummaryResult(hits, ranking.next_cursor, ranking.place)
 
 
 def _count_matches(
-    db: Session,
-    conditions: list[ColumnElement[bool]],
-    place: ResolvedPlace | None,
-    radius_km: float,
+    db: Session, conditions: Filters, place: ResolvedPlace | None, radius_km: float
 ) -> int:
     """How many events match, counted up to COUNT_CAP + 1 and no further: a subquery with a
     LIMIT, and around a place the candidates of the radius's box streamed until that many are
     inside the circle (the exact distance is computed in Python, as for the page)."""
     cap = COUNT_CAP + 1
     connection = db.connection()
+    counted = conditions.with_(cap=cap)
     if place is None:
-        first = select(Event.id).where(*conditions).limit(cap).subquery()
-        return connection.scalar(select(func.count()).select_from(first)) or 0
-    online = select(Event.id).where(*conditions, Event.format == "online").limit(cap).subquery()
-    found = connection.scalar(select(func.count()).select_from(online)) or 0
+        return connection.scalar(statements.count_upto(conditions.shape, False), counted) or 0
+    found = connection.scalar(statements.count_upto(conditions.shape, True), counted) or 0
     if found >= cap:
         return cap
-    candidates = select(Event.venue_lat, Event.venue_lon).where(
-        *conditions, Event.format != "online", _geo_condition(place.lat, place.lon, radius_km)
-    )
+    by_cells, geo = statements.geo_params(place.lat, place.lon, radius_km)
     # Streamed (a server-side cursor on PostgreSQL): a dense area stops after about cap rows.
-    result = connection.execute(candidates.execution_options(stream_results=True, yield_per=500))
+    result = connection.execute(
+        statements.candidates(conditions.shape, by_cells),
+        conditions.with_(**geo),
+        execution_options={"stream_results": True, "yield_per": 500},
+    )
     try:
-        for lat, lon in result:
+        for _, lat, lon, _ in result:
             if distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0) <= radius_km:
                 found += 1
                 if found >= cap:
@@ -469,30 +347,23 @@ def _count_matches(
     return found
 
 
-def _beyond(position: tuple[datetime, int], backward: bool) -> ColumnElement[bool]:
-    """Events after (or, backward, before) a (start, id) position in the date order."""
-    starts, last_id = position
-    if backward:
-        return or_(Event.starts_at < starts, and_(Event.starts_at == starts, Event.id < last_id))
-    return or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
-
-
 def _date_page(
     db: Session,
-    statement: Select[Any],
+    conditions: Filters,
     limit: int,
     after: tuple[datetime, int] | None,
     *,
+    online: bool = False,
     backward: bool = False,
 ) -> tuple[list[tuple[int, datetime]], bool]:
-    """(id, start) of up to `limit` events after the cursor, by date; and whether more follow.
-    Backward: the `limit` events before it, nearest first (the caller reverses them)."""
+    """(id, start) of up to `limit` matches after the cursor, by date (only online ones with
+    `online`); and whether more follow. Backward: the `limit` matches before it, nearest first
+    (the caller reverses them)."""
+    statement = statements.date_page(conditions.shape, online, after is not None, backward)
+    params = conditions.with_(page_limit=limit + 1)
     if after is not None:
-        statement = statement.where(_beyond(after, backward))
-    order = (Event.starts_at.desc(), Event.id.desc()) if backward else (Event.starts_at, Event.id)
-    ordered = statement.add_columns(Event.starts_at).order_by(*order)
-    rows = db.connection().execute(ordered.limit(limit + 1))
-    page = [(event_id, starts) for event_id, starts in rows]
+        params.update(statements.position_params(after))
+    page = [(event_id, starts) for event_id, starts in db.connection().execute(statement, params)]
     return page[:limit], len(page) > limit
 
 
@@ -508,13 +379,13 @@ def _before(first: tuple[int, datetime], **more: Any) -> str:
 
 def _rank_by_date(
     db: Session,
-    statement: Select[Any],
+    conditions: Filters,
     limit: int,
     after: tuple[datetime, int] | None,
     *,
     backward: bool = False,
 ) -> Ranking:
-    page, more = _date_page(db, statement, limit, after, backward=backward)
+    page, more = _date_page(db, conditions, limit, after, backward=backward)
     if backward:
         page.reverse()
         next_cursor = encode_cursor(_date_cursor_of(page[-1])) if page else None
@@ -525,38 +396,12 @@ def _rank_by_date(
     return Ranking([(event_id, None) for event_id, _ in page], next_cursor, None, prev_cursor)
 
 
-def _geo_condition(
-    lat: float, lon: float, radius_km: float, *, by_cells: bool = True
-) -> ColumnElement[bool]:
-    dlat = radius_km / KM_PER_DEG_LAT
-    # Near the poles the longitude span explodes; France never gets there, but stay total.
-    cos_lat = max(math.cos(math.radians(lat)), 0.01)
-    dlon = min(radius_km / (KM_PER_DEG_LAT * cos_lat), 180.0)
-    box = and_(
-        Event.venue_lat.between(lat - dlat, lat + dlat),
-        Event.venue_lon.between(lon - dlon, lon + dlon),
-    )
-    rows = range(
-        math.floor((lat - dlat + 90) / GEO_CELL_DEG),
-        math.floor((lat + dlat + 90) / GEO_CELL_DEG) + 1,
-    )
-    cols = range(
-        math.floor((lon - dlon + 180) / GEO_CELL_DEG),
-        math.floor((lon + dlon + 180) / GEO_CELL_DEG) + 1,
-    )
-    if not by_cells or len(rows) * len(cols) > MAX_CELLS:
-        return box
-    base = geo_cell(-90.0, -180.0)
-    cells = [base + r * 10_000 + c for r in rows for c in cols]
-    return and_(Event.geo_cell.in_(cells), box)
-
-
 Ranked = tuple[float, datetime, int]
 
 
 def _nearest(
     db: Session,
-    conditions: list[ColumnElement[bool]],
+    conditions: Filters,
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
@@ -576,14 +421,9 @@ def _nearest(
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
     for circle in circles:
-        # The columns read and filtered here are in the covering index ix_events_geo_search:
-        # the scan of the candidates need not visit the table (a lookup per candidate).
+        by_cells, geo = statements.geo_params(place.lat, place.lon, circle, by_cells=not few)
         rows = connection.execute(
-            select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
-                *conditions,
-                Event.format != "online",
-                _geo_condition(place.lat, place.lon, circle, by_cells=not few),
-            )
+            statements.candidates(conditions.shape, by_cells), conditions.with_(**geo)
         )
         ranked = sorted(
             (d, starts, event_id)
@@ -606,7 +446,7 @@ BOX_MARGIN = 1.02
 
 def _farthest(
     db: Session,
-    conditions: list[ColumnElement[bool]],
+    conditions: Filters,
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
@@ -615,12 +455,9 @@ def _farthest(
     """The last limit + 1 (distance, start, id) of the on-site matches within radius_km
     that come before `before` (all of them without it), in the nearest-first order."""
     circle = radius_km if before is None else min(radius_km, before[0] * BOX_MARGIN + 0.01)
+    by_cells, geo = statements.geo_params(place.lat, place.lon, circle)
     rows = db.connection().execute(
-        select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
-            *conditions,
-            Event.format != "online",
-            _geo_condition(place.lat, place.lon, circle),
-        )
+        statements.candidates(conditions.shape, by_cells), conditions.with_(**geo)
     )
     ranked = sorted(
         (d, starts, event_id)
@@ -633,7 +470,7 @@ def _farthest(
 
 def _rank_near_by_date(
     db: Session,
-    conditions: list[ColumnElement[bool]],
+    conditions: Filters,
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
@@ -644,22 +481,18 @@ def _rank_near_by_date(
     """Every match around a place, by date: online events, and on-site or hybrid ones whose
     venue is within the radius (the box narrows in SQL, the exact distance in Python, so the
     dates are read in batches until the page is full). Backward: the page before `after`."""
-    near = and_(Event.format != "online", _geo_condition(place.lat, place.lon, radius_km))
-    order = (Event.starts_at.desc(), Event.id.desc()) if backward else (Event.starts_at, Event.id)
-    candidates = (
-        select(Event.id, Event.starts_at, Event.format, Event.venue_lat, Event.venue_lon)
-        .where(*conditions, or_(Event.format == "online", near))
-        .order_by(*order)
-        .limit(DATE_BATCH)
-    )
+    by_cells, geo = statements.geo_params(place.lat, place.lon, radius_km)
+    params = conditions.with_(**geo, page_limit=DATE_BATCH)
     connection = db.connection()
     found: list[tuple[int, float | None, datetime]] = []
     position = after
     while len(found) <= limit:
-        statement = candidates
+        statement = statements.near_by_date(
+            conditions.shape, by_cells, position is not None, backward
+        )
         if position is not None:
-            statement = statement.where(_beyond(position, backward))
-        rows = connection.execute(statement).all()
+            params.update(statements.position_params(position))
+        rows = connection.execute(statement, params).all()
         for event_id, starts, format_, lat, lon in rows:
             position = (starts, event_id)
             distance = None
@@ -695,7 +528,7 @@ def _rank_near_by_date(
 
 def _search_near(
     db: Session,
-    conditions: list[ColumnElement[bool]],
+    conditions: Filters,
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
@@ -727,17 +560,16 @@ def _search_near(
     elif cursor is not None and "s" in cursor:
         online_after = _date_cursor(cursor)
 
-    online = select(Event.id).where(*conditions, Event.format == "online")
     if next_cursor is None:
         remaining = limit - len(hits)
         if remaining > 0:
-            page, more_online = _date_page(db, online, remaining, online_after)
+            page, more_online = _date_page(db, conditions, remaining, online_after, online=True)
             hits.extend((event_id, None) for event_id, _ in page)
             if more_online and page:
                 next_cursor = encode_cursor({"p": "o", **_date_cursor_of(page[-1])})
             if cursor is not None and page and prev_cursor is None:
                 prev_cursor = _before(page[0], p="o")
-        elif db.scalar(online.limit(1)) is not None:
+        elif _date_page(db, conditions, 0, None, online=True)[1]:
             # The distance phase filled the page exactly; online events follow from the start.
             next_cursor = encode_cursor({"p": "o"})
     return Ranking(hits, next_cursor, None, prev_cursor)
@@ -745,7 +577,7 @@ def _search_near(
 
 def _search_near_before(
     db: Session,
-    conditions: list[ColumnElement[bool]],
+    conditions: Filters,
     place: ResolvedPlace,
     radius_km: float,
     limit: int,
@@ -760,8 +592,9 @@ def _search_near_before(
     more = False
     before: Ranked | None = None
     if phase == "o":
-        online = select(Event.id).where(*conditions, Event.format == "online")
-        rows, more = _date_page(db, online, limit, (starts, event_id), backward=True)
+        rows, more = _date_page(
+            db, conditions, limit, (starts, event_id), online=True, backward=True
+        )
         page = [(found_id, None, found_starts) for found_id, found_starts in rows]
     elif phase == "d":
         before = (_cursor_field(cursor, "d", float), starts, event_id)
@@ -795,6 +628,7 @@ def list_agency_events(
 ) -> SearchResult:
     """Every event of one agency (past and cancelled included), by date, paged like search."""
     after = _date_cursor(decode_cursor(cursor)) if cursor else None
-    ranking = _rank_by_date(db, select(Event.id).where(Event.agency_id == agency_id), limit, after)
+    own = Filters(("agency",), {"agency_id": agency_id})
+    ranking = _rank_by_date(db, own, limit, after)
     events = _load(db, [event_id for event_id, _ in ranking.hits])
     return SearchResult([SearchHit(events[i]) for i, _ in ranking.hits], ranking.next_cursor)

@@ -21,10 +21,8 @@ from events_app.events import (
 )
 from events_app.models import Event, Registration
 from events_app.places import ResolvedPlace
-from events_app.search import (
-    EventSummary,
-)
 from events_app.settings import Settings
+from events_app.summaries import EventSummary
 from events_app.web.schemas import (
     Attendance,
     EventStatus,

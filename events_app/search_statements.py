@@ -1,0 +1,197 @@
+"""The statements of a search, built once for each shape of search and kept.
+
+A search's conditions depend on which filters it has, and in which form (its shape, see
+events_app.search.Filters); their values are named parameters, given when the statement runs.
+Building a statement with SQLAlchemy, and matching a new statement's columns against its cached
+compilation, cost more than running it: at 100,000 events on SQLite about 3 ms of a 4 ms place
+search, against well under 1 ms for the SQL itself (issue 19). A statement kept and run again
+with new values skips both. No statement here holds a value: a parameter left out is an error
+("A value is required for bind parameter"), never the value of an earlier search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select
+
+from events_app.fulltext import text_clause
+from events_app.models import GEO_CELL_DEG, Event, EventSector, geo_cell
+
+Shape = tuple[Hashable, ...]
+
+# Above this many cells (a radius of about 100 km) the IN list stops paying; a plain bounding
+# box takes over, read through the date index (only very large radii get there).
+MAX_CELLS = 1600
+KM_PER_DEG_LAT = 111.2
+# Shapes are few (which filters a search has); text searches add one per number of words.
+KEPT = 512
+
+
+def _in(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+def _condition(part: Hashable) -> ColumnElement[bool]:
+    match part:
+        case "only_ids":
+            return Event.id.in_(_in("only_ids"))
+        case "not_ended":
+            return Event.ends_at >= bindparam("now")
+        case "from":
+            return Event.starts_at >= bindparam("date_from")
+        case "to":
+            return Event.starts_at < bindparam("date_to")
+        case "sectors":
+            return exists().where(
+                EventSector.event_id == Event.id, EventSector.sector.in_(_in("sectors"))
+            )
+        case "types":
+            return Event.type.in_(_in("types"))
+        case "formats":
+            return Event.format.in_(_in("formats"))
+        case "available":
+            return and_(
+                Event.status == "scheduled",
+                or_(
+                    Event.capacity.is_(None),
+                    Event.seats_taken < Event.capacity,
+                    and_(
+                        Event.remote_capacity.is_not(None),
+                        Event.remote_seats_taken < Event.remote_capacity,
+                    ),
+                ),
+            )
+        case "agency":
+            return Event.agency_id == bindparam("agency_id")
+        case "one_per_group":
+            # One result per event: the copies published by other agencies stay out (stored
+            # groups, see events_app.duplicates); an agency's own list shows all of its events.
+            return or_(Event.duplicate_group_id.is_(None), Event.duplicate_group_id == Event.id)
+        case ("q", *_):
+            return text_clause(part)
+    raise ValueError(f"unknown search condition: {part!r}")
+
+
+@lru_cache(maxsize=KEPT)
+def conditions(shape: Shape) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a shape, their values left as named parameters."""
+    return tuple(_condition(part) for part in shape)
+
+
+def geo_params(
+    lat: float, lon: float, radius_km: float, *, by_cells: bool = True
+) -> tuple[bool, dict[str, Any]]:
+    """Whether the circle is read by geo cells (else by its bounding box alone), and the
+    parameters of geo_clause: the box of the circle, and the cells it touches."""
+    dlat = radius_km / KM_PER_DEG_LAT
+    # Near the poles the longitude span explodes; France never gets there, but stay total.
+    cos_lat = max(math.cos(math.radians(lat)), 0.01)
+    dlon = min(radius_km / (KM_PER_DEG_LAT * cos_lat), 180.0)
+    params: dict[str, Any] = {
+        "lat_min": lat - dlat,
+        "lat_max": lat + dlat,
+        "lon_min": lon - dlon,
+        "lon_max": lon + dlon,
+    }
+    rows = range(
+        math.floor((lat - dlat + 90) / GEO_CELL_DEG),
+        math.floor((lat + dlat + 90) / GEO_CELL_DEG) + 1,
+    )
+    cols = range(
+        math.floor((lon - dlon + 180) / GEO_CELL_DEG),
+        math.floor((lon + dlon + 180) / GEO_CELL_DEG) + 1,
+    )
+    if not by_cells or len(rows) * len(cols) > MAX_CELLS:
+        return False, params
+    base = geo_cell(-90.0, -180.0)
+    params["cells"] = [base + r * 10_000 + c for r in rows for c in cols]
+    return True, params
+
+
+@lru_cache(maxsize=2)
+def geo_clause(by_cells: bool) -> ColumnElement[bool]:
+    box = and_(
+        Event.venue_lat.between(bindparam("lat_min"), bindparam("lat_max")),
+        Event.venue_lon.between(bindparam("lon_min"), bindparam("lon_max")),
+    )
+    return and_(Event.geo_cell.in_(_in("cells")), box) if by_cells else box
+
+
+def position_params(position: tuple[datetime, int]) -> dict[str, Any]:
+    """The parameters of beyond: a (start, id) position in the date order."""
+    starts, event_id = position
+    return {"pos_starts": starts, "pos_id": event_id}
+
+
+@lru_cache(maxsize=2)
+def beyond(backward: bool) -> ColumnElement[bool]:
+    """Events after (or, backward, before) the position in the date order."""
+    starts = bindparam("pos_starts", type_=Event.starts_at.type)
+    last_id = bindparam("pos_id", type_=Event.id.type)
+    if backward:
+        return or_(Event.starts_at < starts, and_(Event.starts_at == starts, Event.id < last_id))
+    return or_(Event.starts_at > starts, and_(Event.starts_at == starts, Event.id > last_id))
+
+
+def _order(backward: bool) -> tuple[Any, ...]:
+    return (Event.starts_at.desc(), Event.id.desc()) if backward else (Event.starts_at, Event.id)
+
+
+@lru_cache(maxsize=KEPT)
+def candidates(shape: Shape, by_cells: bool) -> Select[int, float | None, float | None, datetime]:
+    """(id, lat, lon, start) of the on-site and hybrid matches in the geo parameters' box: the
+    columns read and filtered are in the covering index ix_events_geo_search, so the scan of
+    the candidates need not visit the table."""
+    return select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
+        *conditions(shape), Event.format != "online", geo_clause(by_cells)
+    )
+
+
+@lru_cache(maxsize=KEPT)
+def date_page(shape: Shape, online: bool, after: bool, backward: bool) -> Select[int, datetime]:
+    """(id, start) of `page_limit` matches by date (only online ones with `online`), from the
+    position with `after`; backward, the ones before it, nearest first."""
+    where = [*conditions(shape)]
+    if online:
+        where.append(Event.format == "online")
+    if after:
+        where.append(beyond(backward))
+    return (
+        select(Event.id, Event.starts_at)
+        .where(*where)
+        .order_by(*_order(backward))
+        .limit(bindparam("page_limit"))
+    )
+
+
+@lru_cache(maxsize=KEPT)
+def near_by_date(
+    shape: Shape, by_cells: bool, after: bool, backward: bool
+) -> Select[int, datetime, str, float | None, float | None]:
+    """(id, start, format, lat, lon) of the online matches and of the on-site ones in the geo
+    parameters' box, by date, `page_limit` at a time from the position with `after`."""
+    near = and_(Event.format != "online", geo_clause(by_cells))
+    where = [*conditions(shape), or_(Event.format == "online", near)]
+    if after:
+        where.append(beyond(backward))
+    return (
+        select(Event.id, Event.starts_at, Event.format, Event.venue_lat, Event.venue_lon)
+        .where(*where)
+        .order_by(*_order(backward))
+        .limit(bindparam("page_limit"))
+    )
+
+
+@lru_cache(maxsize=KEPT)
+def count_upto(shape: Shape, online: bool) -> Select[int]:
+    """How many matches (only online ones with `online`), counted up to `cap` and no further."""
+    where = [*conditions(shape)]
+    if online:
+        where.append(Event.format == "online")
+    first = select(Event.id).where(*where).limit(bindparam("cap")).subquery()
+    return select(func.count()).select_from(first)
