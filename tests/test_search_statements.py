@@ -1,0 +1,100 @@
+"""Search statements are built once per shape of search and kept (events_app.search_statements):
+a search of the same shape with other values must never see an earlier search's values."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from events_app import search_statements as statements
+from events_app.search import SearchQuery, search_event_summaries, search_events
+from tests.factories import in_days, make_agency, make_event
+
+LYON = {"name": "Halle", "address": "1 rue A", "postal_code": "69007", "city": "Lyon"}
+MONTREUIL = {"name": "Agence", "address": "1 place B", "postal_code": "93100", "city": "Montreuil"}
+
+
+def _ids(db: Session, query: SearchQuery) -> list[int]:
+    found = [hit.event.id for hit in search_events(db, query).hits]
+    # The API's page reads the same ids through its own kept statement.
+    assert [e.id for e, _ in search_event_summaries(db, query).hits] == found
+    return found
+
+
+def test_same_shape_other_values_get_their_own_answer(db: Session) -> None:
+    agency, _ = make_agency(db)
+    lyon_n = make_event(
+        db,
+        agency,
+        title="Salon logistique",
+        sectors=["N"],
+        venue={**LYON, "lat": 45.732, "lon": 4.8226},
+        starts_at=in_days(3),
+    )
+    lyon_d = make_event(
+        db,
+        agency,
+        title="Forum commerce",
+        sectors=["D"],
+        venue={**LYON, "lat": 45.733, "lon": 4.8227},
+        starts_at=in_days(10),
+    )
+    montreuil_d = make_event(
+        db,
+        agency,
+        title="Forum vente",
+        sectors=["D"],
+        venue={**MONTREUIL, "lat": 48.8615, "lon": 2.4432},
+        starts_at=in_days(5),
+    )
+    # Place and sector: one shape, four sets of values, asked one after the other.
+    for near, sector, expected in (
+        ("Lyon", "N", [lyon_n.id]),
+        ("Lyon", "D", [lyon_d.id]),
+        ("Montreuil", "D", [montreuil_d.id]),
+        ("Montreuil", "N", []),
+    ):
+        assert _ids(db, SearchQuery(near=near, sectors=(sector,))) == expected, (near, sector)
+    # Dates: the window's bounds are parameters too.
+    early, late = in_days(1).date(), in_days(6).date()
+    assert _ids(db, SearchQuery(date_from=early, date_to=late)) == [lyon_n.id, montreuil_d.id]
+    assert _ids(db, SearchQuery(date_from=late, date_to=in_days(12).date())) == [lyon_d.id]
+    # Text: the words are parameters, whichever plan the engine takes.
+    assert _ids(db, SearchQuery(q="logistique")) == [lyon_n.id]
+    assert _ids(db, SearchQuery(q="forum")) == [montreuil_d.id, lyon_d.id]
+    # Pages by date: the cursor's position is a parameter (same shape, page after page).
+    first = search_events(db, SearchQuery(limit=1))
+    second = search_events(db, SearchQuery(limit=1, cursor=first.next_cursor))
+    third = search_events(db, SearchQuery(limit=1, cursor=second.next_cursor))
+    assert [r.hits[0].event.id for r in (first, second, third)] == [
+        lyon_n.id,
+        montreuil_d.id,
+        lyon_d.id,
+    ]
+
+
+def test_kept_statements_hold_no_value() -> None:
+    """A kept statement holds the constants of the search (the online format, the scheduled
+    status) and nothing else: every value of a search is given when the statement runs."""
+    shape = (
+        "only_ids",
+        "from",
+        "to",
+        "sectors",
+        "types",
+        "formats",
+        "available",
+        "agency",
+        "one_per_group",
+    )
+    kept = [
+        statements.candidates(shape, True),
+        statements.candidates(shape, False),
+        statements.date_page(shape, True, True, False),
+        statements.near_by_date(shape, True, True, True),
+        statements.count_upto(shape, True),
+    ]
+    for statement in kept:
+        binds = statement.compile().binds.values()
+        assert {bind.value for bind in binds} - {None} == {"online", "scheduled"}
+        assert all(bind.callable is None for bind in binds)
+        assert {"date_from", "date_to", "sectors", "agency_id"} <= {b.key for b in binds}
