@@ -76,6 +76,7 @@ from events_app.models import (
     Registration,
     geo_cell,
     search_key,
+    sector_mask,
 )
 from events_app.places import DEPARTMENTS
 from events_app.vocab import EVENT_TYPES, FORMATS, SECTORS
@@ -597,6 +598,7 @@ class _Generator:
             "venue_lat": lat,
             "venue_lon": lon,
             "geo_cell": cell,
+            "sector_mask": sector_mask(sectors),
             # = search_key(title, venue_name, venue_city), from folded pieces: folding works
             # character by character, and a cache of pieces stays small where one of whole
             # titles would not.

@@ -31,7 +31,7 @@ from events_app.db import PARIS, utcnow
 from events_app.duplicates import Copy, copies_of
 from events_app.errors import InvalidInput
 from events_app.fulltext import text_filter, text_terms
-from events_app.models import Agency, Event
+from events_app.models import Agency, Event, sector_mask
 from events_app.places import ResolvedPlace, distance_km, resolve_place
 from events_app.search_statements import Shape
 from events_app.summaries import EventSummary, load_summaries
@@ -189,7 +189,7 @@ def _filters(db: Session, query: SearchQuery) -> Filters:
         params.update(text_params)
     if query.sectors:
         shape.append("sectors")
-        params["sectors"] = [*query.sectors, "all"]
+        params["sector_bits"] = sector_mask([*query.sectors, "all"])
     for name, values in (("types", query.types), ("formats", query.formats)):
         if values:
             shape.append(name)

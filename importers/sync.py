@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from events_app.db import utcnow
 from events_app.errors import InvalidInput
 from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, one_line_text, sanitise_html
-from events_app.models import Event, EventSector, Feed, geo_cell, search_key
+from events_app.models import Event, EventSector, Feed, geo_cell, search_key, sector_mask
 from events_app.notifications import Notifier
 from events_app.places import resolve_place
 from events_app.registrations import cancel_event, notify_event_changed, promote_waitlist
@@ -350,6 +350,7 @@ def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: dateti
                 "registration_closed": False,
                 "edited_by_hand": False,
                 "geo_cell": None if lat is None or lon is None else geo_cell(lat, lon),
+                "sector_mask": sector_mask(row.sectors),
                 "search_key": search_key(
                     values["title"], values["venue_name"], values["venue_city"]
                 ),

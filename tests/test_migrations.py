@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, text
 
 from events_app import migrate
 from events_app.db import Database
+from events_app.models import sector_mask, sectors_of_mask
 from tests.factories import make_agency, make_event
 
 FTS_TRIGGERS = {"events_fts_insert", "events_fts_delete", "events_fts_update"}
@@ -46,5 +47,26 @@ def test_the_full_text_triggers_survive_the_later_migrations(tmp_path: Path) -> 
                 text("SELECT rowid FROM events_fts WHERE events_fts MATCH 'boulanger*'")
             )
             assert list(found) == [event_id]
+    finally:
+        database.dispose()
+
+
+def test_sector_masks_are_filled_from_the_rows_on_upgrade(tmp_path: Path) -> None:
+    # Events stored before 0010 get the bits of their event_sectors rows.
+    url = f"sqlite:///{tmp_path / 'masks.db'}"
+    migrate.upgrade(url)
+    config = migrate.alembic_config(url)
+    database = Database(url)
+    try:
+        with database.transaction() as db:
+            agency, _ = make_agency(db)
+            mixed = make_event(db, agency, sectors=["N", "D"]).id
+            everyone = make_event(db, agency, sectors=["all"]).id
+        command.downgrade(config, "0009")
+        command.upgrade(config, "head")
+        with database.transaction() as db:
+            masks = {i: m for i, m in db.execute(text("SELECT id, sector_mask FROM events"))}
+        assert masks == {mixed: sector_mask(["D", "N"]), everyone: 1 << 14}
+        assert sectors_of_mask(masks[mixed]) == ["D", "N"]
     finally:
         database.dispose()

@@ -6,7 +6,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from events_app import search_statements as statements
+from events_app.events import get_event, update_event
+from events_app.models import SECTOR_BITS, sector_mask, sectors_of_mask
 from events_app.search import SearchQuery, search_event_summaries, search_events
+from events_app.vocab import SECTORS
+from events_app.web.schemas import event_fields
 from tests.factories import in_days, make_agency, make_event
 
 LYON = {"name": "Halle", "address": "1 rue A", "postal_code": "69007", "city": "Lyon"}
@@ -74,7 +78,8 @@ def test_same_shape_other_values_get_their_own_answer(db: Session) -> None:
 
 def test_kept_statements_hold_no_value() -> None:
     """A kept statement holds the constants of the search (the online format, the scheduled
-    status) and nothing else: every value of a search is given when the statement runs."""
+    status, the empty sector mask) and nothing else: every value of a search is given when the
+    statement runs."""
     shape = (
         "only_ids",
         "from",
@@ -95,6 +100,32 @@ def test_kept_statements_hold_no_value() -> None:
     ]
     for statement in kept:
         binds = statement.compile().binds.values()
-        assert {bind.value for bind in binds} - {None} == {"online", "scheduled"}
+        assert {bind.value for bind in binds} - {None} == {"online", "scheduled", 0}
         assert all(bind.callable is None for bind in binds)
-        assert {"date_from", "date_to", "sectors", "agency_id"} <= {b.key for b in binds}
+        assert {"date_from", "date_to", "sector_bits", "agency_id"} <= {b.key for b in binds}
+
+
+def test_sector_mask_follows_every_change_of_sectors(db: Session) -> None:
+    agency, _ = make_agency(db)
+    event = make_event(db, agency, sectors=["N"], venue={**LYON, "lat": 45.732, "lon": 4.8226})
+    assert event.sector_mask == sector_mask(["N"])
+    # Changed by an edit (the same ORM path as a re-import), then read back from the table.
+    for sectors, asked in (
+        (["D", "M"], {"N": False, "D": True, "K": False}),
+        (["all"], {"K": True}),
+    ):
+        update_event(db, event, event_fields({"sectors": sectors}, partial=True))
+        db.flush()
+        db.expire_all()
+        stored = get_event(db, event.id)
+        assert stored.sector_mask == sector_mask(sectors)
+        for sector, found in asked.items():
+            hits = search_event_summaries(db, SearchQuery(near="Lyon", sectors=(sector,))).hits
+            assert [e.id for e, _ in hits] == ([event.id] if found else []), sector
+        assert search_event_summaries(db, SearchQuery(near="Lyon")).hits[0][0].sectors == sectors
+        event = stored
+
+
+def test_every_sector_has_its_bit() -> None:
+    assert set(SECTORS) <= set(SECTOR_BITS)
+    assert all(sectors_of_mask(sector_mask([code])) == [code] for code in SECTOR_BITS)
