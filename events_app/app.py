@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
-from asgi_csrf import asgi_csrf
 from jinja2 import Environment
 from redis.exceptions import RedisError
 from sqlalchemy import text
@@ -40,11 +39,11 @@ from events_app.web.common import JSONResponse, in_transaction
 from events_app.web.security import (
     TOO_LARGE_MESSAGE,
     BodyLimitMiddleware,
+    CsrfMiddleware,
     ProtectedPaths,
     RateLimiter,
     SecurityHeadersMiddleware,
     csrf_failed_sender,
-    skip_csrf,
 )
 from events_app.web.sessions import (
     DatabaseSessionStore,
@@ -220,10 +219,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Before the CSRF middleware, which reads whole form bodies into memory.
         Middleware(BodyLimitMiddleware, render_page=render_too_large),
         Middleware(
-            asgi_csrf,
+            CsrfMiddleware,
             signing_secret=settings.secret_key,
             always_protect=ProtectedPaths(),
-            skip_if_scope=skip_csrf,
             cookie_secure=settings.secure_cookies,
             send_csrf_failed=csrf_failed_sender(render_csrf_failure),
         ),
