@@ -6,6 +6,7 @@ import math
 import re
 import unicodedata
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -47,8 +48,13 @@ def sector_mask(codes: Any) -> int:
 
 
 def sectors_of_mask(mask: int) -> list[str]:
-    """The codes of a sector mask, sorted as the event's rows are."""
-    return sorted(code for bit, code in enumerate(SECTOR_BITS) if mask >> bit & 1)
+    """The codes of a sector mask, sorted as the event's rows are (a new list each time)."""
+    return list(_sectors_of_mask(mask))
+
+
+@lru_cache(maxsize=1024)
+def _sectors_of_mask(mask: int) -> tuple[str, ...]:
+    return tuple(sorted(code for bit, code in enumerate(SECTOR_BITS) if mask >> bit & 1))
 
 
 def geo_cell(lat: float, lon: float) -> int:

@@ -18,12 +18,13 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Dialect, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from events_app import search_statements as statements
@@ -399,6 +400,42 @@ def _rank_by_date(
 Ranked = tuple[float, datetime, int]
 
 
+@lru_cache(maxsize=8)
+def _moments(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """A start to and from the value the database driver gives (a string on SQLite). A place
+    search reads its candidates' starts unconverted, since most are dropped by distance, and
+    converts only the ones it returns."""
+    kind = Event.starts_at.type.dialect_impl(dialect)
+    to_driver = kind.bind_processor(dialect) or (lambda value: value)
+    from_driver = kind.result_processor(dialect, None) or (lambda value: value)
+    return to_driver, from_driver
+
+
+def _within(
+    connection: Connection,
+    conditions: Filters,
+    place: ResolvedPlace,
+    circle: float,
+    *,
+    radius_km: float | None = None,
+    by_cells: bool = True,
+) -> list[Ranked]:
+    """(distance, start as the driver gives it, id) of the on-site and hybrid matches in the
+    box of `circle` km around the place and within radius_km of it (the circle itself by
+    default), nearest first (then soonest: the events of one venue come by date)."""
+    cells, geo = statements.geo_params(place.lat, place.lon, circle, by_cells=by_cells)
+    rows = connection.execute(
+        statements.candidates(conditions.shape, cells), conditions.with_(**geo)
+    )
+    within = circle if radius_km is None else radius_km
+    return sorted(
+        (d, starts, event_id)
+        for event_id, lat, lon, starts in rows
+        # The geo condition only matches rows with coordinates.
+        if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= within
+    )
+
+
 def _nearest(
     db: Session,
     conditions: Filters,
@@ -409,10 +446,9 @@ def _nearest(
     *,
     few: bool = False,
 ) -> list[Ranked]:
-    """(distance, start, id) of on-site and hybrid matches within radius_km, nearest first
-    (then soonest: the events of one venue come by date), after the cursor: at least limit + 1
-    of them when there are that many, else all of them. `few`: the conditions already name a
-    handful of ids, so one box around the whole radius reads them at once."""
+    """(distance, start, id) of the first limit + 1 on-site and hybrid matches within
+    radius_km after the cursor, nearest first (all of them when fewer). `few`: the conditions
+    already name a handful of ids, so one box around the whole radius reads them at once."""
     # Circles inside the cursor's distance hold nothing new: start beyond it.
     start = after[0] if after is not None else 0.0
     steps = (1.0,) if few else SEARCH_STEPS
@@ -420,22 +456,16 @@ def _nearest(
     ranked: list[Ranked] = []
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
+    to_driver, from_driver = _moments(connection.dialect)
+    bound = None if after is None else (after[0], to_driver(after[1]), after[2])
     for circle in circles:
-        by_cells, geo = statements.geo_params(place.lat, place.lon, circle, by_cells=not few)
-        rows = connection.execute(
-            statements.candidates(conditions.shape, by_cells), conditions.with_(**geo)
-        )
-        ranked = sorted(
-            (d, starts, event_id)
-            for event_id, lat, lon, starts in rows
-            # The geo condition only matches rows with coordinates.
-            if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= circle
-            and (after is None or (d, starts, event_id) > after)
-        )
+        ranked = _within(connection, conditions, place, circle, by_cells=not few)
+        if bound is not None:
+            ranked = [item for item in ranked if item > bound]
         # More than a page inside this circle: nothing outside it can come first.
         if len(ranked) > limit:
             break
-    return ranked
+    return [(d, from_driver(starts), event_id) for d, starts, event_id in ranked[: limit + 1]]
 
 
 # The box of a circle is cut with a flat degree (KM_PER_DEG_LAT) while distances are great
@@ -455,17 +485,13 @@ def _farthest(
     """The last limit + 1 (distance, start, id) of the on-site matches within radius_km
     that come before `before` (all of them without it), in the nearest-first order."""
     circle = radius_km if before is None else min(radius_km, before[0] * BOX_MARGIN + 0.01)
-    by_cells, geo = statements.geo_params(place.lat, place.lon, circle)
-    rows = db.connection().execute(
-        statements.candidates(conditions.shape, by_cells), conditions.with_(**geo)
-    )
-    ranked = sorted(
-        (d, starts, event_id)
-        for event_id, lat, lon, starts in rows
-        if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= radius_km
-        and (before is None or (d, starts, event_id) < before)
-    )
-    return ranked[-(limit + 1) :]
+    connection = db.connection()
+    to_driver, from_driver = _moments(connection.dialect)
+    ranked = _within(connection, conditions, place, circle, radius_km=radius_km)
+    if before is not None:
+        bound = (before[0], to_driver(before[1]), before[2])
+        ranked = [item for item in ranked if item < bound]
+    return [(d, from_driver(starts), event_id) for d, starts, event_id in ranked[-(limit + 1) :]]
 
 
 def _rank_near_by_date(

@@ -17,7 +17,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, type_coerce
+from sqlalchemy.types import NullType
 
 from events_app.fulltext import text_clause
 from events_app.models import GEO_CELL_DEG, Event, geo_cell
@@ -143,11 +144,13 @@ def _order(backward: bool) -> tuple[Any, ...]:
 
 
 @lru_cache(maxsize=KEPT)
-def candidates(shape: Shape, by_cells: bool) -> Select[int, float | None, float | None, datetime]:
+def candidates(shape: Shape, by_cells: bool) -> Select[int, float | None, float | None, Any]:
     """(id, lat, lon, start) of the on-site and hybrid matches in the geo parameters' box: the
     columns read and filtered are in the covering index ix_events_geo_search, so the scan of
     the candidates need not visit the table."""
-    return select(Event.id, Event.venue_lat, Event.venue_lon, Event.starts_at).where(
+    # The start as the driver gives it (see events_app.search._moments).
+    starts = type_coerce(Event.starts_at, NullType())
+    return select(Event.id, Event.venue_lat, Event.venue_lon, starts).where(
         *conditions(shape), Event.format != "online", geo_clause(by_cells)
     )
 

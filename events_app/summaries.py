@@ -23,10 +23,11 @@ class AgencyRef:
     slug: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventSummary:
     """Same attribute names as `Event`, so the serialiser and events.registration_state read
-    either."""
+    either. Not frozen: a frozen dataclass sets each of its fields through object.__setattr__,
+    which made building the 20 summaries of a page cost as much as reading them."""
 
     id: int
     title: str
