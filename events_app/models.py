@@ -235,6 +235,8 @@ class Event(Base):
             "ends_at",
             "duplicate_group_id",
             "sector_mask",
+            # PostgreSQL's indexes hold only what they name (SQLite's hold the rowid too).
+            "id",
         ),
         Index("ix_events_starts_at_id", "starts_at", "id"),
         Index("ix_events_agency_id_starts_at", "agency_id", "starts_at"),
