@@ -330,10 +330,12 @@ def _count_matches(
     found = connection.scalar(statements.count_upto(conditions.shape, True), counted) or 0
     if found >= cap:
         return cap
-    by_cells, geo = statements.geo_params(place.lat, place.lon, radius_km)
+    read, geo = statements.geo_params(
+        place.lat, place.lon, radius_km, dialect=connection.dialect.name
+    )
     # Streamed (a server-side cursor on PostgreSQL): a dense area stops after about cap rows.
     result = connection.execute(
-        statements.candidates(conditions.shape, by_cells),
+        statements.candidates(conditions.shape, read),
         conditions.with_(**geo),
         execution_options={"stream_results": True, "yield_per": 500},
     )
@@ -423,9 +425,11 @@ def _within(
     """(distance, start as the driver gives it, id) of the on-site and hybrid matches in the
     box of `circle` km around the place and within radius_km of it (the circle itself by
     default), nearest first (then soonest: the events of one venue come by date)."""
-    cells, geo = statements.geo_params(place.lat, place.lon, circle, by_cells=by_cells)
+    read, geo = statements.geo_params(
+        place.lat, place.lon, circle, dialect=connection.dialect.name, by_cells=by_cells
+    )
     rows = connection.execute(
-        statements.candidates(conditions.shape, cells), conditions.with_(**geo)
+        statements.candidates(conditions.shape, read), conditions.with_(**geo)
     )
     within = circle if radius_km is None else radius_km
     return sorted(
@@ -507,15 +511,15 @@ def _rank_near_by_date(
     """Every match around a place, by date: online events, and on-site or hybrid ones whose
     venue is within the radius (the box narrows in SQL, the exact distance in Python, so the
     dates are read in batches until the page is full). Backward: the page before `after`."""
-    by_cells, geo = statements.geo_params(place.lat, place.lon, radius_km)
-    params = conditions.with_(**geo, page_limit=DATE_BATCH)
     connection = db.connection()
+    read, geo = statements.geo_params(
+        place.lat, place.lon, radius_km, dialect=connection.dialect.name
+    )
+    params = conditions.with_(**geo, page_limit=DATE_BATCH)
     found: list[tuple[int, float | None, datetime]] = []
     position = after
     while len(found) <= limit:
-        statement = statements.near_by_date(
-            conditions.shape, by_cells, position is not None, backward
-        )
+        statement = statements.near_by_date(conditions.shape, read, position is not None, backward)
         if position is not None:
             params.update(statements.position_params(position))
         rows = connection.execute(statement, params).all()

@@ -15,9 +15,21 @@ import math
 from collections.abc import Hashable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, type_coerce
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.types import NullType
 
 from events_app.fulltext import text_clause
@@ -84,11 +96,17 @@ def conditions(shape: Shape) -> tuple[ColumnElement[bool], ...]:
     return tuple(_condition(part) for part in shape)
 
 
+# How a circle is read: by the cells it touches, given as a list or, on PostgreSQL, as one array
+# parameter (the same statement, prepared once, whatever the number of cells; a list is
+# written out, with a cast for each cell, at every search); or by its bounding box alone.
+GeoRead = Literal["cells", "cell_array", "box"]
+
+
 def geo_params(
-    lat: float, lon: float, radius_km: float, *, by_cells: bool = True
-) -> tuple[bool, dict[str, Any]]:
-    """Whether the circle is read by geo cells (else by its bounding box alone), and the
-    parameters of geo_clause: the box of the circle, and the cells it touches."""
+    lat: float, lon: float, radius_km: float, *, dialect: str, by_cells: bool = True
+) -> tuple[GeoRead, dict[str, Any]]:
+    """How the circle is read on this dialect, and the parameters of geo_clause: the box of
+    the circle, and the cells it touches."""
     dlat = radius_km / KM_PER_DEG_LAT
     # Near the poles the longitude span explodes; France never gets there, but stay total.
     cos_lat = max(math.cos(math.radians(lat)), 0.01)
@@ -108,19 +126,23 @@ def geo_params(
         math.floor((lon + dlon + 180) / GEO_CELL_DEG) + 1,
     )
     if not by_cells or len(rows) * len(cols) > MAX_CELLS:
-        return False, params
+        return "box", params
     base = geo_cell(-90.0, -180.0)
     params["cells"] = [base + r * 10_000 + c for r in rows for c in cols]
-    return True, params
+    return ("cell_array" if dialect == "postgresql" else "cells"), params
 
 
-@lru_cache(maxsize=2)
-def geo_clause(by_cells: bool) -> ColumnElement[bool]:
+@lru_cache(maxsize=3)
+def geo_clause(read: GeoRead) -> ColumnElement[bool]:
     box = and_(
         Event.venue_lat.between(bindparam("lat_min"), bindparam("lat_max")),
         Event.venue_lon.between(bindparam("lon_min"), bindparam("lon_max")),
     )
-    return and_(Event.geo_cell.in_(_in("cells")), box) if by_cells else box
+    if read == "box":
+        return box
+    if read == "cell_array":
+        return and_(Event.geo_cell == any_(bindparam("cells", type_=ARRAY(Integer))), box)
+    return and_(Event.geo_cell.in_(_in("cells")), box)
 
 
 def position_params(position: tuple[datetime, int]) -> dict[str, Any]:
@@ -144,14 +166,14 @@ def _order(backward: bool) -> tuple[Any, ...]:
 
 
 @lru_cache(maxsize=KEPT)
-def candidates(shape: Shape, by_cells: bool) -> Select[int, float | None, float | None, Any]:
+def candidates(shape: Shape, read: GeoRead) -> Select[int, float | None, float | None, Any]:
     """(id, lat, lon, start) of the on-site and hybrid matches in the geo parameters' box: the
     columns read and filtered are in the covering index ix_events_geo_search, so the scan of
     the candidates need not visit the table."""
     # The start as the driver gives it (see events_app.search._moments).
     starts = type_coerce(Event.starts_at, NullType())
     return select(Event.id, Event.venue_lat, Event.venue_lon, starts).where(
-        *conditions(shape), Event.format != "online", geo_clause(by_cells)
+        *conditions(shape), Event.format != "online", geo_clause(read)
     )
 
 
@@ -174,11 +196,11 @@ def date_page(shape: Shape, online: bool, after: bool, backward: bool) -> Select
 
 @lru_cache(maxsize=KEPT)
 def near_by_date(
-    shape: Shape, by_cells: bool, after: bool, backward: bool
+    shape: Shape, read: GeoRead, after: bool, backward: bool
 ) -> Select[int, datetime, str, float | None, float | None]:
     """(id, start, format, lat, lon) of the online matches and of the on-site ones in the geo
     parameters' box, by date, `page_limit` at a time from the position with `after`."""
-    near = and_(Event.format != "online", geo_clause(by_cells))
+    near = and_(Event.format != "online", geo_clause(read))
     where = [*conditions(shape), or_(Event.format == "online", near)]
     if after:
         where.append(beyond(backward))

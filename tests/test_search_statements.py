@@ -92,10 +92,10 @@ def test_kept_statements_hold_no_value() -> None:
         "one_per_group",
     )
     kept = [
-        statements.candidates(shape, True),
-        statements.candidates(shape, False),
+        statements.candidates(shape, "cells"),
+        statements.candidates(shape, "box"),
         statements.date_page(shape, True, True, False),
-        statements.near_by_date(shape, True, True, True),
+        statements.near_by_date(shape, "cell_array", True, True),
         statements.count_upto(shape, True),
     ]
     for statement in kept:
