@@ -11,6 +11,7 @@ with new values skips both. No statement here holds a value: a parameter left ou
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Hashable
 from datetime import datetime
@@ -26,6 +27,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
+    literal_column,
     or_,
     select,
     type_coerce,
@@ -96,10 +98,11 @@ def conditions(shape: Shape) -> tuple[ColumnElement[bool], ...]:
     return tuple(_condition(part) for part in shape)
 
 
-# How a circle is read: by the cells it touches, given as a list or, on PostgreSQL, as one array
-# parameter (the same statement, prepared once, whatever the number of cells; a list is
-# written out, with a cast for each cell, at every search); or by its bounding box alone.
-GeoRead = Literal["cells", "cell_array", "box"]
+# How a circle is read: by the cells it touches, given as one parameter (an array on
+# PostgreSQL, a JSON list read by json_each on SQLite: the same statement whatever the number
+# of cells, where a list of parameters is written out again at every search, with a cast for
+# each cell on PostgreSQL), or by its bounding box alone.
+GeoRead = Literal["cell_json", "cell_array", "box"]
 
 
 def geo_params(
@@ -128,8 +131,12 @@ def geo_params(
     if not by_cells or len(rows) * len(cols) > MAX_CELLS:
         return "box", params
     base = geo_cell(-90.0, -180.0)
-    params["cells"] = [base + r * 10_000 + c for r in rows for c in cols]
-    return ("cell_array" if dialect == "postgresql" else "cells"), params
+    cells = [base + r * 10_000 + c for r in rows for c in cols]
+    if dialect == "postgresql":
+        params["cells"] = cells
+        return "cell_array", params
+    params["cells"] = json.dumps(cells)
+    return "cell_json", params
 
 
 @lru_cache(maxsize=3)
@@ -142,7 +149,10 @@ def geo_clause(read: GeoRead) -> ColumnElement[bool]:
         return box
     if read == "cell_array":
         return and_(Event.geo_cell == any_(bindparam("cells", type_=ARRAY(Integer))), box)
-    return and_(Event.geo_cell.in_(_in("cells")), box)
+    listed: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam("cells"))
+    )
+    return and_(Event.geo_cell.in_(listed), box)
 
 
 def position_params(position: tuple[datetime, int]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def test_kept_statements_hold_no_value() -> None:
         "one_per_group",
     )
     kept = [
-        statements.candidates(shape, "cells"),
+        statements.candidates(shape, "cell_json"),
         statements.candidates(shape, "box"),
         statements.date_page(shape, True, True, False),
         statements.near_by_date(shape, "cell_array", True, True),
