@@ -401,6 +401,14 @@ def _rank_by_date(
 
 Ranked = tuple[float, datetime, int]
 
+# The circle (index in SEARCH_STEPS) that held a page at the last first page of a search, by
+# place, radius and shape of search, in each worker. The density of events around a place
+# changes slowly, so the next such search starts there instead of reading the smaller circles
+# again, each of which held too few (two of the three queries of a search in a middle-sized
+# town). Any start gives the same page: only the rows read change.
+_FIRST_CIRCLE: dict[Hashable, int] = {}
+FIRST_CIRCLES_KEPT = 4096
+
 
 @lru_cache(maxsize=8)
 def _moments(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -453,22 +461,31 @@ def _nearest(
     """(distance, start, id) of the first limit + 1 on-site and hybrid matches within
     radius_km after the cursor, nearest first (all of them when fewer). `few`: the conditions
     already name a handful of ids, so one box around the whole radius reads them at once."""
-    # Circles inside the cursor's distance hold nothing new: start beyond it.
-    start = after[0] if after is not None else 0.0
     steps = (1.0,) if few else SEARCH_STEPS
-    circles = [radius_km * step for step in steps if radius_km * step > start]
+    # A first page starts at the circle that held the last first page of this search around
+    # this place; a next page beyond the circles inside the cursor's distance.
+    remembered = (place.lat, place.lon, radius_km, conditions.shape)
+    first = 0 if few or after is not None else _FIRST_CIRCLE.get(remembered, 0)
+    start = after[0] if after is not None else 0.0
     ranked: list[Ranked] = []
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
     to_driver, from_driver = _moments(connection.dialect)
     bound = None if after is None else (after[0], to_driver(after[1]), after[2])
-    for circle in circles:
+    for step in range(first, len(steps)):
+        circle = radius_km * steps[step]
+        if circle <= start and step < len(steps) - 1:
+            continue
         ranked = _within(connection, conditions, place, circle, by_cells=not few)
         if bound is not None:
             ranked = [item for item in ranked if item > bound]
         # More than a page inside this circle: nothing outside it can come first.
         if len(ranked) > limit:
             break
+    if not few and after is None:
+        if len(_FIRST_CIRCLE) >= FIRST_CIRCLES_KEPT:
+            _FIRST_CIRCLE.clear()
+        _FIRST_CIRCLE[remembered] = step
     return [(d, from_driver(starts), event_id) for d, starts, event_id in ranked[: limit + 1]]
 
 

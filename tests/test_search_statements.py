@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from events_app import search
 from events_app import search_statements as statements
 from events_app.events import get_event, update_event
 from events_app.models import SECTOR_BITS, sector_mask, sectors_of_mask
@@ -129,3 +130,36 @@ def test_sector_mask_follows_every_change_of_sectors(db: Session) -> None:
 def test_every_sector_has_its_bit() -> None:
     assert set(SECTORS) <= set(SECTOR_BITS)
     assert all(sectors_of_mask(sector_mask([code])) == [code] for code in SECTOR_BITS)
+
+
+def test_remembered_first_circle_never_changes_the_page(db: Session) -> None:
+    """A first page starts at the circle that held the last one around the same place: as
+    events come and go, the page is always the one a fresh search gives."""
+    agency, _ = make_agency(db)
+    query = SearchQuery(near="Lyon", radius_km=30, limit=2)
+
+    def page() -> list[int]:
+        return [e.id for e, _ in search_event_summaries(db, query).hits]
+
+    def fresh() -> list[int]:
+        search._FIRST_CIRCLE.clear()
+        return page()
+
+    far = [
+        make_event(db, agency, venue={**LYON, "lat": 45.95 + i / 100, "lon": 4.85}).id
+        for i in range(3)
+    ]
+    first = page()
+    assert first == fresh() and set(first) < set(far)  # the whole radius, remembered
+    near = [
+        make_event(db, agency, venue={**LYON, "lat": 45.764 + i / 1000, "lon": 4.8357}).id
+        for i in range(3)
+    ]
+    nearest = page()  # starts at the whole radius: still the nearest
+    assert nearest == fresh() and set(nearest) < set(near)
+    assert page() == nearest  # remembered: the smallest circle
+    moved = event_fields({"venue": {**LYON, "lat": 47.0, "lon": 4.85}}, partial=True)
+    for event_id in near:
+        update_event(db, get_event(db, event_id), moved)
+    # The smallest circle holds nothing now (its events moved away): the search widens again.
+    assert page() == fresh() == first
