@@ -52,6 +52,7 @@ from events_app.web.common import (
     MAX_DB_ID,
     check_rate,
     deliver_mail_soon,
+    in_search_transaction,
     in_transaction,
     json_body,
     notifier,
@@ -136,7 +137,7 @@ async def list_events(request: Request) -> Response:
     key, query = pages.queries.get(request.scope["query_string"])
 
     async def compute() -> bytes:
-        result = await in_transaction(request, lambda db: search_event_summaries(db, query))
+        result = await in_search_transaction(request, lambda db: search_event_summaries(db, query))
         return _page(result, request, with_distance=query.near is not None)
 
     body = await pages.page(key, compute)
