@@ -303,8 +303,12 @@ def hits_of(
     known.update(
         (event_id, SearchHit(event, None, copies[event_id])) for event_id, event in events.items()
     )
+    # An event deleted between the ranking and the loading (PostgreSQL reads each statement in
+    # its own snapshot) is left out rather than failing the page.
     return [
-        SearchHit(known[event_id].event, d, known[event_id].duplicates) for event_id, d in ranked
+        SearchHit(known[event_id].event, d, known[event_id].duplicates)
+        for event_id, d in ranked
+        if event_id in known
     ]
 
 
@@ -312,7 +316,8 @@ def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
     """The same search as search_events, its events read as EventSummary: the API's page."""
     ranking = rank_events(db, query)
     events = load_summaries(db, [event_id for event_id, _ in ranking.hits])
-    hits = [(events[event_id], d) for event_id, d in ranking.hits]
+    # As in hits_of, an event deleted since the ranking is left out.
+    hits = [(events[event_id], d) for event_id, d in ranking.hits if event_id in events]
     return SummaryResult(hits, ranking.next_cursor, ranking.place)
 
 
@@ -678,4 +683,5 @@ def list_agency_events(
     own = Filters(("agency",), {"agency_id": agency_id})
     ranking = _rank_by_date(db, own, limit, after)
     events = _load(db, [event_id for event_id, _ in ranking.hits])
-    return SearchResult([SearchHit(events[i]) for i, _ in ranking.hits], ranking.next_cursor)
+    hits = [SearchHit(events[i]) for i, _ in ranking.hits if i in events]
+    return SearchResult(hits, ranking.next_cursor)

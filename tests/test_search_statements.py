@@ -3,6 +3,9 @@ a search of the same shape with other values must never see an earlier search's 
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from sqlalchemy.orm import Session
 
 from events_app import search
@@ -163,3 +166,22 @@ def test_remembered_first_circle_never_changes_the_page(db: Session) -> None:
         update_event(db, get_event(db, event_id), moved)
     # The smallest circle holds nothing now (its events moved away): the search widens again.
     assert page() == fresh() == first
+
+
+def test_an_event_deleted_after_the_ranking_is_left_out(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL reads each statement of a transaction in its own snapshot: an event can be
+    # ranked, then deleted before its page is loaded. The page goes out without it.
+    agency, _ = make_agency(db)
+    kept = make_event(db, agency, starts_at=in_days(2)).id
+    ranked = search.rank_events
+
+    def with_a_ghost(session: Session, query: SearchQuery, **options: Any) -> search.Ranking:
+        ranking = ranked(session, query, **options)
+        ranking.hits = [(kept + 1000, None), *ranking.hits]
+        return ranking
+
+    monkeypatch.setattr(search, "rank_events", with_a_ghost)
+    assert [e.id for e, _ in search_event_summaries(db, SearchQuery()).hits] == [kept]
+    assert [h.event.id for h in search_events(db, SearchQuery()).hits] == [kept]
