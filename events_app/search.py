@@ -441,9 +441,10 @@ def _within(
     read, geo = statements.geo_params(
         place.lat, place.lon, circle, dialect=connection.dialect.name, by_cells=by_cells
     )
+    # All at once (one fetchall): iterating a result fetches row by row.
     rows = connection.execute(
         statements.candidates(conditions.shape, read), conditions.with_(**geo)
-    )
+    ).all()
     within = circle if radius_km is None else radius_km
     return sorted(
         (d, starts, event_id)

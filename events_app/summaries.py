@@ -115,7 +115,8 @@ def load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
     width = len(_SUMMARY_COLUMNS)
     row: Any
     connection = db.connection()
-    for row in connection.execute(_statement(connection.dialect.name), {"ids": list(ids)}):
+    rows = connection.execute(_statement(connection.dialect.name), {"ids": list(ids)}).all()
+    for row in rows:
         agency_id, agency_name, agency_slug, mask, copies = row[width:]
         summaries[row[0]] = EventSummary(  # type: ignore[call-arg]
             *row[:width],
