@@ -8,6 +8,7 @@ import orjson
 import pytest
 from sqlalchemy.orm import Session
 
+from events_app.db import utcnow
 from events_app.events import get_event
 from events_app.models import Event
 from events_app.search import SearchQuery, search_event_summaries
@@ -49,10 +50,10 @@ def _events(db: Session) -> list[Event]:
 @pytest.mark.parametrize("distance", [None, 0.0, 12.34])
 def test_fast_items_are_the_model_items(db: Session, distance: float | None) -> None:
     for event in _events(db):
-        fast = orjson.dumps(EventOut.fast(event, SETTINGS, distance_km=distance))
+        fast = orjson.dumps(EventOut.fast(event, SETTINGS, utcnow(), distance_km=distance))
         model = dump(EventOut.of(event, SETTINGS, distance_km=distance))
         assert orjson.loads(fast) == orjson.loads(model)
-        without = orjson.loads(orjson.dumps(EventOut.fast(event, SETTINGS)))
+        without = orjson.loads(orjson.dumps(EventOut.fast(event, SETTINGS, utcnow())))
         assert "distance_km" not in without
         assert without == orjson.loads(dump(EventOut.of(event, SETTINGS)))
 
@@ -63,7 +64,7 @@ def test_a_search_page_from_summaries_validates_as_a_search_page(db: Session) ->
     assert result.hits
     body = orjson.dumps(
         {
-            "items": [EventOut.fast(e, SETTINGS) for e, _ in result.hits],
+            "items": [EventOut.fast(e, SETTINGS, utcnow()) for e, _ in result.hits],
             "next_cursor": result.next_cursor,
         }
     )

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 
 from events_app.agencies import authenticate_agency
 from events_app.checkins import check_in
+from events_app.db import utcnow
 from events_app.errors import InvalidInput
 from events_app.events import create_event, get_event
 from events_app.models import Registration
@@ -108,10 +109,11 @@ def _page(result: SearchResult | SummaryResult, request: Request, *, with_distan
         if isinstance(result, SearchResult)
         else result.hits
     )
+    now = utcnow()
     body: dict[str, Any] = {
         "items": [
             EventOut.fast(
-                event, settings, **({"distance_km": _km(distance)} if with_distance else {})
+                event, settings, now, **({"distance_km": _km(distance)} if with_distance else {})
             )
             for event, distance in hits
         ],
