@@ -6,10 +6,11 @@ through the (geo_cell, starts_at) index, trims them to the bounding box in SQL, 
 computes exact distances in Python for what is left.
 
 A page needs only the nearest events, so the search first looks within a sixteenth of the
-radius, then a quarter, then the whole radius, and stops at the first circle holding more
+radius, then doubles it up to the whole radius, and stops at the first circle holding more
 matches than the page: every event outside that circle is farther than all of them. In a dense
 city with a million events the first small circle is enough, so the time of a search follows
-the number of events near the place, not the size of the table.
+the number of events near the place, not the size of the table. A first page starts at the
+circle that held the last one around the same place (_FIRST_CIRCLE).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from events_app.places import ResolvedPlace, distance_km, resolve_place
 from events_app.search_statements import Shape
 from events_app.summaries import EventSummary, load_summaries
 
-# The circles a place search tries, as fractions of the radius asked for (see the docstring).
-SEARCH_STEPS = (1 / 16, 1 / 4, 1.0)
+# The circles a place search tries, as fractions of the radius asked for (see the docstring):
+# doubling, so that the circle a search starts at holds at most about four pages.
+SEARCH_STEPS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 # One rule for every radius a person gives: a search, an account's preferences, an alert.
 DEFAULT_RADIUS_KM = 30
 MIN_RADIUS_KM = 1
