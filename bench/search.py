@@ -147,9 +147,10 @@ def explain(database_url: str) -> tuple[list[str], int]:
             search_events(db, query)
         event.remove(database.engine, "before_cursor_execute", capture)
         statements = [s for s in captured if not s[0].lstrip().upper().startswith("BEGIN")]
-        # The candidate queries filter on the cells (the page's own load only reads them);
-        # the last one is the widest circle the search needed.
-        geo = [s for s in statements if "geo_cell IN" in s[0]]
+        # The candidate queries filter on the cells (the page's own load only reads them):
+        # `geo_cell IN (… json_each …)` on SQLite, `geo_cell = ANY (…)` on PostgreSQL; the
+        # last one is the widest circle the search needed.
+        geo = [s for s in statements if re.search(r"geo_cell (IN|= ANY)", s[0])]
         if not geo:
             return ["(no statement filters on geo_cell)"], len(statements)
         statement, parameters = geo[-1]

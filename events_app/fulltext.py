@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -40,6 +41,12 @@ _SEARCH_VECTOR: ColumnElement[Any] = literal_column("events.search_vector")
 # costs less below about 2 × √events matches: a rare word is found through the index, a common
 # one through the dates, and neither grows with the size of the table as much as its matches.
 FTS_MIN_DRIVE = 200
+# The plan the last search for the same words took (SQLite), kept PLAN_SECONDS in each worker:
+# how common a word is changes slowly, and counting its matches again cost about as much as
+# the search itself at a million events. Either plan finds the same events; only time differs.
+PLAN_SECONDS = 60.0
+PLANS_KEPT = 4096
+_PLANS: dict[tuple[str, str], tuple[float, bool]] = {}
 
 
 def text_terms(q: str) -> list[str]:
@@ -67,11 +74,21 @@ def text_filter(db: Session, terms: list[str]) -> tuple[Hashable, dict[str, Any]
         # common each word is).
         return ("q", "tsquery"), {"q_tsquery": " & ".join(f"{term}:*" for term in terms)}
     fts_query = " ".join(f'"{term}"*' for term in terms)
-    events = connection.scalar(select(func.max(Event.id))) or 0
-    threshold = max(FTS_MIN_DRIVE, int(2 * math.sqrt(events)))
-    first = _fts_matches().limit(threshold).subquery()
-    found = connection.scalar(select(func.count()).select_from(first), {"q_fts": fts_query})
-    if found is not None and found < threshold:
+    remembered = (connection.engine.url.database or "", fts_query)
+    now = time.monotonic()
+    known = _PLANS.get(remembered)
+    if known is not None and now - known[0] < PLAN_SECONDS:
+        by_index = known[1]
+    else:
+        events = connection.scalar(select(func.max(Event.id))) or 0
+        threshold = max(FTS_MIN_DRIVE, int(2 * math.sqrt(events)))
+        first = _fts_matches().limit(threshold).subquery()
+        found = connection.scalar(select(func.count()).select_from(first), {"q_fts": fts_query})
+        by_index = found is not None and found < threshold
+        if len(_PLANS) >= PLANS_KEPT:
+            _PLANS.clear()
+        _PLANS[remembered] = (now, by_index)
+    if by_index:
         return ("q", "fts"), {"q_fts": fts_query}
     # A common word: the same test on the words themselves (search_key holds them separated
     # by single spaces), which SQLite can apply while it walks the dates.

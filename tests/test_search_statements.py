@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from events_app import search
+from events_app import fulltext, search
 from events_app import search_statements as statements
 from events_app.events import get_event, update_event
 from events_app.models import SECTOR_BITS, sector_mask, sectors_of_mask
@@ -185,3 +185,24 @@ def test_an_event_deleted_after_the_ranking_is_left_out(
     monkeypatch.setattr(search, "rank_events", with_a_ghost)
     assert [e.id for e, _ in search_event_summaries(db, SearchQuery()).hits] == [kept]
     assert [h.event.id for h in search_events(db, SearchQuery()).hits] == [kept]
+
+
+def test_a_remembered_text_plan_finds_the_same_events(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps the plan the last search for the same words took (through the full-text
+    index for a rare word, along the dates for a common one): as a word becomes common, the
+    remembered plan still finds every event, as a fresh one does."""
+    monkeypatch.setattr(fulltext, "FTS_MIN_DRIVE", 3)
+    agency, _ = make_agency(db)
+    query = SearchQuery(q="boulangerie")
+
+    def found() -> set[int]:
+        return {e.id for e, _ in search_event_summaries(db, query).hits}
+
+    made = {make_event(db, agency, title="Boulangerie Martin").id}
+    assert found() == made  # rare: through the index, remembered
+    made |= {make_event(db, agency, title=f"Boulangerie n°{n}").id for n in range(4)}
+    assert found() == made  # common now, the index still remembered
+    fulltext._PLANS.clear()
+    assert found() == made  # along the dates
