@@ -30,29 +30,20 @@ def _ids(db: Session, query: SearchQuery) -> list[int]:
 
 def test_same_shape_other_values_get_their_own_answer(db: Session) -> None:
     agency, _ = make_agency(db)
-    lyon_n = make_event(
-        db,
-        agency,
-        title="Salon logistique",
-        sectors=["N"],
-        venue={**LYON, "lat": 45.732, "lon": 4.8226},
-        starts_at=in_days(3),
-    )
-    lyon_d = make_event(
-        db,
-        agency,
-        title="Forum commerce",
-        sectors=["D"],
-        venue={**LYON, "lat": 45.733, "lon": 4.8227},
-        starts_at=in_days(10),
-    )
-    montreuil_d = make_event(
-        db,
-        agency,
-        title="Forum vente",
-        sectors=["D"],
-        venue={**MONTREUIL, "lat": 48.8615, "lon": 2.4432},
-        starts_at=in_days(5),
+    lyon_n, lyon_d, montreuil_d = (
+        make_event(
+            db,
+            agency,
+            title=title,
+            sectors=[sector],
+            venue={**town, "lat": lat, "lon": lon},
+            starts_at=in_days(day),
+        )
+        for title, sector, town, lat, lon, day in (
+            ("Salon logistique", "N", LYON, 45.732, 4.8226, 3),
+            ("Forum commerce", "D", LYON, 45.733, 4.8227, 10),
+            ("Forum vente", "D", MONTREUIL, 48.8615, 2.4432, 5),
+        )
     )
     # Place and sector: one shape, four sets of values, asked one after the other.
     for near, sector, expected in (
