@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from events_app.db import utcnow
+from events_app.db import insert_many, utcnow
 from events_app.errors import InvalidInput
 from events_app.events import CALENDAR_FIELDS, PRACTICAL_FIELDS, one_line_text, sanitise_html
 from events_app.models import Event, EventSector, Feed, geo_cell, search_key, sector_mask
@@ -358,17 +358,10 @@ def _insert_rows(db: Session, feed: Feed, rows: list[PreparedEvent], now: dateti
                 "updated_at": now,
             }
         )
-    # Core inserts (mapper events do not run: the derived columns are set above), then the new
-    # ids by external id, unique in a feed. Not RETURNING in parameter order: SQLAlchemy can
-    # only keep that order on SQLite by inserting one row per statement.
-    connection = db.connection()  # Core executemany: the ORM's bulk path costs a lot per row
-    connection.execute(insert(cast(Table, Event.__table__)), records)
-    found = connection.execute(
-        select(Event.external_id, Event.id).where(
-            Event.feed_id == feed.id, Event.external_id.in_([row.external_id for row in rows])
-        )
-    )
-    ids = {external_id: event_id for external_id, event_id in found}
+    # Core inserts (mapper events do not run: the derived columns are set above); the new ids
+    # come back by external id, unique in a feed.
+    connection = db.connection()
+    ids = insert_many(connection, cast(Table, Event.__table__), records, ids_by="external_id")
     sector_rows = [
         {"event_id": ids[row.external_id], "sector": sector}
         for row in rows

@@ -7,7 +7,7 @@ scheduler do, then reads what was committed.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +15,24 @@ import pytest
 from sqlalchemy import func, inspect, select, update
 
 import importers.sync
-from events_app.db import Database
+from events_app.db import Database, insert_many
 from events_app.feeds import add_feed
-from events_app.models import Event, EventSector, ImportRun, OutboxMessage, Registration
+from events_app.models import (
+    Agency,
+    Event,
+    EventSector,
+    Feed,
+    ImportRun,
+    OutboxMessage,
+    Registration,
+    sector_mask,
+)
 from events_app.notifications import Notifier
 from events_app.registrations import Person, cancel_agency_event, register
 from events_app.settings import Settings
 from importers import ftjson
 from importers.run import RunSummary, run_import
-from tests.factories import in_days, make_agency
+from tests.factories import in_days, make_agency, make_event
 
 EVENT_COLUMNS = [attr.key for attr in inspect(Event).column_attrs]
 
@@ -811,6 +820,50 @@ def test_an_event_cancelled_by_hand_stays_cancelled_without_noise(
 
     assert (summary.updated, summary.unchanged, summary.warnings) == (0, 2, [])
     assert event_by_external_id(committed, feed_id, "1").status == "cancelled"
+
+
+def test_imported_events_keep_their_ids_and_later_events_get_new_ones(
+    committed: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # New events go in by batch (COPY on PostgreSQL, with ids drawn from the sequence): every
+    # event's sectors must land on it, whatever the batch, and an event created afterwards,
+    # by hand or by another import, must get an id of its own.
+    monkeypatch.setattr(importers.sync, "INSERT_BATCH", 4)
+    feed_id = make_feed(committed)
+    rows = [mee(n, codesRome=["ABCDEFGHJ"[n % 9]]) for n in range(1, 11)]
+    assert run(committed, settings, feed_id, ft_json(tmp_path, rows)).created == 10
+    other_feed = make_feed(committed)
+    assert run(committed, settings, other_feed, ft_json(tmp_path, [mee(1)], "b.json")).created == 1
+    with committed.transaction() as db:
+        agency = db.get_one(Agency, db.get_one(Feed, feed_id).agency_id)
+        by_hand = make_event(db, agency, title="Créé à la main").id
+        imported = db.execute(
+            select(Event.external_id, Event.id, Event.sector_mask, Event.starts_at).where(
+                Event.feed_id == feed_id
+            )
+        ).all()
+        sectors = dict(
+            db.execute(
+                select(EventSector.event_id, EventSector.sector).where(
+                    EventSector.event_id.in_([row.id for row in imported])
+                )
+            ).all()
+        )
+        others = db.scalars(select(Event.id).where(Event.feed_id == other_feed)).all()
+    for external_id, event_id, mask, starts_at in imported:
+        code = "ABCDEFGHJ"[int(external_id) % 9]
+        assert sectors[event_id] == code
+        assert mask == sector_mask([code])
+        assert starts_at == datetime(2030, 12, 10 + int(external_id) % 15, 8, 30, tzinfo=UTC)
+    ids = [row.id for row in imported]
+    assert len({*ids, *others, by_hand}) == len(ids) + len(others) + 1
+    assert by_hand > max(ids)
+
+
+def test_insert_many_refuses_records_that_leave_out_a_default() -> None:
+    records = [{"title": "Sans date"}]
+    with pytest.raises(ValueError, match="insert_many: no value for"):
+        insert_many(None, Event.__table__, records, ids_by="title")  # type: ignore[arg-type]
 
 
 def test_large_feeds_are_written_in_batches(
