@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
@@ -20,7 +21,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -132,8 +134,56 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+# A search run in the event loop (Database.search_now) that keeps the database busy longer
+# than this is stopped, to be run again in a worker thread.
+INLINE_SEARCH_BUDGET_S = 0.02
+# SQLite calls the budget's check every this many virtual-machine steps (tens of microseconds).
+_BUDGET_CHECK_STEPS = 10_000
+# PostgreSQL's error for a statement that ran past statement_timeout.
+_QUERY_CANCELED = "57014"
+# The key of Session.info naming the engine whose snapshots (events_app.gazetteer) a session
+# of another engine on the same database shares.
+SNAPSHOT_ENGINE = "snapshot_engine"
+
+
+class SearchDeferred(Exception):
+    """A search that cannot run in the event loop, or ran past its budget there: run it again
+    in a worker thread (Database.search_later)."""
+
+
+def create_search_engine(url: str) -> Engine:
+    """PostgreSQL's engine for the searches run in the event loop (Database.search_now).
+
+    Everything that would block the loop is bounded or gone. Each statement is cancelled by
+    the server past INLINE_SEARCH_BUDGET_S (statement_timeout). Reads run in autocommit: no
+    BEGIN and COMMIT round trips, and no ping before each use (a connection the server
+    dropped fails at once and the search goes to a worker thread, whose engine pings). A host
+    that vanishes mid-search is noticed by TCP within seconds (keepalives, tcp_user_timeout).
+    The session is read-only. Connections are opened only in worker threads (search_now does
+    not run without an idle one): connecting can take up to connect_timeout.
+    """
+    budget_ms = max(1, round(INLINE_SEARCH_BUDGET_S * 1000))
+    return create_engine(
+        normalise_url(url),
+        pool_size=1,
+        max_overflow=2,
+        pool_timeout=1,
+        isolation_level="AUTOCOMMIT",
+        connect_args={
+            "connect_timeout": 10,
+            "options": f"-c statement_timeout={budget_ms} -c default_transaction_read_only=on",
+            "keepalives": 1,
+            "keepalives_idle": 2,
+            "keepalives_interval": 1,
+            "keepalives_count": 2,
+            "tcp_user_timeout": 3000,
+        },
+    )
+
+
 class Database:
-    """The engine and its two session factories: plain, and write-locking for SQLite."""
+    """The engine and its two session factories: plain, and write-locking for SQLite; on
+    PostgreSQL, a second engine for the searches run in the event loop."""
 
     def __init__(
         self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
@@ -143,6 +193,10 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.write_sessions = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        self.search_engine = None if self.is_sqlite else create_search_engine(url)
+        self.search_sessions = sessionmaker(
+            self.search_engine, expire_on_commit=False, info={SNAPSHOT_ENGINE: self.engine}
         )
 
     @contextlib.contextmanager
@@ -166,8 +220,66 @@ class Database:
                     raise Conflict(CONFLICT_MESSAGE) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def search_now(self, work: Callable[[Session], T]) -> T:
+        """A search (read-only work) run right here, in the event loop, while it stays short:
+        SearchDeferred when it cannot start here or ran past INLINE_SEARCH_BUDGET_S.
+
+        A search is Python work that holds the GIL most of its time, so a worker thread blocks
+        the event loop about as much and adds the hand-over of the GIL between two threads at
+        every switch: under load that cost a third of the computed searches' throughput
+        (README, Performance). SQLite reads wait neither for the network nor for a lock (WAL);
+        its progress handler interrupts a long scan. PostgreSQL's server cancels a statement
+        past the budget, and the search engine bounds the rest (create_search_engine).
+        """
+        if self.search_engine is None:
+            return self._search_sqlite_now(work)
+        if not self.search_engine.pool.checkedin():  # type: ignore[attr-defined]
+            raise SearchDeferred("no idle connection for a search in the event loop")
+        try:
+            with self.search_sessions() as session:
+                return work(session)
+        except DBAPIError as exc:
+            canceled = getattr(exc.orig, "sqlstate", None) == _QUERY_CANCELED
+            if canceled or exc.connection_invalidated:
+                raise SearchDeferred(str(exc.orig)) from exc
+            raise
+
+    def _search_sqlite_now(self, work: Callable[[Session], T]) -> T:
+        deadline = time.monotonic() + INLINE_SEARCH_BUDGET_S
+
+        def bounded(db: Session) -> T:
+            raw = db.connection().connection.dbapi_connection
+            assert raw is not None  # noqa: S101 (a checked-out connection)
+            raw.set_progress_handler(lambda: time.monotonic() > deadline, _BUDGET_CHECK_STEPS)
+            try:
+                return work(db)
+            finally:
+                raw.set_progress_handler(None, 0)
+
+        try:
+            return self.run(bounded)
+        except OperationalError as exc:
+            if "interrupted" not in str(exc.orig):
+                raise
+            raise SearchDeferred(str(exc.orig)) from exc
+
+    def search_later(self, work: Callable[[Session], T]) -> T:
+        """A search in a worker thread, in a transaction of the main engine (see search_now).
+        On PostgreSQL, it first opens the search engine's connection if it has none idle, for
+        the next searches to run in the event loop."""
+        engine = self.search_engine
+        if engine is not None and not engine.pool.checkedin():  # type: ignore[attr-defined]
+            try:
+                with engine.connect():
+                    pass
+            except (DBAPIError, SQLAlchemyTimeoutError):
+                pass  # the search below says what is wrong, through the main engine
+        return self.run(work)
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.search_engine is not None:
+            self.search_engine.dispose()
 
 
 # Two requests inserting the same unique key at once (the same address signing up twice in

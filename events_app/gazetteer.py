@@ -20,6 +20,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from events_app.db import SNAPSHOT_ENGINE
 from events_app.models import Commune, CommunePostalCode
 
 # A misspelt name: candidates at least this alike (rapidfuzz's 0-100 ratio of the keys).
@@ -106,9 +107,10 @@ _lock = threading.Lock()
 
 
 def gazetteer(db: Session) -> Gazetteer:
-    """The snapshot of the communes of db's engine, read on first use."""
+    """The snapshot of the communes of db's engine, read on first use. A session of a second
+    engine on the same database (Database.search_sessions) names the first in its info."""
     bind = db.get_bind()
-    engine = bind.engine if isinstance(bind, Connection) else bind
+    engine = db.info.get(SNAPSHOT_ENGINE) or (bind.engine if isinstance(bind, Connection) else bind)
     with _lock:
         found = _snapshots.get(engine)
     if found is not None:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from events_app.db import Database
+from events_app.db import Database, SearchDeferred
 from events_app.errors import InvalidInput, NotFound, UnsupportedMediaType
 from events_app.mail import LogBackend, MailBackend, deliver_outbox
 from events_app.notifications import Notifier
@@ -53,45 +51,14 @@ async def in_transaction(
     return await run_in_threadpool(database.run, work, lock=lock)
 
 
-# A search run in the event loop (SQLite) that keeps the database busy longer than this is
-# stopped and run again in a worker thread, where SQLite's work leaves the loop free.
-INLINE_SEARCH_BUDGET_S = 0.02
-# SQLite calls the budget's check every this many virtual-machine steps (tens of microseconds).
-_BUDGET_CHECK_STEPS = 10_000
-
-
 async def in_search_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """Run a search (a read-only unit of work) in one transaction: on SQLite in the event loop
-    itself while it stays short, else (and always on PostgreSQL) in a worker thread.
-
-    A search is Python work that holds the GIL most of its time, so a worker thread blocks
-    the event loop about as much and adds the hand-over of the GIL between two threads at
-    every switch: under load that cost a third of the computed searches' throughput (README,
-    Performance). An SQLite read waits neither for the network nor for a lock (WAL: writers
-    never block readers). What it can do is scan long (a rare word over 200 km): SQLite
-    interrupts it after INLINE_SEARCH_BUDGET_S and it runs again in a thread, where SQLite
-    works without the GIL. PostgreSQL's reads can wait for the network or a restarting server,
-    which must never stall the loop.
-    """
+    """Run a search (a read-only unit of work) in the event loop itself while it stays short,
+    else in a worker thread (Database.search_now says why and how it is bounded)."""
     database: Database = request.state.db
-    if database.is_sqlite:
-        deadline = time.monotonic() + INLINE_SEARCH_BUDGET_S
-
-        def bounded(db: Session) -> T:
-            raw = db.connection().connection.dbapi_connection
-            assert raw is not None  # noqa: S101 (a checked-out connection)
-            raw.set_progress_handler(lambda: time.monotonic() > deadline, _BUDGET_CHECK_STEPS)
-            try:
-                return work(db)
-            finally:
-                raw.set_progress_handler(None, 0)
-
-        try:
-            return database.run(bounded)
-        except OperationalError as exc:
-            if "interrupted" not in str(exc.orig):
-                raise
-    return await run_in_threadpool(database.run, work)
+    try:
+        return database.search_now(work)
+    except SearchDeferred:
+        return await run_in_threadpool(database.search_later, work)
 
 
 def path_id(request: Request, name: str = "id") -> int:
