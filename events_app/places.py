@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from weakref import WeakKeyDictionary
 
-from geopy.distance import EARTH_RADIUS
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -738,6 +737,12 @@ def approximate_venues(
 # --- Distances ---------------------------------------------------------------------------------
 
 
+# geopy's mean Earth radius (geopy.distance.EARTH_RADIUS, which tests/test_places_unit.py
+# checks): importing geopy for it cost every worker and importer process 20 MB, geopy's
+# geocoders and the requests library they load.
+EARTH_RADIUS_KM = 6371.009
+
+
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in km, on geopy's mean Earth radius.
 
@@ -751,4 +756,4 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     half_dphi = (phi2 - phi1) / 2
     half_dlambda = math.radians(lon2 - lon1) / 2
     a = math.sin(half_dphi) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
-    return 2 * float(EARTH_RADIUS) * math.asin(min(1.0, math.sqrt(a)))
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))

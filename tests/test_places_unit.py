@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from geopy.distance import geodesic, great_circle
+from geopy.distance import EARTH_RADIUS, geodesic, great_circle
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select
@@ -24,6 +24,7 @@ from events_app.db import Base, Database
 from events_app.errors import InvalidInput
 from events_app.models import Commune, CommunePostalCode
 from events_app.places import (
+    EARTH_RADIUS_KM,
     AmbiguousPlace,
     ResolvedPlace,
     _wkb_outer_rings,
@@ -437,6 +438,7 @@ def test_distance_matches_geopy_great_circle(
 ) -> None:
     # The float haversine replaces geopy's great_circle on the search's hot path: same sphere,
     # same radius, so the same distances (to well under a metre).
+    assert EARTH_RADIUS_KM == EARTH_RADIUS
     assert distance_km(lat1, lon1, lat2, lon2) == pytest.approx(
         great_circle((lat1, lon1), (lat2, lon2)).km, abs=1e-6
     )
