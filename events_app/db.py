@@ -141,6 +141,12 @@ INLINE_SEARCH_BUDGET_S = 0.02
 _BUDGET_CHECK_STEPS = 10_000
 # PostgreSQL's error for a statement that ran past statement_timeout.
 _QUERY_CANCELED = "57014"
+# PostgreSQL searches that kept the event loop longer than the budget SLOW_SEARCHES times in
+# a row (a slow network: the server's statement_timeout counts only its own work) send the
+# worker's searches to threads for SLOW_SEARCH_BACKOFF_S; then the loop is tried again. In a
+# row, so that a worker descheduled once by a busy machine stays in the loop.
+SLOW_SEARCHES = 3
+SLOW_SEARCH_BACKOFF_S = 60.0
 # The key of Session.info naming the engine whose snapshots (events_app.gazetteer) a session
 # of another engine on the same database shares.
 SNAPSHOT_ENGINE = "snapshot_engine"
@@ -195,6 +201,8 @@ class Database:
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self.search_engine = None if self.is_sqlite else create_search_engine(url)
+        self._searches_in_threads_until = 0.0
+        self._slow_searches = 0
         self.search_sessions = sessionmaker(
             self.search_engine, expire_on_commit=False, info={SNAPSHOT_ENGINE: self.engine}
         )
@@ -229,20 +237,33 @@ class Database:
         every switch: under load that cost a third of the computed searches' throughput
         (README, Performance). SQLite reads wait neither for the network nor for a lock (WAL);
         its progress handler interrupts a long scan. PostgreSQL's server cancels a statement
-        past the budget, and the search engine bounds the rest (create_search_engine).
+        past the budget, and the search engine bounds the rest (create_search_engine); searches
+        that keep the loop past the budget all the same (round trips over a slow network) send
+        the next ones to threads for a while (SLOW_SEARCHES).
         """
         if self.search_engine is None:
             return self._search_sqlite_now(work)
+        started = time.monotonic()
+        if started < self._searches_in_threads_until:
+            raise SearchDeferred("recent searches kept the event loop too long")
         if not self.search_engine.pool.checkedin():  # type: ignore[attr-defined]
             raise SearchDeferred("no idle connection for a search in the event loop")
         try:
             with self.search_sessions() as session:
-                return work(session)
+                result = work(session)
         except DBAPIError as exc:
             canceled = getattr(exc.orig, "sqlstate", None) == _QUERY_CANCELED
             if canceled or exc.connection_invalidated:
                 raise SearchDeferred(str(exc.orig)) from exc
             raise
+        ended = time.monotonic()
+        self._slow_searches = (
+            self._slow_searches + 1 if ended - started > INLINE_SEARCH_BUDGET_S else 0
+        )
+        if self._slow_searches >= SLOW_SEARCHES:
+            self._slow_searches = 0
+            self._searches_in_threads_until = ended + SLOW_SEARCH_BACKOFF_S
+        return result
 
     def _search_sqlite_now(self, work: Callable[[Session], T]) -> T:
         deadline = time.monotonic() + INLINE_SEARCH_BUDGET_S

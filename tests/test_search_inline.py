@@ -126,3 +126,36 @@ def test_a_connection_the_server_dropped_sends_the_search_to_a_thread_once(
         assert database.search_now(lambda session: session.execute(text("SELECT 4")).scalar())
     finally:
         database.dispose()
+
+
+def test_searches_slowed_by_the_network_go_to_threads_for_a_while(
+    committed: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if committed.is_sqlite:
+        pytest.skip("SQLite's reads have no network to wait for")
+    database = Database(str(committed.engine.url.render_as_string(hide_password=False)))
+
+    def one(session: Session) -> int:
+        return int(session.execute(text("SELECT 1")).scalar_one())
+
+    def searches(slow: bool, count: int) -> None:
+        # A budget of 0 makes every search slow (as over a slow network: each round trip is
+        # long, and none runs long on the server); one of 10 s makes none.
+        monkeypatch.setattr(db_module, "INLINE_SEARCH_BUDGET_S", 0.0 if slow else 10.0)
+        for _ in range(count):
+            assert database.search_now(one) == 1
+
+    try:
+        database.search_later(one)  # opens the search connection
+        # Slow searches, but not enough in a row: a worker descheduled once stays in the loop.
+        searches(slow=True, count=db_module.SLOW_SEARCHES - 1)
+        searches(slow=False, count=1)
+        searches(slow=True, count=db_module.SLOW_SEARCHES)
+        with pytest.raises(SearchDeferred, match="kept the event loop"):
+            database.search_now(one)
+        assert database.search_later(one) == 1
+        # The while has passed: the loop is tried again.
+        monkeypatch.setattr(database, "_searches_in_threads_until", 0.0)
+        searches(slow=False, count=2)
+    finally:
+        database.dispose()
