@@ -87,8 +87,12 @@ lint: install
 	  fi; \
 	  exit $$status
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file's tests in the same one.
+# Each process starts its own PostgreSQL cluster, SQLite file and redis-server on free ports.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 format: install
 	$(BIN)/ruff format events_app importers tests bench tools

@@ -8,6 +8,7 @@ whose rows (except the communes) are deleted after each test.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -165,10 +166,14 @@ def icaljs() -> Callable[[list[bytes]], list[dict[str, Any]]]:
             "!!! node is not installed: the ical.js (Thunderbird) checks of the calendars are "
             "SKIPPED. Install Node.js to run them. !!!"
         )
-    if not (JS_DIR / "node_modules" / "ical.js").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, timeout=300
-        )
+    # The test processes (pytest-xdist workers) install ical.js once: the first takes the
+    # lock and runs npm ci, the others wait for it and find node_modules there.
+    with open(JS_DIR / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (JS_DIR / "node_modules" / "ical.js").is_dir():
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, timeout=300
+            )
 
     def run(bodies: list[bytes]) -> list[dict[str, Any]]:
         with tempfile.TemporaryDirectory() as folder:
