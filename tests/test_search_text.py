@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
+from events_app.db import PARIS
 from events_app.events import update_event
 from events_app.fulltext import text_terms
 from events_app.models import Event
@@ -59,3 +63,31 @@ def test_venue_and_city_are_searched_too(db: Session) -> None:
     agency, _ = make_agency(db)
     make_event(db, agency, title="Job dating")
     assert _titles(db, "montreuil") == ["Job dating"]
+
+
+def test_postgresql_plans_each_text_search_for_its_own_weeks(db: Session, backend: str) -> None:
+    """The same words asked for week after week must not become one prepared statement planned
+    for any dates at all (a generic plan): PostgreSQL would guess the weeks hold a handful of
+    the word's matches and read every match through the full-text index (140 ms for a common
+    word at a million events) instead of walking the dates to the page's 20."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's prepared statements")
+    agency, _ = make_agency(db)
+    make_event(db, agency, title="Forum de la logistique")
+    start = datetime.now(PARIS).date()
+    for week in range(10):  # past psycopg's prepare threshold (5 runs of one statement)
+        first = start + timedelta(weeks=week)
+        query = SearchQuery(q="logistique", date_from=first, date_to=first + timedelta(days=27))
+        search_events(db, query)
+    prepared = db.execute(
+        text(
+            "SELECT statement, parameter_types::text FROM pg_prepared_statements "
+            "WHERE statement LIKE '%@@%'"
+        )
+    ).all()
+    date_parameters = [
+        statement for statement, types in prepared if "timestamp with time zone" in types
+    ]
+    assert date_parameters == []
+    # The searches still found the event in the weeks that hold it.
+    assert _titles(db, "logistique") == ["Forum de la logistique"]
