@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, event, text
 from sqlalchemy.orm import Session
 
+from events_app import search_statements as statements
 from events_app.db import PARIS
 from events_app.events import update_event
 from events_app.fulltext import text_terms
 from events_app.models import Event
-from events_app.search import SearchQuery, search_events
+from events_app.search import SearchQuery, paris_day_start, search_events
 from events_app.web.schemas import event_fields
 from tests.factories import make_agency, make_event
 
@@ -91,3 +93,39 @@ def test_postgresql_plans_each_text_search_for_its_own_weeks(db: Session, backen
     assert date_parameters == []
     # The searches still found the event in the weeks that hold it.
     assert _titles(db, "logistique") == ["Forum de la logistique"]
+
+
+def test_sqlite_walks_the_dates_of_a_common_word_in_one_index(db: Session, backend: str) -> None:
+    """A common word's search walks the events by date and tests each one's words: on SQLite
+    it reads them from ix_events_fulltext_dates alone, never the table (a lookup per event
+    read, 6.6 ms for « logistique » at a million events against 1.6 ms)."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's index of the words by date (PostgreSQL tests its tsvector)")
+    agency, _ = make_agency(db)
+    wanted = make_event(db, agency, title="Forum de la logistique")
+    make_event(db, agency, title="Atelier CV")
+    shape = ("from", "to", ("q", "like", 1), "one_per_group")
+    first = datetime.now(PARIS).date()
+    params = {
+        "date_from": paris_day_start(first),
+        "date_to": paris_day_start(first + timedelta(days=60)),
+        "q_like_0": "% logist%",
+        "page_limit": 21,
+    }
+    statement = statements.date_page(shape, False, False, False)
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
+        sent.append((sql, parameters))
+
+    connection = db.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        found = [row[0] for row in connection.execute(statement, params)]
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert found == [wanted.id]
+    sql, parameters = sent[-1]
+    plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters).all()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "USING COVERING INDEX ix_events_fulltext_dates" in details, details
