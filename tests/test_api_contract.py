@@ -38,6 +38,11 @@ def _events(db: Session) -> list[Event]:
             job_offers=12,
         ),
         make_event(db, agency, starts_at=in_days(2, 23, 59), title="Forum de nuit"),
+        # Written by orjson on the fast path and by isoformat() in the model: seconds and
+        # their fraction too.
+        make_event(
+            db, agency, starts_at=in_days(3).replace(second=7, microsecond=250), title="Précis"
+        ),
     ]
     cancelled = events[0]
     cancelled.status = "cancelled"

@@ -79,9 +79,10 @@ class DuplicateOut(_Output):
     agency: DuplicateAgencyOut
 
 
-def _local(moment: datetime | None, tz: str) -> str | None:
-    """An instant in the event's zone, ISO 8601 with its offset (as `Moment` writes it)."""
-    return None if moment is None else moment.astimezone(_zone(tz)).isoformat()
+def _local(moment: datetime | None, tz: str) -> datetime | None:
+    """An instant in the event's zone: `Moment` and orjson both write it as ISO 8601 with its
+    offset (orjson in a third of the time of isoformat(), four times per item of a page)."""
+    return None if moment is None else moment.astimezone(_zone(tz))
 
 
 @lru_cache(maxsize=64)
@@ -127,10 +128,11 @@ class EventOut(_Output):
     def values(
         cls, event: Event | EventSummary, settings: Settings, now: datetime | None = None
     ) -> dict[str, Any]:
-        """The field values of an event, as JSON values: the one place that reads an event
-        for the API. A search page is these values written by orjson (`fast`), every other
-        answer the model built from them (`of`); tests/test_api_contract.py checks that both
-        give the same JSON, and schemathesis that both match the document."""
+        """The field values of an event, as values orjson writes (JSON values, and moments in
+        the event's zone): the one place that reads an event for the API. A search page is
+        these values written by orjson (`fast`), every other answer the model built from them
+        (`of`); tests/test_api_contract.py checks that both give the same JSON, and
+        schemathesis that both match the document."""
         state = registration_state(event, now)
         tz = event.timezone
         return {
