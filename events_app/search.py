@@ -3,7 +3,9 @@
 With a place, on-site and hybrid events within the radius come first, nearest first; online
 events, which match any place, follow by date. The place filter reads a handful of geo cells
 through the (geo_cell, starts_at) index, trims them to the bounding box in SQL, and only then
-computes exact distances in Python for what is left.
+computes exact distances for what is left: in Python on SQLite, whose statements cost no round
+trip; on PostgreSQL in the statement itself, which ranks them and returns the page with what
+it shows (and the first online events when the whole radius is read): one round trip.
 
 A page needs only the nearest events, so the search first looks within a sixteenth of the
 radius, then doubles it up to the whole radius, and stops at the first circle holding more
@@ -36,7 +38,7 @@ from events_app.fulltext import text_filter, text_terms
 from events_app.models import Agency, Event, sector_mask
 from events_app.places import ResolvedPlace, distance_km, resolve_place
 from events_app.search_statements import Shape
-from events_app.summaries import EventSummary, load_summaries
+from events_app.summaries import EventSummary, load_summaries, summary_of
 
 # The circles a place search tries, as fractions of the radius asked for (see the docstring):
 # doubling, so that the circle a search starts at holds at most about four pages.
@@ -230,6 +232,9 @@ class Ranking:
     place: ResolvedPlace | None = None
     prev_cursor: str | None = None
     count: int | None = None
+    # Summaries of events of the page already read by the ranking (a place search on
+    # PostgreSQL reads them with the distances): search_event_summaries reads only the others.
+    summaries: dict[int, EventSummary] = field(default_factory=dict)
 
 
 @dataclass
@@ -247,9 +252,12 @@ def rank_events(db: Session, query: SearchQuery, *, count: bool = False) -> Rank
     backward = cursor is not None and cursor.get(BEFORE) == 1
     conditions = _filters(db, query)
     place: ResolvedPlace | None = None
+    summaries: dict[int, EventSummary] = {}
     if query.near is None:
         position = _date_cursor(cursor) if cursor is not None else None
-        ranking = _rank_by_date(db, conditions, query.limit, position, backward=backward)
+        ranking = _rank_by_date(
+            db, conditions, query.limit, position, backward=backward, summaries=summaries
+        )
     else:
         place = resolve_place(db, query.near)
         if query.sort == "date":
@@ -259,7 +267,7 @@ def rank_events(db: Session, query: SearchQuery, *, count: bool = False) -> Rank
             )
         elif backward and cursor is not None:
             ranking = _search_near_before(
-                db, conditions, place, query.radius_km, query.limit, cursor
+                db, conditions, place, query.radius_km, query.limit, cursor, summaries
             )
         else:
             ranking = _search_near(
@@ -269,9 +277,11 @@ def rank_events(db: Session, query: SearchQuery, *, count: bool = False) -> Rank
                 query.radius_km,
                 query.limit,
                 cursor,
+                summaries,
                 few=query.only_ids is not None,
             )
         ranking.place = place
+    ranking.summaries = summaries
     if count:
         ranking.count = _count_matches(db, conditions, place, query.radius_km)
     return ranking
@@ -317,7 +327,10 @@ def hits_of(
 def search_event_summaries(db: Session, query: SearchQuery) -> SummaryResult:
     """The same search as search_events, its events read as EventSummary: the API's page."""
     ranking = rank_events(db, query)
-    events = load_summaries(db, [event_id for event_id, _ in ranking.hits])
+    events = ranking.summaries
+    missing = [event_id for event_id, _ in ranking.hits if event_id not in events]
+    if missing:
+        events = {**events, **load_summaries(db, missing)}
     # As in hits_of, an event deleted since the ranking is left out.
     hits = [(events[event_id], d) for event_id, d in ranking.hits if event_id in events]
     return SummaryResult(hits, ranking.next_cursor, ranking.place)
@@ -365,15 +378,30 @@ def _date_page(
     *,
     online: bool = False,
     backward: bool = False,
+    summaries: dict[int, EventSummary] | None = None,
 ) -> tuple[list[tuple[int, datetime]], bool]:
     """(id, start) of up to `limit` matches after the cursor, by date (only online ones with
     `online`); and whether more follow. Backward: the `limit` matches before it, nearest first
-    (the caller reverses them)."""
-    statement = statements.date_page(conditions.shape, online, after is not None, backward)
+    (the caller reverses them). On PostgreSQL, with `summaries`, the summaries of the events
+    read come in the same round trip (into `summaries`)."""
+    connection = db.connection()
+    read_summaries = summaries is not None and connection.dialect.name == "postgresql"
+    statement = statements.date_page(
+        conditions.shape, online, after is not None, backward, read_summaries
+    )
     params = conditions.with_(page_limit=limit + 1)
     if after is not None:
         params.update(statements.position_params(after))
-    page = [(event_id, starts) for event_id, starts in db.connection().execute(statement, params)]
+    rows = connection.execute(statement, params).all()
+    if read_summaries:
+        assert summaries is not None  # noqa: S101 (read_summaries says so)
+        page = []
+        for row in rows:
+            summary = summary_of(row, 1)
+            summaries[summary.id] = summary
+            page.append((summary.id, row[0]))
+    else:
+        page = [(event_id, starts) for event_id, starts in rows]
     return page[:limit], len(page) > limit
 
 
@@ -394,8 +422,9 @@ def _rank_by_date(
     after: tuple[datetime, int] | None,
     *,
     backward: bool = False,
+    summaries: dict[int, EventSummary] | None = None,
 ) -> Ranking:
-    page, more = _date_page(db, conditions, limit, after, backward=backward)
+    page, more = _date_page(db, conditions, limit, after, backward=backward, summaries=summaries)
     if backward:
         page.reverse()
         next_cursor = encode_cursor(_date_cursor_of(page[-1])) if page else None
@@ -428,32 +457,67 @@ def _moments(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], An
     return to_driver, from_driver
 
 
-def _within(
+def _ranked(
     connection: Connection,
     conditions: Filters,
     place: ResolvedPlace,
     circle: float,
     *,
-    radius_km: float | None = None,
+    within: float,
+    count: int,
+    bound: Ranked | None = None,
+    backward: bool = False,
     by_cells: bool = True,
-) -> list[Ranked]:
-    """(distance, start as the driver gives it, id) of the on-site and hybrid matches in the
-    box of `circle` km around the place and within radius_km of it (the circle itself by
-    default), nearest first (then soonest: the events of one venue come by date)."""
+    summaries: dict[int, EventSummary] | None = None,
+    online: bool = False,
+) -> tuple[list[Ranked], list[tuple[int, datetime]] | None]:
+    """(distance, start, id) of the on-site and hybrid matches read in the box of `circle` km
+    around the place and within `within` km of it, in the order of distances (then starts,
+    then ids): the first `count` after the bound, or backward the last `count` before it,
+    nearest first either way. On PostgreSQL the database ranks them and gives the summaries
+    of those it returns too (into `summaries`): one round trip for a page. On SQLite, whose
+    statements cost no round trip, the candidates' coordinates are read and ranked here.
+
+    With `online`, PostgreSQL also reads the (id, start) of the first online matches by date,
+    as many as the nearby ones leave of `count` (the second item; None when not read)."""
     read, geo = statements.geo_params(
         place.lat, place.lon, circle, dialect=connection.dialect.name, by_cells=by_cells
     )
+    if connection.dialect.name == "postgresql":
+        params = conditions.with_(
+            **geo, **statements.distance_params(place.lat, place.lon), within=within
+        )
+        params["page_limit"] = count
+        if bound is not None:
+            params.update(pos_distance=bound[0], pos_starts=bound[1], pos_id=bound[2])
+        statement = statements.nearest(conditions.shape, read, bound is not None, backward, online)
+        ranked: list[Ranked] = []
+        first_online: list[tuple[int, datetime]] = []
+        for row in connection.execute(statement, params).all():
+            summary = summary_of(row, 2)
+            if summaries is not None:
+                summaries[summary.id] = summary
+            if row[0] is None:
+                first_online.append((summary.id, summary.starts_at))
+            else:
+                ranked.append((row[0], summary.starts_at, summary.id))
+        return (ranked[::-1] if backward else ranked), (first_online if online else None)
+    to_driver, from_driver = _moments(connection.dialect)
     # All at once (one fetchall): iterating a result fetches row by row.
     rows = connection.execute(
         statements.candidates(conditions.shape, read), conditions.with_(**geo)
     ).all()
-    within = circle if radius_km is None else radius_km
-    return sorted(
+    found = sorted(
         (d, starts, event_id)
         for event_id, lat, lon, starts in rows
         # The geo condition only matches rows with coordinates.
         if (d := distance_km(place.lat, place.lon, lat or 0.0, lon or 0.0)) <= within
     )
+    if bound is not None:
+        edge = (bound[0], to_driver(bound[1]), bound[2])
+        found = [item for item in found if (item < edge if backward else item > edge)]
+    taken = found[-count:] if backward else found[:count]
+    return [(d, from_driver(starts), event_id) for d, starts, event_id in taken], None
 
 
 def _nearest(
@@ -465,10 +529,14 @@ def _nearest(
     after: Ranked | None,
     *,
     few: bool = False,
-) -> list[Ranked]:
+    summaries: dict[int, EventSummary] | None = None,
+) -> tuple[list[Ranked], list[tuple[int, datetime]] | None]:
     """(distance, start, id) of the first limit + 1 on-site and hybrid matches within
     radius_km after the cursor, nearest first (all of them when fewer). `few`: the conditions
-    already name a handful of ids, so one box around the whole radius reads them at once."""
+    already name a handful of ids, so one box around the whole radius reads them at once.
+    Second: on PostgreSQL, when the whole radius was read, the (id, start) of the first
+    online matches by date, up to limit + 1 with the nearby ones (None when not read); they
+    follow the nearby ones when those leave room on the page."""
     steps = (1.0,) if few else SEARCH_STEPS
     # A first page starts at the circle that held the last first page of this search around
     # this place; a next page beyond the circles inside the cursor's distance.
@@ -476,17 +544,26 @@ def _nearest(
     first = 0 if few or after is not None else _FIRST_CIRCLE.get(remembered, 0)
     start = after[0] if after is not None else 0.0
     ranked: list[Ranked] = []
+    first_online: list[tuple[int, datetime]] | None = None
     # Core on the session's connection: these rows are plain tuples, not ORM entities.
     connection = db.connection()
-    to_driver, from_driver = _moments(connection.dialect)
-    bound = None if after is None else (after[0], to_driver(after[1]), after[2])
     for step in range(first, len(steps)):
         circle = radius_km * steps[step]
-        if circle <= start and step < len(steps) - 1:
+        last = step == len(steps) - 1
+        if circle <= start and not last:
             continue
-        ranked = _within(connection, conditions, place, circle, by_cells=not few)
-        if bound is not None:
-            ranked = [item for item in ranked if item > bound]
+        ranked, first_online = _ranked(
+            connection,
+            conditions,
+            place,
+            circle,
+            within=circle,
+            count=limit + 1,
+            bound=after,
+            by_cells=not few,
+            summaries=summaries,
+            online=last,
+        )
         # More than a page inside this circle: nothing outside it can come first.
         if len(ranked) > limit:
             break
@@ -494,7 +571,7 @@ def _nearest(
         if len(_FIRST_CIRCLE) >= FIRST_CIRCLES_KEPT:
             _FIRST_CIRCLE.clear()
         _FIRST_CIRCLE[remembered] = step
-    return [(d, from_driver(starts), event_id) for d, starts, event_id in ranked[: limit + 1]]
+    return ranked, first_online
 
 
 # The box of a circle is cut with a flat degree (KM_PER_DEG_LAT) while distances are great
@@ -510,17 +587,24 @@ def _farthest(
     radius_km: float,
     limit: int,
     before: Ranked | None,
+    *,
+    summaries: dict[int, EventSummary] | None = None,
 ) -> list[Ranked]:
     """The last limit + 1 (distance, start, id) of the on-site matches within radius_km
     that come before `before` (all of them without it), in the nearest-first order."""
     circle = radius_km if before is None else min(radius_km, before[0] * BOX_MARGIN + 0.01)
-    connection = db.connection()
-    to_driver, from_driver = _moments(connection.dialect)
-    ranked = _within(connection, conditions, place, circle, radius_km=radius_km)
-    if before is not None:
-        bound = (before[0], to_driver(before[1]), before[2])
-        ranked = [item for item in ranked if item < bound]
-    return [(d, from_driver(starts), event_id) for d, starts, event_id in ranked[-(limit + 1) :]]
+    ranked, _ = _ranked(
+        db.connection(),
+        conditions,
+        place,
+        circle,
+        within=radius_km,
+        count=limit + 1,
+        bound=before,
+        backward=True,
+        summaries=summaries,
+    )
+    return ranked
 
 
 def _rank_near_by_date(
@@ -588,6 +672,7 @@ def _search_near(
     radius_km: float,
     limit: int,
     cursor: dict[str, Any] | None,
+    summaries: dict[int, EventSummary],
     *,
     few: bool = False,
 ) -> Ranking:
@@ -598,13 +683,16 @@ def _search_near(
     next_cursor: str | None = None
     prev_cursor: str | None = None
     online_after: tuple[datetime, int] | None = None
+    first_online: list[tuple[int, datetime]] | None = None
 
     if phase == "d":
         after = None
         if cursor is not None:
             starts, event_id = _date_cursor(cursor)
             after = (_cursor_field(cursor, "d", float), starts, event_id)
-        ranked = _nearest(db, conditions, place, radius_km, limit, after, few=few)
+        ranked, first_online = _nearest(
+            db, conditions, place, radius_km, limit, after, few=few, summaries=summaries
+        )
         hits = [(event_id, d) for d, _, event_id in ranked[:limit]]
         if len(ranked) > limit:
             d, starts, event_id = ranked[limit - 1]
@@ -616,17 +704,21 @@ def _search_near(
         online_after = _date_cursor(cursor)
 
     if next_cursor is None:
+        # The online events follow, from the start after the distance phase.
         remaining = limit - len(hits)
-        if remaining > 0:
-            page, more_online = _date_page(db, conditions, remaining, online_after, online=True)
-            hits.extend((event_id, None) for event_id, _ in page)
-            if more_online and page:
-                next_cursor = encode_cursor({"p": "o", **_date_cursor_of(page[-1])})
-            if cursor is not None and page and prev_cursor is None:
-                prev_cursor = _before(page[0], p="o")
-        elif _date_page(db, conditions, 0, None, online=True)[1]:
-            # The distance phase filled the page exactly; online events follow from the start.
-            next_cursor = encode_cursor({"p": "o"})
+        if first_online is not None:  # read with the nearby ones: up to remaining + 1
+            page, more_online = first_online[:remaining], len(first_online) > remaining
+        else:
+            page, more_online = _date_page(
+                db, conditions, remaining, online_after, online=True, summaries=summaries
+            )
+        hits.extend((event_id, None) for event_id, _ in page)
+        if more_online:
+            # Without a page (the distance phase filled it exactly): from the first one.
+            position = _date_cursor_of(page[-1]) if page else {}
+            next_cursor = encode_cursor({"p": "o", **position})
+        if cursor is not None and page and prev_cursor is None:
+            prev_cursor = _before(page[0], p="o")
     return Ranking(hits, next_cursor, None, prev_cursor)
 
 
@@ -637,6 +729,7 @@ def _search_near_before(
     radius_km: float,
     limit: int,
     cursor: dict[str, Any],
+    summaries: dict[int, EventSummary],
 ) -> Ranking:
     """The page before a cursor of the distance order: online events before it by date,
     then, going back further, the farthest on-site events of the radius."""
@@ -648,7 +741,13 @@ def _search_near_before(
     before: Ranked | None = None
     if phase == "o":
         rows, more = _date_page(
-            db, conditions, limit, (starts, event_id), online=True, backward=True
+            db,
+            conditions,
+            limit,
+            (starts, event_id),
+            online=True,
+            backward=True,
+            summaries=summaries,
         )
         page = [(found_id, None, found_starts) for found_id, found_starts in rows]
     elif phase == "d":
@@ -658,7 +757,9 @@ def _search_near_before(
     remaining = limit - len(page)
     if not more:
         # Before every online event (or a distance): the on-site events, farthest first.
-        ranked = _farthest(db, conditions, place, radius_km, max(remaining, 0), before)
+        ranked = _farthest(
+            db, conditions, place, radius_km, max(remaining, 0), before, summaries=summaries
+        )
         more = len(ranked) > remaining
         taken = ranked[-remaining:] if remaining > 0 else []
         page.extend((found_id, d, found_starts) for d, found_starts, found_id in reversed(taken))

@@ -21,6 +21,8 @@ from typing import Any, Literal
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    CompoundSelect,
+    Double,
     Integer,
     Select,
     and_,
@@ -28,14 +30,19 @@ from sqlalchemy import (
     bindparam,
     func,
     literal_column,
+    null,
     or_,
     select,
+    tuple_,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.types import NullType
 
 from events_app.fulltext import text_clause
-from events_app.models import GEO_CELL_DEG, Event, geo_cell
+from events_app.models import GEO_CELL_DEG, Agency, Event, geo_cell
+from events_app.places import EARTH_RADIUS_KM
+from events_app.summaries import SUMMARY_COLUMNS
 
 Shape = tuple[Hashable, ...]
 
@@ -197,20 +204,24 @@ def candidates(shape: Shape, read: GeoRead) -> Select[int, float | None, float |
 
 
 @lru_cache(maxsize=KEPT)
-def date_page(shape: Shape, online: bool, after: bool, backward: bool) -> Select[int, datetime]:
+def date_page(
+    shape: Shape, online: bool, after: bool, backward: bool, summaries: bool = False
+) -> Select[*tuple[Any, ...]]:
     """(id, start) of `page_limit` matches by date (only online ones with `online`), from the
-    position with `after`; backward, the ones before it, nearest first."""
+    position with `after`; backward, the ones before it, nearest first. With `summaries`,
+    each row goes on with the event's summary columns (see with_summaries)."""
     where = [*conditions(shape)]
     if online:
         where.append(Event.format == "online")
     if after:
         where.append(beyond(backward))
-    return (
+    page = (
         select(Event.id, Event.starts_at)
         .where(*where)
         .order_by(*_order(backward))
         .limit(bindparam("page_limit"))
     )
+    return with_summaries(page, backward) if summaries else page
 
 
 @lru_cache(maxsize=KEPT)
@@ -239,3 +250,108 @@ def count_upto(shape: Shape, online: bool) -> Select[int]:
         where.append(Event.format == "online")
     first = select(Event.id).where(*where).limit(bindparam("cap")).subquery()
     return select(func.count()).select_from(first)
+
+
+# math.radians multiplies by this constant (pi / 180 in floats).
+_RADIANS_PER_DEGREE = math.pi / 180
+
+
+def _float(value: float) -> ColumnElement[float]:
+    # repr gives back the same float when read (PostgreSQL parses it as a double too).
+    return literal_column(f"CAST({value!r} AS DOUBLE PRECISION)", Double())
+
+
+def distance_params(lat: float, lon: float) -> dict[str, float]:
+    """The parameters of distance_clause: the place, its latitude in radians and its cosine
+    computed once here."""
+    phi = math.radians(lat)
+    return {"place_phi": phi, "place_cos_phi": math.cos(phi), "place_lon": lon}
+
+
+@lru_cache(maxsize=1)
+def distance_clause() -> ColumnElement[float]:
+    """The distance in km from the place of distance_params to the event's venue:
+    events_app.places.distance_km written in SQL, the same operations in the same order on
+    doubles (tests/test_search_statements.py checks they give the same number)."""
+    per_degree, two = _float(_RADIANS_PER_DEGREE), _float(2.0)
+    phi = Event.venue_lat * per_degree
+    half_dphi = (phi - bindparam("place_phi", type_=Double())) / two
+    half_dlambda = (Event.venue_lon - bindparam("place_lon", type_=Double())) * per_degree / two
+    cos_phi: ColumnElement[float] = bindparam("place_cos_phi", type_=Double())
+    a = func.power(func.sin(half_dphi), two) + cos_phi * func.cos(phi) * func.power(
+        func.sin(half_dlambda), two
+    )
+    return two * _float(EARTH_RADIUS_KM) * func.asin(func.least(_float(1.0), func.sqrt(a)))
+
+
+@lru_cache(maxsize=KEPT)
+def nearest(
+    shape: Shape, read: GeoRead, bounded: bool, backward: bool, online: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """PostgreSQL: (distance, start, then the summary columns) of the `page_limit` nearest
+    on-site and hybrid matches in the geo parameters' box within `within` km of the place,
+    nearest first, then soonest, then by id; with `bounded`, only the ones after the position
+    (pos_distance, pos_starts, pos_id) in that order. Backward: the ones before it, farthest
+    first. With `online`, the first online matches by date follow (their distance null), as
+    many as the nearby ones leave of `page_limit`: the online events that come after them on
+    a page, in the same round trip.
+
+    The distances are computed, compared and ranked by the database, so that a page and the
+    cursor of the next one agree whatever the machines; the candidates come from the covering
+    index (as in `candidates`) and only the page's events are read whole."""
+    distance = distance_clause().label("distance")
+    where = [
+        *conditions(shape),
+        Event.format != "online",
+        geo_clause(read),
+        distance_clause() <= bindparam("within", type_=Double()),
+    ]
+    if bounded:
+        key = tuple_(distance_clause(), Event.starts_at, Event.id)
+        position = tuple_(
+            bindparam("pos_distance", type_=Double()),
+            bindparam("pos_starts", type_=Event.starts_at.type),
+            bindparam("pos_id", type_=Event.id.type),
+        )
+        where.append(key < position if backward else key > position)
+    ranked = (
+        select(Event.id, distance, Event.starts_at)
+        .where(*where)
+        .order_by(*_ranked_order(distance, Event.starts_at, Event.id, backward=backward))
+        .limit(bindparam("page_limit"))
+    )
+    if not online:
+        return with_summaries(ranked, backward)
+    near = ranked.cte("near")
+    left: ColumnElement[int] = (
+        bindparam("page_limit") - select(func.count()).select_from(near).scalar_subquery()
+    )
+    first_online: Select[*tuple[Any, ...]] = (
+        select(Event.id, null().cast(Double()).label("distance"), Event.starts_at)
+        .where(*conditions(shape), Event.format == "online")
+        .order_by(*_order(False))
+        .limit(left)
+    )
+    return with_summaries(union_all(select(*near.c), first_online))
+
+
+def with_summaries(
+    page: Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]], backward: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """The rows of a page (its first column the event's id, its order the columns it reads
+    after the id, then the id; nulls last) followed by the event's summary columns
+    (events_app.summaries.SUMMARY_COLUMNS), in the same order: the page and what it shows in
+    one round trip. Only the page's events are read whole, after its LIMIT."""
+    ranked = page.subquery("ranked")
+    first, *keys = ranked.c
+    return (
+        select(*keys, *SUMMARY_COLUMNS)
+        .select_from(ranked)
+        .join(Event, Event.id == first)
+        .join(Agency, Agency.id == Event.agency_id)
+        .order_by(*_ranked_order(*keys, first, backward=backward))
+    )
+
+
+def _ranked_order(*columns: Any, backward: bool) -> list[Any]:
+    return [column.desc() for column in columns] if backward else list(columns)

@@ -89,6 +89,30 @@ _SUMMARY_COLUMNS = (
 )
 
 
+# Every column a summary is built from (summary_of), after the event's own: its agency, its
+# sectors' bits and its stored copies.
+SUMMARY_COLUMNS = (
+    *_SUMMARY_COLUMNS,
+    Agency.id,
+    Agency.name,
+    Agency.slug,
+    Event.sector_mask,
+    Event.duplicate_copies,
+)
+
+
+def summary_of(row: Sequence[Any], start: int = 0) -> EventSummary:
+    """The summary read from SUMMARY_COLUMNS, found in the row from index `start`."""
+    width = start + len(_SUMMARY_COLUMNS)
+    agency_id, agency_name, agency_slug, mask, copies = row[width : width + 5]
+    return EventSummary(  # type: ignore[call-arg]
+        *row[start:width],
+        AgencyRef(agency_id, agency_name, agency_slug),
+        sectors_of_mask(mask),
+        copies,
+    )
+
+
 @lru_cache(maxsize=2)
 def _statement(dialect: str) -> Select[*tuple[Any, ...]]:
     """The events of the `ids` parameter with their agency. Built once per dialect: a
@@ -99,29 +123,13 @@ def _statement(dialect: str) -> Select[*tuple[Any, ...]]:
         wanted = Event.id == any_(bindparam("ids", type_=ARRAY(Integer)))
     else:
         wanted = Event.id.in_(bindparam("ids", expanding=True))
-    return (
-        select(*_SUMMARY_COLUMNS, Agency.id, Agency.name, Agency.slug, Event.sector_mask)
-        .add_columns(Event.duplicate_copies)
-        .join(Agency, Agency.id == Event.agency_id)
-        .where(wanted)
-    )
+    return select(*SUMMARY_COLUMNS).join(Agency, Agency.id == Event.agency_id).where(wanted)
 
 
 def load_summaries(db: Session, ids: Sequence[int]) -> dict[int, EventSummary]:
     """The summaries of these events, by id (one statement)."""
     if not ids:
         return {}
-    summaries: dict[int, EventSummary] = {}
-    width = len(_SUMMARY_COLUMNS)
-    row: Any
     connection = db.connection()
     rows = connection.execute(_statement(connection.dialect.name), {"ids": list(ids)}).all()
-    for row in rows:
-        agency_id, agency_name, agency_slug, mask, copies = row[width:]
-        summaries[row[0]] = EventSummary(  # type: ignore[call-arg]
-            *row[:width],
-            AgencyRef(agency_id, agency_name, agency_slug),
-            sectors_of_mask(mask),
-            copies,
-        )
-    return summaries
+    return {row[0]: summary_of(row) for row in rows}

@@ -3,6 +3,8 @@ a search of the same shape with other values must never see an earlier search's 
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from events_app import fulltext, search
 from events_app import search_statements as statements
 from events_app.events import get_event, update_event
 from events_app.models import SECTOR_BITS, sector_mask, sectors_of_mask
+from events_app.places import distance_km
 from events_app.search import SearchQuery, search_event_summaries, search_events
 from events_app.vocab import SECTORS
 from events_app.web.schemas import event_fields
@@ -90,6 +93,8 @@ def test_kept_statements_hold_no_value() -> None:
         statements.candidates(shape, "cell_json"),
         statements.candidates(shape, "box"),
         statements.date_page(shape, True, True, False),
+        statements.date_page(shape, True, True, True, True),
+        statements.nearest(shape, "cell_array", True, True),
         statements.near_by_date(shape, "cell_array", True, True),
         statements.count_upto(shape, True),
     ]
@@ -197,3 +202,62 @@ def test_a_remembered_text_plan_finds_the_same_events(
     assert found() == made  # common now, the index still remembered
     fulltext._PLANS.clear()
     assert found() == made  # along the dates
+
+
+def test_postgresql_measures_distances_as_python_does(db: Session) -> None:
+    """On PostgreSQL the database ranks a place search's events (search_statements.nearest):
+    its distance is places.distance_km's, float for float, so the page shows the distance it
+    ranked by and the count agrees with the page."""
+    connection = db.connection()
+    if connection.dialect.name != "postgresql":
+        pytest.skip("SQLite's searches measure distances in Python")
+    rng = random.Random(19)
+    clause = statements.distance_clause().compile(dialect=connection.dialect)
+    for _ in range(20):
+        lat, lon = rng.uniform(-21.5, 51.1), rng.uniform(-61.9, 55.8)
+        venues = [(lat + rng.uniform(-2, 2), lon + rng.uniform(-2, 2)) for _ in range(50)] + [
+            (lat, lon),
+            (-lat, lon + 180),
+        ]
+        rows = ", ".join(f"({a!r}::float8, {b!r}::float8)" for a, b in venues)
+        measured = connection.exec_driver_sql(
+            f"SELECT {clause} FROM (VALUES {rows}) AS events(venue_lat, venue_lon)",
+            statements.distance_params(lat, lon),
+        ).scalars()
+        expected = [distance_km(lat, lon, a, b) for a, b in venues]
+        assert list(measured) == expected
+        assert expected[-2] == 0 and math.isclose(expected[-1], math.pi * 6371.009, rel_tol=1e-6)
+
+
+def test_a_page_and_its_events_come_in_one_round_trip_on_postgresql(
+    db: Session, queries: list[str]
+) -> None:
+    """On PostgreSQL a search's page comes with what it shows (search_statements.
+    with_summaries) in one statement: near a place, with the first online events after the
+    nearby ones, or by date. SQLite, with no round trip to save, reads the page, then its
+    events (and the online events in a statement of their own)."""
+    agency, _ = make_agency(db)
+    # North of Lyon's centre, farther and farther, on the next days.
+    near = [
+        make_event(
+            db,
+            agency,
+            venue={**LYON, "lat": 45.80 + i / 100, "lon": 4.835},
+            starts_at=in_days(1 + i),
+        ).id
+        for i in range(3)
+    ]
+    online = make_event(
+        db, agency, format="online", online_url="https://visio.example/a", starts_at=in_days(5)
+    ).id
+    postgresql = db.connection().dialect.name == "postgresql"
+    search_event_summaries(db, SearchQuery(near="Lyon"))  # the place is read once
+
+    def page(query: SearchQuery) -> tuple[list[int], int]:
+        queries.clear()
+        hits = search_event_summaries(db, query).hits
+        return [event.id for event, _ in hits], len(queries)
+
+    assert page(SearchQuery(near="Lyon", limit=2)) == (near[:2], 1 if postgresql else 2)
+    assert page(SearchQuery(limit=2)) == (near[:2], 1 if postgresql else 2)
+    assert page(SearchQuery(near="Lyon", limit=5)) == ([*near, online], 1 if postgresql else 3)
