@@ -498,9 +498,9 @@ def _ranked(
             if summaries is not None:
                 summaries[summary.id] = summary
             if row[0] is None:
-                first_online.append((summary.id, summary.starts_at))
+                first_online.append((summary.id, row[1]))
             else:
-                ranked.append((row[0], summary.starts_at, summary.id))
+                ranked.append((row[0], row[1], summary.id))
         return (ranked[::-1] if backward else ranked), (first_online if online else None)
     to_driver, from_driver = _moments(connection.dialect)
     # All at once (one fetchall): iterating a result fetches row by row.

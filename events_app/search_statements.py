@@ -25,9 +25,11 @@ from sqlalchemy import (
     Double,
     Integer,
     Select,
+    String,
     and_,
     any_,
     bindparam,
+    cast,
     func,
     literal_column,
     null,
@@ -42,7 +44,7 @@ from sqlalchemy.types import NullType
 from events_app.fulltext import text_clause
 from events_app.models import GEO_CELL_DEG, Agency, Event, geo_cell
 from events_app.places import EARTH_RADIUS_KM
-from events_app.summaries import SUMMARY_COLUMNS
+from events_app.summaries import summary_columns
 
 Shape = tuple[Hashable, ...]
 
@@ -149,7 +151,9 @@ def geo_params(
     base = geo_cell(-90.0, -180.0)
     cells = [base + r * 10_000 + c for r in rows for c in cols]
     if dialect == "postgresql":
-        params["cells"] = cells
+        # An array's text, cast by the server: psycopg dumps a list of ints element by element
+        # in Python, which cost as much as the rest of the parameters for a wide circle.
+        params["cells"] = "{" + ",".join(map(str, cells)) + "}"
         return "cell_array", params
     params["cells"] = json.dumps(cells)
     return "cell_json", params
@@ -164,7 +168,8 @@ def geo_clause(read: GeoRead) -> ColumnElement[bool]:
     if read == "box":
         return box
     if read == "cell_array":
-        return and_(Event.geo_cell == any_(bindparam("cells", type_=ARRAY(Integer))), box)
+        cells = cast(bindparam("cells", type_=String()), ARRAY(Integer))
+        return and_(Event.geo_cell == any_(cells), box)
     listed: Select[Any] = select(literal_column("value")).select_from(
         func.json_each(bindparam("cells"))
     )
@@ -338,14 +343,14 @@ def nearest(
 def with_summaries(
     page: Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]], backward: bool = False
 ) -> Select[*tuple[Any, ...]]:
-    """The rows of a page (its first column the event's id, its order the columns it reads
-    after the id, then the id; nulls last) followed by the event's summary columns
-    (events_app.summaries.SUMMARY_COLUMNS), in the same order: the page and what it shows in
+    """PostgreSQL: the rows of a page (its first column the event's id, its order the columns
+    it reads after the id, then the id; nulls last) followed by the event's summary columns
+    (events_app.summaries.summary_columns), in the same order: the page and what it shows in
     one round trip. Only the page's events are read whole, after its LIMIT."""
     ranked = page.subquery("ranked")
     first, *keys = ranked.c
     return (
-        select(*keys, *SUMMARY_COLUMNS)
+        select(*keys, *summary_columns("postgresql"))
         .select_from(ranked)
         .join(Event, Event.id == first)
         .join(Agency, Agency.id == Event.agency_id)

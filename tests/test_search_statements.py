@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy.orm import Session
 
 from events_app import fulltext, search
 from events_app import search_statements as statements
+from events_app.db import utcnow
 from events_app.events import get_event, update_event
 from events_app.models import SECTOR_BITS, sector_mask, sectors_of_mask
 from events_app.places import distance_km
 from events_app.search import SearchQuery, search_event_summaries, search_events
+from events_app.settings import load_settings
 from events_app.vocab import SECTORS
+from events_app.web.answers import EventOut
 from events_app.web.schemas import event_fields
 from tests.factories import in_days, make_agency, make_event
 
@@ -261,3 +266,45 @@ def test_a_page_and_its_events_come_in_one_round_trip_on_postgresql(
     assert page(SearchQuery(near="Lyon", limit=2)) == (near[:2], 1 if postgresql else 2)
     assert page(SearchQuery(limit=2)) == (near[:2], 1 if postgresql else 2)
     assert page(SearchQuery(near="Lyon", limit=5)) == ([*near, online], 1 if postgresql else 3)
+
+
+@pytest.mark.parametrize("zone", ["America/Cayenne", "Pacific/Noumea"])
+def test_a_page_shows_the_same_moments_whatever_the_session_zone(db: Session, zone: str) -> None:
+    """PostgreSQL's summaries read their moments as the driver gives them, in the session's
+    zone (summaries.summary_columns): the API's items are the same as the ORM's, and the
+    cursors still lead to the next page."""
+    connection = db.connection()
+    if connection.dialect.name != "postgresql":
+        pytest.skip("SQLite has no session zone")
+    agency, _ = make_agency(db)
+    made = [
+        make_event(
+            db,
+            agency,
+            venue={**LYON, "lat": 45.80 + i / 100, "lon": 4.835},
+            starts_at=in_days(1 + i, hour=23, minute=45),
+            timezone="America/Guadeloupe" if i % 2 else "Europe/Paris",
+        ).id
+        for i in range(3)
+    ]
+    connection.exec_driver_sql(f"SET TIME ZONE '{zone}'")
+    settings = load_settings({})
+    for query in (SearchQuery(near="Lyon", limit=2), SearchQuery(limit=2)):
+        seen: list[int] = []
+        cursor = None
+        while True:
+            fast = search_event_summaries(db, replace(query, cursor=cursor))
+            slow = search_events(db, replace(query, cursor=cursor))
+            now = utcnow()
+            items = [EventOut.fast(e, settings, now, distance_km=d) for e, d in fast.hits]
+            assert orjson.dumps(items) == orjson.dumps(
+                [
+                    EventOut.fast(h.event, settings, now, distance_km=h.distance_km)
+                    for h in slow.hits
+                ]
+            )
+            seen += [e.id for e, _ in fast.hits]
+            if fast.next_cursor is None:
+                break
+            cursor = fast.next_cursor
+        assert seen == made, query
