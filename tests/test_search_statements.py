@@ -16,7 +16,7 @@ from events_app import fulltext, search
 from events_app import search_statements as statements
 from events_app.db import utcnow
 from events_app.events import get_event, update_event
-from events_app.models import SECTOR_BITS, sector_mask, sectors_of_mask
+from events_app.models import SECTOR_BITS, Agency, sector_mask, sectors_of_mask
 from events_app.places import distance_km
 from events_app.search import SearchQuery, search_event_summaries, search_events
 from events_app.settings import load_settings
@@ -234,6 +234,23 @@ def test_postgresql_measures_distances_as_python_does(db: Session) -> None:
         assert expected[-2] == 0 and math.isclose(expected[-1], math.pi * 6371.009, rel_tol=1e-6)
 
 
+def _north_of_lyon(
+    db: Session, agency: Agency, *, hour: int = 9, zones: tuple[str, ...] = ("Europe/Paris",)
+) -> list[int]:
+    """Three events north of Lyon's centre, farther and farther, on the next three days (at
+    `hour`, in these zones in turn): the same order by distance and by date."""
+    return [
+        make_event(
+            db,
+            agency,
+            venue={**LYON, "lat": 45.80 + i / 100, "lon": 4.835},
+            starts_at=in_days(1 + i, hour=hour),
+            timezone=zones[i % len(zones)],
+        ).id
+        for i in range(3)
+    ]
+
+
 def test_a_page_and_its_events_come_in_one_round_trip_on_postgresql(
     db: Session, queries: list[str]
 ) -> None:
@@ -242,16 +259,7 @@ def test_a_page_and_its_events_come_in_one_round_trip_on_postgresql(
     nearby ones, or by date. SQLite, with no round trip to save, reads the page, then its
     events (and the online events in a statement of their own)."""
     agency, _ = make_agency(db)
-    # North of Lyon's centre, farther and farther, on the next days.
-    near = [
-        make_event(
-            db,
-            agency,
-            venue={**LYON, "lat": 45.80 + i / 100, "lon": 4.835},
-            starts_at=in_days(1 + i),
-        ).id
-        for i in range(3)
-    ]
+    near = _north_of_lyon(db, agency)
     online = make_event(
         db, agency, format="online", online_url="https://visio.example/a", starts_at=in_days(5)
     ).id
@@ -277,16 +285,7 @@ def test_a_page_shows_the_same_moments_whatever_the_session_zone(db: Session, zo
     if connection.dialect.name != "postgresql":
         pytest.skip("SQLite has no session zone")
     agency, _ = make_agency(db)
-    made = [
-        make_event(
-            db,
-            agency,
-            venue={**LYON, "lat": 45.80 + i / 100, "lon": 4.835},
-            starts_at=in_days(1 + i, hour=23, minute=45),
-            timezone="America/Guadeloupe" if i % 2 else "Europe/Paris",
-        ).id
-        for i in range(3)
-    ]
+    made = _north_of_lyon(db, agency, hour=23, zones=("Europe/Paris", "America/Guadeloupe"))
     connection.exec_driver_sql(f"SET TIME ZONE '{zone}'")
     settings = load_settings({})
     for query in (SearchQuery(near="Lyon", limit=2), SearchQuery(limit=2)):
